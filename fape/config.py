@@ -1,0 +1,189 @@
+"""Typed configs: dataclasses loaded from YAML, with dotted command-line overrides.
+
+A config is a (possibly nested) dataclass. ``load_config(Cls, path, overrides)`` starts from the
+dataclass defaults, applies the YAML file, then the overrides (``a.b=3`` or ``--a.b=3``), and
+checks every key and type, so a typo fails with the key's name instead of being ignored.
+The resolved config is written next to every output (``save_config``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert ``value`` (from YAML or a command-line string) to type ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~")):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except (ConfigError, ValueError, TypeError) as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}: cannot read {value!r} as {tp}")
+    if origin is typing.Literal:
+        for a in args:
+            if value == a or (isinstance(value, str) and str(a) == value):
+                return a
+        raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
+        return _from_dict(tp, value, prefix=key + ".")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v != ""]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, key) for v in value]
+        return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        kt, vt = args if args else (Any, Any)
+        return {_coerce(k, kt, key): _coerce(v, vt, key) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+    types_ = _field_types(cls)
+    unknown = set(data) - set(types_)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {sorted(prefix + k for k in unknown)}; "
+            f"{cls.__name__} has {sorted(prefix + k for k in types_)}"
+        )
+    kwargs = {k: _coerce(v, types_[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, str]]:
+    """``["--a.b=1", "c=x", "--d", "2"]`` -> ``[("a.b", "1"), ("c", "x"), ("d", "2")]``."""
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(items):
+        item = items[i]
+        body = item[2:] if item.startswith("--") else item
+        if "=" in body:
+            k, v = body.split("=", 1)
+        elif item.startswith("--") and i + 1 < len(items) and not items[i + 1].startswith("--"):
+            k, v = body, items[i + 1]
+            i += 1
+        elif item.startswith("--"):
+            k, v = body, "true"  # a bare flag sets a boolean
+        else:
+            raise ConfigError(f"cannot read override {item!r}: write key=value or --key=value")
+        out.append((k.replace("-", "_"), v))
+        i += 1
+    return out
+
+
+def apply_override(cfg: T, dotted: str, value: Any) -> T:
+    """Return a copy of ``cfg`` with the field at ``dotted`` (``a.b.c``) set from ``value``."""
+    head, _, rest = dotted.partition(".")
+    types_ = _field_types(type(cfg))
+    if head not in types_:
+        raise ConfigError(f"unknown config key {dotted!r}; {type(cfg).__name__} has {sorted(types_)}")
+    if rest:
+        sub = getattr(cfg, head)
+        if not dataclasses.is_dataclass(sub):
+            raise ConfigError(f"{head!r} is not a section; cannot set {dotted!r}")
+        return dataclasses.replace(cfg, **{head: apply_override(sub, rest, value)})
+    if isinstance(value, str) and typing.get_origin(types_[head]) is None and dataclasses.is_dataclass(types_[head]):
+        value = yaml.safe_load(value)
+    return dataclasses.replace(cfg, **{head: _coerce(value, types_[head], dotted)})
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """Defaults <- YAML file <- dotted overrides, all type-checked."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at top level")
+    try:
+        cfg = _from_dict(cls, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+    for k, v in parse_overrides(overrides or []):
+        cfg = apply_override(cfg, k, v)
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg, path: str | Path) -> None:
+    from fape.utils.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
