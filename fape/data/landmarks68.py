@@ -78,3 +78,29 @@ def flip_landmarks(landmarks: np.ndarray, width: float) -> np.ndarray:
 def inter_ocular(landmarks: np.ndarray) -> np.ndarray:
     """Outer-eye-corner distance (points 36 and 45), ``[..., 68, 2] -> [...]`` pixels."""
     return np.linalg.norm(landmarks[..., 36, :] - landmarks[..., 45, :], axis=-1)
+
+
+def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int) -> np.ndarray:
+    t = np.linspace(a0, a1, n)
+    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
+
+
+def template_face(size: float = 1.0) -> np.ndarray:
+    """A schematic frontal 68-point face in a ``size`` x ``size`` image, ``[68, 2]`` pixels.
+
+    Not a statistical mean shape: a parametric drawing (ellipse arcs) with the right topology
+    and proportions, for tests, benchmarks and previews that need a face-like landmark set.
+    """
+    pi = np.pi
+    pts = np.concatenate([
+        _arc(0.5, 0.42, 0.36, 0.5, pi, 0, 17),  # jaw, chin at the bottom
+        _arc(0.33, 0.36, 0.12, 0.05, pi, 2 * pi, 5),  # right brow (image left)
+        _arc(0.67, 0.36, 0.12, 0.05, pi, 2 * pi, 5),  # left brow
+        np.stack([np.full(4, 0.5), np.linspace(0.42, 0.58, 4)], 1),  # nose bridge
+        _arc(0.5, 0.6, 0.07, 0.03, pi, 0, 5),  # nostrils
+        _arc(0.34, 0.44, 0.075, 0.03, pi, 3 * pi, 7)[:6],  # right eye
+        _arc(0.66, 0.44, 0.075, 0.03, pi, 3 * pi, 7)[:6],  # left eye
+        _arc(0.5, 0.74, 0.15, 0.06, pi, 3 * pi, 13)[:12],  # outer lips
+        _arc(0.5, 0.74, 0.10, 0.025, pi, 3 * pi, 9)[:8],  # inner lips
+    ])
+    return (pts * size - 0.5).astype(np.float32)  # symmetric about the centre pixel (size - 1) / 2

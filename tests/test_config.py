@@ -1,0 +1,64 @@
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from fape.config import ConfigError, load_config, parse_overrides, save_config
+
+
+@dataclass
+class Inner:
+    lr: float = 0.1
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+@dataclass
+class Cfg:
+    name: str = "x"
+    identities: int = 4
+    flag: bool = False
+    mode: Literal["a", "b"] = "a"
+    poses: list[str] = field(default_factory=lambda: ["front"])
+    opt: Inner = field(default_factory=Inner)
+    out: str | None = None
+
+
+def test_defaults_yaml_then_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("identities: 12\nopt:\n  lr: 0.01\n")
+    cfg = load_config(Cfg, p, ["--identities=7", "--opt.betas=[0.9, 0.99]", "poses=a,b", "--flag", "--mode", "b"])
+    assert cfg.identities == 7 and cfg.opt.lr == 0.01 and cfg.opt.betas == (0.9, 0.99)
+    assert cfg.poses == ["a", "b"] and cfg.flag is True and cfg.mode == "b" and cfg.out is None
+
+
+@pytest.mark.parametrize("override,msg", [
+    (["--identites=3"], "identites"),
+    (["--identities=3.5"], "identities"),
+    (["--mode=c"], "mode"),
+    (["--opt.nope=1"], "nope"),
+    (["--flag=maybe"], "flag"),
+])
+def test_bad_overrides_name_the_key(override, msg):
+    with pytest.raises(ConfigError, match=msg):
+        load_config(Cfg, None, override)
+
+
+def test_unknown_yaml_key_and_missing_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("opt:\n  momentum: 0.9\n")
+    with pytest.raises(ConfigError, match="opt.momentum"):
+        load_config(Cfg, p)
+    with pytest.raises(ConfigError, match="nothere.yaml"):
+        load_config(Cfg, tmp_path / "nothere.yaml")
+
+
+def test_roundtrip(tmp_path):
+    cfg = load_config(Cfg, None, ["--opt.lr=3e-4", "--out=/tmp/x"])
+    save_config(cfg, tmp_path / "r.yaml")
+    assert load_config(Cfg, tmp_path / "r.yaml") == cfg
+
+
+def test_parse_overrides_forms():
+    assert parse_overrides(["--a.b=1", "c=x", "--d", "2", "--e"]) == [("a.b", "1"), ("c", "x"), ("d", "2"), ("e", "true")]
+    with pytest.raises(ConfigError):
+        parse_overrides(["bare"])

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from _fixtures import make_multipose
+from fape.data.dataset import FaceDataset
+from fape.data.landmarks68 import flip_landmarks
+from fape.data.pairs import IDENTITY, MIRROR, POSE, PairConfig, PairDataset, PairSampler
+
+
+def _sampler(root, **kw):
+    ds = FaceDataset(root, progress=False)
+    return ds, PairSampler(ds.index.manifest, ds.index.landmarks_ok, PairConfig(**kw))
+
+
+def test_pose_pairs_share_subject_expression_frame_and_differ_in_pose(tmp_path):
+    ds, sampler = _sampler(make_multipose(tmp_path / "d"))
+    m = ds.index.manifest
+    assert (sampler.num_partners() == 2).all()  # 3 poses -> 2 partners each
+    pairs = sampler.draw(seed=0)
+    assert (pairs["kind"] == POSE).all()
+    s, t = pairs["src"], pairs["tgt"]
+    for col in ("subject", "expression", "sequence", "frame"):
+        assert (m[col].to_numpy()[s] == m[col].to_numpy()[t]).all(), col
+    assert (m["pose"].to_numpy()[s] != m["pose"].to_numpy()[t]).all()
+
+
+def test_any_frame_option(tmp_path):
+    ds, sampler = _sampler(make_multipose(tmp_path / "d"), same_frame=False)
+    assert (sampler.num_partners() == 4).all()  # 2 other poses x 2 frames
+
+
+def test_ratios_and_determinism(tmp_path):
+    root = make_multipose(tmp_path / "d", subjects=4, expressions=5)
+    ds, sampler = _sampler(root, pose=0.5, mirror=0.25, identity=0.25)
+    a, b, c = sampler.draw(1), sampler.draw(1), sampler.draw(2)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["tgt"], c["tgt"])
+    frac = np.bincount(np.concatenate([sampler.draw(s)["kind"] for s in range(20)]), minlength=3) / (20 * len(a["src"]))
+    assert np.allclose(frac, [0.5, 0.25, 0.25], atol=0.04)
+    assert (a["tgt"][a["kind"] != POSE] == a["src"][a["kind"] != POSE]).all()
+    assert (a["flip"] == (a["kind"] == MIRROR)).all()
+
+
+def test_single_pose_set_needs_mirror_or_identity(tmp_path):
+    root = make_multipose(tmp_path / "d", poses=("front",))
+    ds = FaceDataset(root, progress=False)
+    with pytest.raises(ValueError, match="mirror or pairs.identity"):
+        PairSampler(ds.index.manifest, ds.index.landmarks_ok, PairConfig())
+    s = PairSampler(ds.index.manifest, ds.index.landmarks_ok, PairConfig(pose=1, mirror=1))
+    kinds = s.draw(0)["kind"]
+    assert set(kinds.tolist()) == {MIRROR}  # pose weight falls back: no partner exists
+
+
+def test_missing_landmarks_are_never_targets_or_sources(tmp_path):
+    root = make_multipose(tmp_path / "d", missing_landmarks=(0, 5))
+    ds, sampler = _sampler(root, pose=1, identity=1)
+    for seed in range(5):
+        p = sampler.draw(seed)
+        assert not np.isin([0, 5], p["src"]).any() and not np.isin([0, 5], p["tgt"]).any()
+
+
+def test_pair_dataset_mirror_item(tmp_path):
+    root = make_multipose(tmp_path / "d")
+    ds = FaceDataset(root, progress=False)
+    sampler = PairSampler(ds.index.manifest, ds.index.landmarks_ok, PairConfig(pose=0, mirror=1))
+    pd_ = PairDataset(ds, sampler, seed=3)
+    item = pd_[4]
+    s = item["src"]
+    assert item["kind"] == MIRROR and item["tgt"] == s
+    assert torch.equal(item["target"], item["source"].flip(-1))
+    assert np.allclose(item["target_landmarks"].numpy(), flip_landmarks(ds.landmarks[s], 32))
+    batch = next(iter(torch.utils.data.DataLoader(pd_, batch_size=5)))
+    assert batch["source"].shape == (5, 3, 32, 32) and batch["target_landmarks"].shape == (5, 68, 2)
+
+
+def test_pair_dataset_epochs_redraw(tmp_path):
+    root = make_multipose(tmp_path / "d")
+    ds = FaceDataset(root, progress=False)
+    pd_ = PairDataset(ds, PairSampler(ds.index.manifest, ds.index.landmarks_ok, PairConfig()), seed=0)
+    first = pd_.pairs["tgt"].copy()
+    pd_.set_epoch(1)
+    assert not np.array_equal(first, pd_.pairs["tgt"])
+    pd_.set_epoch(0)
+    assert np.array_equal(first, pd_.pairs["tgt"])
+    assert IDENTITY == 2
