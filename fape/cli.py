@@ -32,9 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="GROUP")
     groups.required = True
 
+    from fape import quickstart
     from fape.data import cli as data_cli
 
     data_cli.register(groups)
+    quickstart.register(groups)
     return parser
 
 

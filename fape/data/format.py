@@ -241,7 +241,7 @@ def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
                 im = im.convert("L")
             elif channels == 3 or im.mode not in ("L", "RGB"):
                 im = im.convert("RGB")
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im, dtype=np.uint8)  # a writable copy
     except FileNotFoundError:
         raise DatasetError(f"image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
