@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     from fape import quickstart
     from fape.data import cli as data_cli
 
+    from fape.gan import cli as gan_cli
+
     data_cli.register(groups)
+    gan_cli.register(groups)
     quickstart.register(groups)
     return parser
 

@@ -1,0 +1,97 @@
+"""FaPE-GAN configs: one dataclass per concern, composed into ``GANConfig``.
+
+Presets live in ``configs/gan/*.yaml``; ``fape gan train -c PRESET --train.batch_size=8`` overrides
+any field. The resolved config is written into the run directory and every checkpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fape.data.pairs import PairConfig
+
+
+@dataclass
+class GeneratorConfig:
+    name: str = "unet"  # registry name: unet | resnet
+    width: int = 64  # channels of the first encoder layer
+    depth: int = 0  # unet: down-sampling steps (0 = down to 1x1 as pix2pix); resnet: down-sampling steps
+    n_blocks: int = 6  # resnet: residual blocks at the bottleneck
+    norm: Literal["batch", "instance", "none"] = "batch"
+    dropout: float = 0.5  # pix2pix's dropout in the inner decoder layers (its only noise source)
+
+
+@dataclass
+class DiscriminatorConfig:
+    name: str = "patchgan"
+    width: int = 64
+    layers: int = 3  # strided conv layers: 3 gives 70x70 receptive fields (pix2pix)
+    norm: Literal["batch", "instance", "none"] = "batch"
+    condition_on_mask: bool = True  # D also sees the target pose mask
+    condition_on_source: bool = False  # D also sees the source image (pix2pix conditioning)
+    # what D calls "real": the real target in the target pose (pix2pix), or the real input image
+    # (the F2ED paper, eq. 1-2: "D tries to differentiate the fake target image from the real input")
+    real: Literal["target", "source"] = "target"
+
+
+@dataclass
+class LossConfig:
+    adversarial: Literal["nonsaturating", "lsgan", "hinge"] = "nonsaturating"  # paper: log loss, eq. 1-2
+    l1_weight: float = 10.0  # lambda of eq. 3
+    identity_weight: float = 0.0  # feature distance through a frozen classifier (needs classifier_run)
+    expression_weight: float = 0.0  # cross-entropy of a frozen classifier on the source label
+    classifier_run: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    fused: bool = False  # fused Adam kernel when the device supports it
+    decay_start_epoch: int = -1  # linear decay to 0 from this epoch (pix2pix); -1 = constant lr
+
+
+@dataclass
+class GANDataConfig:
+    root: str = "data/synth_small"
+    image_size: int = 64
+    channels: int = 3
+    mask_style: Literal["lines", "heatmaps"] = "lines"
+    mask_per: Literal["landmark", "part"] = "part"  # heatmaps per landmark (68 ch) or per part (7 ch)
+    mask_thickness: float = 0.0  # lines, pixels; 0 = image_size / 64
+    heldout_subjects: float = 0.2  # fraction of subjects kept out of training (for evaluation)
+    split_seed: int = 0
+    pairs: PairConfig = field(default_factory=PairConfig)
+    num_workers: int = 0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    max_steps: int = 0  # stop after this many optimizer steps (0 = epochs decide)
+    batch_size: int = 16  # per process
+    grad_accum: int = 1
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    ema_decay: float = 0.0  # 0 = no EMA of G; e.g. 0.999
+    seed: int = 0
+    log_every: int = 20  # steps
+    sample_every: int = 200  # steps; PNG grid source | mask | generated | target
+    ckpt_every: int = 500  # steps; also at the end of every epoch
+    keep_checkpoints: int = 2
+    compile: bool = False  # torch.compile G and D
+    trackers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, wandb
+    cpu: bool = False  # force CPU even when a GPU is present
+
+
+@dataclass
+class GANConfig:
+    name: str = "fape-gan"
+    runs_dir: str = "runs/gan"
+    data: GANDataConfig = field(default_factory=GANDataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,0 +1,337 @@
+"""The FaPE-GAN training loop: one function owning optimizers, EMA, snapshots, metrics, resume.
+
+Runs unchanged on CPU, one GPU and many processes (``accelerate launch -m fape gan train ...``).
+Determinism: pairs of epoch ``e`` come from ``seed + e``; the batch order of epoch ``e`` from a
+permutation seeded by ``(seed, e)`` and sharded across processes; the torch RNG (dropout) is
+re-seeded from ``(seed, rank, step)`` before every step. So nothing random lives only in
+memory, and a run killed and resumed from its last checkpoint retraces the uninterrupted run.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fape.config import load_config, save_config, to_dict
+from fape.data.dataset import FaceDataset, to_float, to_uint8
+from fape.data.pairs import POSE, PairDataset, PairSampler
+from fape.data.splits import subject_holdout
+from fape.gan import losses
+from fape.gan.config import GANConfig
+from fape.gan.io import num_mask_channels, pose_masks
+from fape.utils import checkpoint as ck
+from fape.utils.io import atomic_write_json
+from fape.utils.runs import JsonlLog, next_run_dir, tracker_names
+
+
+# ---------------------------------------------------------------- data
+def build_data(cfg: GANConfig):
+    """Faces, train pairs and held-out pose pairs (subjects unseen in training)."""
+    d = cfg.data
+    faces = FaceDataset(d.root, size=d.image_size, channels=d.channels, progress=False)
+    train_rows, held_rows = subject_holdout(faces.index.manifest, d.heldout_subjects, d.split_seed)
+    sampler = PairSampler(faces.index.manifest, faces.index.landmarks_ok, d.pairs, rows=train_rows)
+    train = PairDataset(faces, sampler, seed=cfg.train.seed)
+    heldout = None
+    if len(held_rows):
+        try:
+            held_cfg = dataclasses.replace(d.pairs, pose=1.0, mirror=0.0, identity=0.0)
+            hs = PairSampler(faces.index.manifest, faces.index.landmarks_ok, held_cfg, rows=held_rows)
+            heldout = PairDataset(faces, hs, seed=10_000 + cfg.train.seed)
+        except ValueError:  # single-pose data: no held-out pose pairs to measure
+            heldout = None
+    return faces, train, heldout
+
+
+def epoch_batches(n: int, batch: int, world: int, rank: int, seed: int, epoch: int) -> np.ndarray:
+    """This process's batches of epoch ``epoch``: ``[steps, batch]`` item indices.
+
+    One permutation per (seed, epoch), cut into global batches of ``batch * world`` and dealt
+    to ranks; the remainder is dropped so every rank runs the same number of steps.
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g).numpy()
+    steps = n // (batch * world)
+    return perm[: steps * batch * world].reshape(steps, world, batch)[:, rank]
+
+
+def collate(ds, idx: np.ndarray, device) -> dict:
+    items = [ds[int(i)] for i in idx]
+    out = {k: torch.stack([it[k] for it in items]) if torch.is_tensor(items[0][k]) else torch.tensor([it[k] for it in items])
+           for k in items[0]}
+    return {k: v.to(device, non_blocking=True) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- one step
+def discriminator_real(cfg: GANConfig, batch: dict) -> torch.Tensor:
+    """What D calls real: the real target (pix2pix) or the real input image (the paper, eq. 1-2)."""
+    return batch["target_f"] if cfg.discriminator.real == "target" else batch["source_f"]
+
+
+def gan_step(cfg, G, D, opt_g, opt_d, batch: dict, accelerator) -> dict:
+    """One D update then one G update on a prepared batch (``source_f``, ``target_f``, ``mask``)."""
+    from fape.gan.networks import discriminator_input
+
+    dc, lc = cfg.discriminator, cfg.loss
+    src, tgt, mask = batch["source_f"], batch["target_f"], batch["mask"]
+    with accelerator.autocast():
+        fake = G(src, mask)  # [B, C, H, W] in [-1, 1]
+    # --- D: real vs fake (G's graph cut)
+    D.requires_grad_(True)
+    with accelerator.autocast():
+        real_logits = D(discriminator_input(dc, discriminator_real(cfg, batch), mask, src))
+        fake_logits = D(discriminator_input(dc, fake.detach(), mask, src))
+        d_total, d_parts = losses.discriminator_loss(real_logits.float(), fake_logits.float(), lc)
+    opt_d.zero_grad(set_to_none=True)
+    accelerator.backward(d_total)
+    opt_d.step()
+    # --- G: fool D + lambda * L1 to the true target; D's weights need no gradients here
+    D.requires_grad_(False)
+    with accelerator.autocast():
+        fake_logits = D(discriminator_input(dc, fake, mask, src))
+        g_total, g_parts = losses.generator_loss(fake_logits.float(), fake.float(), tgt.float(), lc)
+    opt_g.zero_grad(set_to_none=True)
+    accelerator.backward(g_total)
+    opt_g.step()
+    return {**{f"d/{k}": v for k, v in d_parts.items()}, **{f"g/{k}": v for k, v in g_parts.items()}}
+
+
+def prepare_batch(cfg: GANConfig, batch: dict) -> dict:
+    batch["source_f"] = to_float(batch["source"])
+    batch["target_f"] = to_float(batch["target"])
+    batch["mask"] = pose_masks(batch["target_landmarks"].float(), cfg.data)
+    return batch
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach().to(pe.dtype), 1 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+# ---------------------------------------------------------------- evaluation and samples
+@torch.no_grad()
+def evaluate_l1(cfg, G, heldout, device, max_pairs: int = 512) -> dict:
+    """Held-out subjects: mean |G(src, mask) - tgt| against the copy baseline |src - tgt| (in [-1, 1] units)."""
+    if heldout is None:
+        return {}
+    heldout.set_epoch(0)
+    n = min(len(heldout), max_pairs)
+    was_training = G.training
+    G.eval()
+    l1_g = l1_copy = 0.0
+    for i in range(0, n, 64):
+        b = prepare_batch(cfg, collate(heldout, np.arange(i, min(n, i + 64)), device))
+        fake = G(b["source_f"], b["mask"]).float()
+        l1_g += (fake - b["target_f"]).abs().mean((1, 2, 3)).sum().item()
+        l1_copy += (b["source_f"] - b["target_f"]).abs().mean((1, 2, 3)).sum().item()
+    G.train(was_training)
+    return {"eval/l1": l1_g / n, "eval/l1_copy_source": l1_copy / n, "eval/pairs": n}
+
+
+@torch.no_grad()
+def sample_grid(cfg, G, pairs, device, n: int = 8) -> np.ndarray:
+    """uint8 ``[n*H, 4*W, 3]``: rows of source | pose mask | generated | target."""
+    pairs.set_epoch(0)
+    b = prepare_batch(cfg, collate(pairs, np.arange(min(n, len(pairs))), device))
+    was_training = G.training
+    G.eval()
+    fake = G(b["source_f"], b["mask"])
+    G.train(was_training)
+    m = b["mask"].amax(1, keepdim=True) * 2 - 1
+    cols = [b["source_f"], m.expand_as(b["source_f"]), fake.float(), b["target_f"]]
+    grid = torch.cat([torch.cat(list(c), 1) for c in cols], 2)  # [C, n*H, 4*W]
+    img = to_uint8(grid).permute(1, 2, 0).cpu().numpy()
+    return np.repeat(img, 3, 2) if img.shape[2] == 1 else img
+
+
+# ---------------------------------------------------------------- the loop
+def _lr_factor(cfg: GANConfig, epoch: int) -> float:
+    start = cfg.optim.decay_start_epoch
+    if start < 0 or epoch < start:
+        return 1.0
+    return max(0.0, 1.0 - (epoch - start) / max(1, cfg.train.epochs - start))
+
+
+def _adam(params, lr, cfg: GANConfig, device) -> torch.optim.Optimizer:
+    kw = dict(lr=lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay)
+    if cfg.optim.fused:
+        kw["fused"] = True
+    return torch.optim.Adam(params, **kw)
+
+
+def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) a run; returns the run directory."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm import tqdm
+
+    from fape.data.format import save_image
+    from fape.gan.networks import create_discriminator, create_generator, discriminator_in_chans
+
+    tc = cfg.train
+    accelerator = Accelerator(cpu=tc.cpu, mixed_precision=tc.mixed_precision,
+                              log_with=tracker_names(tc.trackers) or None, project_dir=str(run_dir))
+    main = accelerator.is_main_process
+    device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
+    set_seed(tc.seed)  # identical initial weights on every rank
+    faces, pairs, heldout = build_data(cfg)
+    mc = num_mask_channels(cfg.data)
+    G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, img_size=cfg.data.image_size)
+    D = create_discriminator(cfg.discriminator, img_size=cfg.data.image_size,
+                             in_chans=discriminator_in_chans(cfg.discriminator, cfg.data.channels, mc))
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False).to(device) if tc.ema_decay > 0 else None
+    opt_g = _adam(G.parameters(), cfg.optim.lr_g, cfg, device)
+    opt_d = _adam(D.parameters(), cfg.optim.lr_d, cfg, device)
+
+    step, log_truncate = 0, None
+    ckpt = ck.latest_checkpoint(run_dir) if resume else None
+    if ckpt is not None:
+        state = ck.load_state(ckpt)
+        step = int(state["step"])
+        G.load_state_dict(ck.load_module_state(ckpt, "G"))
+        D.load_state_dict(ck.load_module_state(ckpt, "D"))
+        if G_ema is not None:
+            G_ema.load_state_dict(ck.load_module_state(ckpt, "G_ema", device))
+        opt_g.load_state_dict(ck.load_optimizer_state(ckpt, "G"))
+        opt_d.load_state_dict(ck.load_optimizer_state(ckpt, "D"))
+        log_truncate = step
+    if tc.compile:
+        G, D = torch.compile(G), torch.compile(D)
+    G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
+
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        (run_dir / "samples").mkdir(exist_ok=True)
+    accelerator.wait_for_everyone()
+    log = JsonlLog(run_dir / "metrics.jsonl", truncate_after_step=log_truncate) if main else None
+    accelerator.init_trackers(cfg.name, config=_flat(to_dict(cfg)))
+
+    steps_per_epoch = len(pairs) // (tc.batch_size * world)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(pairs)} training pairs are fewer than one global batch "
+                         f"({tc.batch_size} x {world} processes): lower train.batch_size")
+    total = tc.max_steps or tc.epochs * steps_per_epoch
+    bar = tqdm(total=total, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True)
+    images_per_step = tc.batch_size * world
+    t_last, step_last = time.perf_counter(), step
+
+    def checkpoint(epoch: int) -> None:
+        if main:
+            unwrap = lambda m: getattr(accelerator.unwrap_model(m), "_orig_mod", accelerator.unwrap_model(m))
+            modules = {"G": unwrap(G).state_dict(), "D": unwrap(D).state_dict()}
+            if G_ema is not None:
+                modules["G_ema"] = G_ema.state_dict()
+            ck.save_checkpoint(run_dir, step, modules, {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
+                               {"epoch": epoch, "config": to_dict(cfg), "steps_per_epoch": steps_per_epoch,
+                                "world_size": world}, keep=tc.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    epoch = step // steps_per_epoch
+    while step < total:
+        pairs.set_epoch(epoch)
+        lr = _lr_factor(cfg, epoch)
+        for opt, base in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
+            for grp in opt.param_groups:
+                grp["lr"] = base * lr
+        batches = epoch_batches(len(pairs), tc.batch_size, world, rank, tc.seed, epoch)
+        for k in range(step - epoch * steps_per_epoch, steps_per_epoch):
+            torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)  # dropout noise = f(seed, rank, step)
+            batch = prepare_batch(cfg, collate(pairs, batches[k], device))
+            parts = gan_step(cfg, G, D, opt_g, opt_d, batch, accelerator)
+            if G_ema is not None:
+                ema_update(G_ema, accelerator.unwrap_model(G), tc.ema_decay)
+            step += 1
+            bar.update(1)
+            if step % tc.log_every == 0 or step == total:
+                now = time.perf_counter()
+                ips = (step - step_last) * images_per_step / max(now - t_last, 1e-9)
+                t_last, step_last = now, step
+                rec = {"step": step, "epoch": epoch, "images_per_s": round(ips, 2), "lr_g": opt_g.param_groups[0]["lr"],
+                       **{k2: round(float(v), 6) for k2, v in parts.items()}}
+                bar.set_postfix({"img/s": f"{ips:.0f}", "L1": f"{parts.get('g/l1', 0):.3f}"})
+                if main:
+                    log.write(rec)
+                accelerator.log(rec, step=step)
+            if main and (step % tc.sample_every == 0 or step == total):
+                save_image(run_dir / "samples" / f"step_{step:08d}.png",
+                           sample_grid(cfg, G_ema or accelerator.unwrap_model(G), heldout or pairs, device))
+            end_of_epoch = k == steps_per_epoch - 1
+            if step % tc.ckpt_every == 0 or end_of_epoch or step == total:
+                if main and heldout is not None and (end_of_epoch or step == total):
+                    ev = evaluate_l1(cfg, G_ema or accelerator.unwrap_model(G), heldout, device)
+                    log.write({"step": step, "epoch": epoch, **ev})
+                    accelerator.log(ev, step=step)
+                checkpoint(epoch + 1 if end_of_epoch else epoch)
+            if step >= total:
+                break
+        epoch += 1
+    bar.close()
+    accelerator.end_training()
+    # every rank reports a digest of its G: a distributed run must end with identical weights
+    from accelerate.utils import gather_object
+
+    digests = gather_object([state_digest(accelerator.unwrap_model(G))])
+    if main:
+        atomic_write_json(run_dir / "done.json", {"step": step, "epoch": epoch, "world_size": world,
+                                                   "G_sha256_per_rank": digests})
+    return run_dir
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """sha256 over a module's state dict (names and raw bytes), to compare weights across ranks."""
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+def resolve_run(args, overrides) -> tuple[GANConfig, Path, bool]:
+    """Config and run folder for ``fape gan train`` (fresh, or ``--resume RUN`` with its saved config)."""
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "config.yaml").is_file():
+            raise FileNotFoundError(f"cannot resume: {run / 'config.yaml'} not found")
+        return load_config(GANConfig, run / "config.yaml", overrides), run, True
+    cfg = load_config(GANConfig, args.config, overrides)
+    if args.run_dir:
+        return cfg, Path(args.run_dir), False
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState()
+    box = [str(next_run_dir(cfg.runs_dir, cfg.name)) if state.is_main_process else None]
+    if state.num_processes > 1:
+        broadcast_object_list(box)  # every rank writes into the folder rank 0 numbered
+    return cfg, Path(box[0]), False
+
+
+def cli_train(args, overrides) -> int:
+    from fape.cli import UserError
+
+    try:
+        cfg, run, resume = resolve_run(args, overrides)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    run = train(cfg, run, resume=resume)
+    print(f"run: {run}")
+    return 0

@@ -1,0 +1,127 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from _fixtures import REPO, make_multipose
+from fape.config import load_config
+from fape.gan import train as gan_train
+from fape.gan.config import GANConfig
+from fape.gan.io import load_generator
+from fape.utils import checkpoint as ck
+from fape.utils.runs import read_jsonl
+
+TINY = ["--generator.width=8", "--generator.dropout=0.5", "--discriminator.width=8", "--discriminator.layers=2",
+        "--data.image_size=32", "--data.heldout_subjects=0.34", "--train.batch_size=4", "--train.log_every=1",
+        "--train.sample_every=3", "--train.ckpt_every=3", "--train.ema_decay=0.9", "--train.epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_multipose(tmp_path_factory.mktemp("gan") / "d", subjects=3, expressions=2, frames=1)
+
+
+def cfg_for(data, *extra):
+    return load_config(GANConfig, REPO / "configs/gan/quick.yaml", [f"--data.root={data}", *TINY, *extra])
+
+
+def weights(run):
+    return {k: v.clone() for k, v in ck.load_module_state(ck.latest_checkpoint(run), "G").items()}
+
+
+def test_run_directory_contents(data, tmp_path):
+    run = gan_train.train(cfg_for(data, "--train.max_steps=5"), tmp_path / "run", progress=False)
+    assert (run / "config.yaml").is_file() and load_config(GANConfig, run / "config.yaml").data.root == str(data)
+    last = ck.latest_checkpoint(run)
+    assert last.name == "step_00000005"
+    for f in ("G.safetensors", "D.safetensors", "G_ema.safetensors", "G.optim.safetensors", "D.optim.safetensors",
+              "rng.safetensors", "state.json"):
+        assert (last / f).is_file(), f
+    state = json.loads((last / "state.json").read_text())
+    assert state["step"] == 5 and state["config"]["train"]["batch_size"] == 4
+    log = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in log if "g/l1" in r] == [1, 2, 3, 4, 5]
+    assert all(torch.isfinite(torch.tensor(r["d/total"])) for r in log if "d/total" in r)
+    assert any("eval/l1" in r and "eval/l1_copy_source" in r for r in log)
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_00000003.png", "step_00000005.png"]
+    g = load_generator(run)
+    assert g.weights.name == "G_ema.safetensors" and len(g.sha256) == 64
+    out = g.G(torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))
+    assert out.shape == (2, 3, 32, 32)
+
+
+def test_kill_and_resume_equals_uninterrupted(data, tmp_path, monkeypatch):
+    full = gan_train.train(cfg_for(data, "--train.max_steps=7"), tmp_path / "full", progress=False)
+    real_step = gan_train.gan_step
+    calls = {"n": 0}
+
+    def dying_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:  # dies in step 5; the last checkpoint is step 3
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(gan_train, "gan_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        gan_train.train(cfg_for(data, "--train.max_steps=7"), tmp_path / "cut", progress=False)
+    assert ck.latest_checkpoint(tmp_path / "cut").name == "step_00000003"
+    monkeypatch.setattr(gan_train, "gan_step", real_step)
+    gan_train.train(load_config(GANConfig, tmp_path / "cut" / "config.yaml"), tmp_path / "cut", resume=True,
+                    progress=False)
+    a, b = weights(full), weights(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ema_a = ck.load_module_state(ck.latest_checkpoint(full), "G_ema")
+    ema_b = ck.load_module_state(ck.latest_checkpoint(tmp_path / "cut"), "G_ema")
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    steps = [r["step"] for r in read_jsonl(tmp_path / "cut" / "metrics.jsonl") if "g/l1" in r]
+    assert steps == list(range(1, 8))  # the resumed log has no duplicated steps
+
+
+def test_kill_during_save_keeps_previous_checkpoint(data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    gan_train.train(cfg_for(data, "--train.max_steps=3"), run, progress=False)
+    before = weights(run)
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck, "save_file", broken)
+    with pytest.raises(OSError):
+        gan_train.train(cfg_for(data, "--train.max_steps=6"), run, resume=True, progress=False)
+    assert ck.latest_checkpoint(run).name == "step_00000003"
+    assert not list((run / "checkpoints").glob(".step_*"))  # no partial folder left behind
+    after = weights(run)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_cli_numbered_run_dirs_and_resume(data, tmp_path, capsys):
+    from fape.cli import main
+
+    args = ["gan", "train", "-c", str(REPO / "configs/gan/quick.yaml"), f"--runs_dir={tmp_path}",
+            f"--data.root={data}", *TINY, "--train.max_steps=2"]
+    assert main(args) == 0 and main(args) == 0
+    runs = sorted(p.name for p in tmp_path.iterdir())
+    assert runs == ["00000-quick", "00001-quick"]
+    assert main(["gan", "train", "--resume", str(tmp_path / "00000-quick"), "--train.max_steps=3"]) == 0
+    assert ck.latest_checkpoint(tmp_path / "00000-quick").name == "step_00000003"
+    assert main(["gan", "train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "config.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_process_cpu_run_has_identical_weights(data, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "fape", "gan", "train", "-c", str(REPO / "configs/gan/quick.yaml"),
+           f"--run-dir={tmp_path / 'ddp'}", f"--data.root={data}", *TINY, "--train.max_steps=3",
+           "--train.batch_size=2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    done = json.loads((tmp_path / "ddp" / "done.json").read_text())
+    assert done["world_size"] == 2 and done["step"] == 3
+    assert len(set(done["G_sha256_per_rank"])) == 1
