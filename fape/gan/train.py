@@ -98,7 +98,7 @@ def gan_step(cfg, G, D, opt_g, opt_d, batch: dict, accelerator) -> dict:
     opt_g.zero_grad(set_to_none=True)
     accelerator.backward(g_total)
     opt_g.step()
-    return {**{f"d/{k}": v for k, v in d_parts.items()}, **{f"g/{k}": v for k, v in g_parts.items()}}
+    return {**d_parts, **g_parts}
 
 
 def prepare_batch(cfg: GANConfig, batch: dict) -> dict:
@@ -177,7 +177,7 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     from fape.gan.networks import create_discriminator, create_generator, discriminator_in_chans
 
     tc = cfg.train
-    accelerator = Accelerator(cpu=tc.cpu, mixed_precision=tc.mixed_precision,
+    accelerator = Accelerator(cpu=force_cpu(tc.cpu), mixed_precision=tc.mixed_precision,
                               log_with=tracker_names(tc.trackers) or None, project_dir=str(run_dir))
     main = accelerator.is_main_process
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
@@ -257,7 +257,7 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
                 t_last, step_last = now, step
                 rec = {"step": step, "epoch": epoch, "images_per_s": round(ips, 2), "lr_g": opt_g.param_groups[0]["lr"],
                        **{k2: round(float(v), 6) for k2, v in parts.items()}}
-                bar.set_postfix({"img/s": f"{ips:.0f}", "L1": f"{parts.get('g/l1', 0):.3f}"})
+                bar.set_postfix({"img/s": f"{ips:.0f}", "L1": f"{parts.get('g_l1', 0):.3f}"})
                 if main:
                     log.write(rec)
                 accelerator.log(rec, step=step)
@@ -275,24 +275,39 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
                 break
         epoch += 1
     bar.close()
-    accelerator.end_training()
     # every rank reports a digest of its G: a distributed run must end with identical weights
     from accelerate.utils import gather_object
 
     digests = gather_object([state_digest(accelerator.unwrap_model(G))])
+    accelerator.end_training()  # also tears down the process group
     if main:
         atomic_write_json(run_dir / "done.json", {"step": step, "epoch": epoch, "world_size": world,
-                                                   "G_sha256_per_rank": digests})
+                                                   "G_params_sha256_per_rank": digests})
     return run_dir
 
 
 def state_digest(module: torch.nn.Module) -> str:
-    """sha256 over a module's state dict (names and raw bytes), to compare weights across ranks."""
+    """sha256 over a module's parameters (names and raw bytes), to compare weights across ranks.
+
+    Buffers are left out: BatchNorm running statistics are per-rank by design (DDP broadcasts
+    rank 0's at each forward; the checkpoint holds rank 0's).
+    """
     h = hashlib.sha256()
-    for k, v in module.state_dict().items():
+    for k, v in module.named_parameters():
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def force_cpu(requested: bool) -> bool:
+    """CPU processes (gloo) when asked, or when several processes are launched without a GPU.
+
+    ``accelerate launch --cpu --num_processes N`` needs mpirun; ``accelerate launch --multi_gpu
+    --num_processes N`` (torchrun underneath) on a machine without GPUs lands here instead.
+    """
+    import os
+
+    return requested or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -318,7 +333,7 @@ def resolve_run(args, overrides) -> tuple[GANConfig, Path, bool]:
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
-    state = PartialState()
+    state = PartialState(cpu=force_cpu(cfg.train.cpu))
     box = [str(next_run_dir(cfg.runs_dir, cfg.name)) if state.is_main_process else None]
     if state.num_processes > 1:
         broadcast_object_list(box)  # every rank writes into the folder rank 0 numbered

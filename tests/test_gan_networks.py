@@ -1,0 +1,189 @@
+import pytest
+import torch
+
+from fape.gan.config import DiscriminatorConfig, GeneratorConfig
+from fape.gan.networks import (
+    GENERATORS,
+    UNetGenerator,
+    create_discriminator,
+    create_generator,
+    discriminator_in_chans,
+    discriminator_input,
+    list_discriminators,
+    list_generators,
+    num_params,
+    patchgan_out_size,
+    patchgan_receptive_field,
+)
+
+torch.set_num_threads(2)
+
+
+def _inputs(B, C, M, size, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(B, C, size, size, generator=g) * 2 - 1  # [-1, 1]
+    mask = torch.rand(B, M, size, size, generator=g)  # [0, 1]
+    return image, mask
+
+
+def _check_grads(module):
+    for name, p in module.named_parameters():
+        assert p.grad is not None, f"no gradient reaches {name}"
+        assert torch.isfinite(p.grad).all(), f"non-finite gradient in {name}"
+
+
+GEN_CASES = [(name, size, norm, M) for name in list_generators() for size in (32, 64)
+             for norm in ("batch", "instance") for M in (1, 7, 68)] + [("unet", 128, "batch", 7)]
+
+
+@pytest.mark.parametrize("name,size,norm,M", GEN_CASES)
+def test_generator_forward_backward(name, size, norm, M):
+    torch.manual_seed(0)
+    G = create_generator(name, in_chans=3, mask_chans=M, img_size=size, width=8, norm=norm, n_blocks=2)
+    image, mask = _inputs(2, 3, M, size)
+    out = G(image, mask)
+    assert out.shape == image.shape
+    assert torch.isfinite(out).all()
+    assert out.min() >= -1 and out.max() <= 1
+    (out - image).abs().mean().backward()
+    _check_grads(G)
+
+
+def test_unet_depth_follows_img_size():
+    # depth 0 = down to 1x1: log2(img_size) steps; depth > 0 stops earlier
+    for size, steps in ((32, 5), (64, 6), (128, 7), (256, 8)):
+        assert create_generator("unet", 3, 1, size, width=4).n_down == steps
+    G = create_generator("unet", 3, 1, 64, width=8, depth=4)  # 4x4 bottleneck
+    assert G.n_down == 4
+    image, mask = _inputs(2, 3, 1, 64)
+    assert G(image, mask).shape == image.shape
+    # width doubling is capped at 8x: the innermost encoder conv has 8 * width channels
+    G = create_generator("unet", 3, 1, 256, width=4)
+    assert G.down[-1][-1].out_channels == 32 and G.down[3][1].out_channels == 32
+    # dropout only in the 3 innermost decoder layers
+    G = create_generator("unet", 3, 1, 64, width=4)
+    has_dropout = [any(isinstance(m, torch.nn.Dropout) for m in up) for up in G.up]
+    assert has_dropout == [False, False, False, True, True, True]
+
+
+@pytest.mark.parametrize("size", [33, 48, 16, 0])
+def test_unet_rejects_bad_sizes(size):
+    with pytest.raises(ValueError, match="power of two"):
+        create_generator("unet", 3, 1, size)
+
+
+def test_bad_depth_and_mismatched_mask_raise():
+    with pytest.raises(ValueError, match="depth"):
+        create_generator("unet", 3, 1, 64, depth=7)
+    with pytest.raises(ValueError, match="divisible"):
+        create_generator("resnet", 3, 1, 36, depth=3)
+    G = create_generator("resnet", 3, 1, 32, width=4, n_blocks=1)
+    with pytest.raises(ValueError, match="same B, H, W"):
+        G(torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 64, 64))
+
+
+DISC_CASES = [(name, size, norm, layers) for name in list_discriminators() for size in (32, 64)
+              for norm in ("batch", "instance", "none") for layers in (2, 3)] + [("patchgan", 256, "batch", 3)]
+
+
+@pytest.mark.parametrize("name,size,norm,layers", DISC_CASES)
+def test_discriminator_forward_backward(name, size, norm, layers):
+    torch.manual_seed(0)
+    cfg = DiscriminatorConfig(name=name, width=8, layers=layers, norm=norm, condition_on_source=True)
+    in_chans = discriminator_in_chans(cfg, img_chans=3, mask_chans=7)
+    assert in_chans == 3 + 7 + 3
+    D = create_discriminator(cfg, in_chans=in_chans, img_size=size)
+    image, mask = _inputs(2, 3, 7, size)
+    x = discriminator_input(cfg, image, mask, source=image.flip(0))
+    assert x.shape == (2, in_chans, size, size)
+    logits = D(x)
+    # layers stride-2 4x4 convs halve, the two stride-1 4x4 convs take one pixel each
+    h = size // 2 ** layers - 2
+    assert h == patchgan_out_size(size, layers)
+    assert logits.shape == (2, 1, h, h)
+    assert torch.isfinite(logits).all()
+    logits.mean().backward()
+    _check_grads(D)
+
+
+def test_patchgan_geometry_matches_pix2pix():
+    assert patchgan_out_size(256, 3) == 30 and patchgan_out_size(64, 3) == 6
+    assert patchgan_receptive_field(3) == 70 and patchgan_receptive_field(2) == 34
+    with pytest.raises(ValueError, match="layers"):
+        create_discriminator("patchgan", 3, 32, layers=4)
+
+
+def test_discriminator_input_channels_and_order():
+    image, mask = _inputs(2, 3, 7, 32)
+    source = torch.full_like(image, 0.25)
+    for on_mask in (False, True):
+        for on_source in (False, True):
+            cfg = DiscriminatorConfig(condition_on_mask=on_mask, condition_on_source=on_source)
+            x = discriminator_input(cfg, image, mask, source)
+            assert x.shape[1] == discriminator_in_chans(cfg, 3, 7) == 3 + 7 * on_mask + 3 * on_source
+            assert torch.equal(x[:, :3], image)  # the judged image comes first
+            if on_mask:
+                assert torch.equal(x[:, 3:10], mask)
+            if on_source:
+                assert torch.equal(x[:, -3:], source)
+    with pytest.raises(ValueError, match="condition_on_source"):
+        discriminator_input(DiscriminatorConfig(condition_on_source=True), image, mask)
+
+
+def test_unknown_names_raise():
+    with pytest.raises(ValueError, match="unet"):  # the message lists the registered names
+        create_generator("nope", 3, 1, 64)
+    with pytest.raises(ValueError, match="patchgan"):
+        create_discriminator("nope", 3, 64)
+    with pytest.raises(ValueError, match="norm"):
+        create_generator("unet", 3, 1, 64, norm="layer")
+    with pytest.raises(TypeError, match="widht"):
+        create_generator("unet", 3, 1, 64, widht=8)
+
+
+def test_create_generator_from_config_and_overrides():
+    cfg = GeneratorConfig(name="resnet", width=8, n_blocks=3, norm="instance", dropout=0.0)
+    G = create_generator(cfg, in_chans=1, mask_chans=68, img_size=32)
+    assert sum(type(m).__name__ == "ResBlock" for m in G.modules()) == 3
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in G.modules())
+    assert G.encoder[1].in_channels == 1 + 68
+    G2 = create_generator(cfg, in_chans=1, mask_chans=68, img_size=32, n_blocks=1, width=4)
+    assert sum(type(m).__name__ == "ResBlock" for m in G2.modules()) == 1
+    assert G2.encoder[1].out_channels == 4
+    assert cfg.n_blocks == 3 and cfg.width == 8  # overrides do not mutate the caller's config
+    G3 = create_generator(GeneratorConfig(width=8), 3, 7, 64, name="unet")
+    assert isinstance(G3, UNetGenerator)
+    image, mask = _inputs(1, 1, 68, 32)
+    assert G(image, mask).shape == image.shape
+
+
+@pytest.mark.parametrize("name", list_generators())
+def test_eval_mode_is_deterministic(name):
+    # dropout is pix2pix's only noise: on in train (outputs differ), off in eval (outputs repeat)
+    torch.manual_seed(0)
+    G = create_generator(name, 3, 7, 32, width=8, n_blocks=2, dropout=0.5)
+    image, mask = _inputs(2, 3, 7, 32)
+    G.train()
+    assert not torch.equal(G(image, mask), G(image, mask))
+    G.eval()
+    with torch.no_grad():
+        a, b = G(image, mask), G(image, mask)
+        single = G(image[:1], mask[:1])  # eval batch norm uses running stats: a batch of 1 gives the same
+    assert torch.equal(a, b)
+    assert torch.allclose(a[:1], single, atol=1e-5)
+
+
+def test_default_parameter_counts():
+    counts = {}
+    for name in GENERATORS:
+        for size in (64, 256):
+            counts[f"G {name} @{size}"] = num_params(create_generator(name, 3, 7, size))
+    for size in (64, 256):
+        cfg = DiscriminatorConfig()
+        counts[f"D patchgan @{size}"] = num_params(create_discriminator(cfg, discriminator_in_chans(cfg, 3, 7), size))
+    for k, v in counts.items():
+        print(f"{k}: {v / 1e6:.2f}M")
+        assert v > 0
+    # the encoder depth grows with img_size, the resnet and patchgan do not
+    assert counts["G unet @256"] > counts["G unet @64"]
+    assert counts["G resnet @256"] == counts["G resnet @64"]
