@@ -72,7 +72,7 @@ class TrainConfig:
     epochs: int = 100
     max_steps: int = 0  # stop after this many optimizer steps (0 = epochs decide)
     batch_size: int = 16  # per process
-    grad_accum: int = 1
+    grad_accum: int = 1  # split each per-process batch into this many micro-batches (less memory)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     ema_decay: float = 0.0  # 0 = no EMA of G; e.g. 0.999
     seed: int = 0

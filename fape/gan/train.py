@@ -8,6 +8,7 @@ memory, and a run killed and resumed from its last checkpoint retraces the unint
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -73,32 +74,68 @@ def discriminator_real(cfg: GANConfig, batch: dict) -> torch.Tensor:
     return batch["target_f"] if cfg.discriminator.real == "target" else batch["source_f"]
 
 
-def gan_step(cfg, G, D, opt_g, opt_d, batch: dict, accelerator) -> dict:
-    """One D update then one G update on a prepared batch (``source_f``, ``target_f``, ``mask``)."""
+def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator) -> dict:
+    """One D update then one G update on prepared batches (``source_f``, ``target_f``, ``mask``).
+
+    A single batch reuses its fakes for both updates (pix2pix). A list of micro-batches
+    (gradient accumulation) runs in two phases as StyleGAN2-ADA does: D accumulates over every
+    micro-batch with fakes drawn without a graph, steps, then G accumulates and steps; gradients
+    are synchronised across processes only on the last micro-batch of each phase.
+    """
     from fape.gan.networks import discriminator_input
 
     dc, lc = cfg.discriminator, cfg.loss
-    src, tgt, mask = batch["source_f"], batch["target_f"], batch["mask"]
-    with accelerator.autocast():
-        fake = G(src, mask)  # [B, C, H, W] in [-1, 1]
-    # --- D: real vs fake (G's graph cut)
+    micro = batch if isinstance(batch, list) else [batch]
+    n = len(micro)
+
+    def d_loss(b, fake):
+        real_logits = D(discriminator_input(dc, discriminator_real(cfg, b), b["mask"], b["source_f"]))
+        fake_logits = D(discriminator_input(dc, fake, b["mask"], b["source_f"]))
+        return losses.discriminator_loss(real_logits.float(), fake_logits.float(), lc)
+
+    def g_loss(b, fake):
+        fake_logits = D(discriminator_input(dc, fake, b["mask"], b["source_f"]))
+        return losses.generator_loss(fake_logits.float(), fake.float(), b["target_f"].float(), lc)
+
+    def backward(loss, model, last):
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            accelerator.backward(loss / n)
+
+    parts: dict[str, float] = {}
+    fakes = None
+    # --- D: real vs fake, G's graph cut
     D.requires_grad_(True)
-    with accelerator.autocast():
-        real_logits = D(discriminator_input(dc, discriminator_real(cfg, batch), mask, src))
-        fake_logits = D(discriminator_input(dc, fake.detach(), mask, src))
-        d_total, d_parts = losses.discriminator_loss(real_logits.float(), fake_logits.float(), lc)
     opt_d.zero_grad(set_to_none=True)
-    accelerator.backward(d_total)
+    if n == 1:
+        with accelerator.autocast():
+            fakes = [G(micro[0]["source_f"], micro[0]["mask"])]  # [B, C, H, W] in [-1, 1], kept for G
+    for i, b in enumerate(micro):
+        with accelerator.autocast():
+            if fakes is None:
+                with torch.no_grad():
+                    fake = G(b["source_f"], b["mask"])
+            else:
+                fake = fakes[i]
+            total, p = d_loss(b, fake.detach())
+        backward(total, D, i == n - 1)
+        _accumulate(parts, p, n)
     opt_d.step()
     # --- G: fool D + lambda * L1 to the true target; D's weights need no gradients here
     D.requires_grad_(False)
-    with accelerator.autocast():
-        fake_logits = D(discriminator_input(dc, fake, mask, src))
-        g_total, g_parts = losses.generator_loss(fake_logits.float(), fake.float(), tgt.float(), lc)
     opt_g.zero_grad(set_to_none=True)
-    accelerator.backward(g_total)
+    for i, b in enumerate(micro):
+        with accelerator.autocast():
+            fake = fakes[i] if fakes is not None else G(b["source_f"], b["mask"])
+            total, p = g_loss(b, fake)
+        backward(total, G, i == n - 1)
+        _accumulate(parts, p, n)
     opt_g.step()
-    return {**d_parts, **g_parts}
+    return parts
+
+
+def _accumulate(parts: dict, new: dict, n: int) -> None:
+    for k, v in new.items():
+        parts[k] = parts.get(k, 0.0) + v / n
 
 
 def prepare_batch(cfg: GANConfig, batch: dict) -> dict:
@@ -177,6 +214,11 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     from fape.gan.networks import create_discriminator, create_generator, discriminator_in_chans
 
     tc = cfg.train
+    if cfg.loss.identity_weight or cfg.loss.expression_weight:
+        raise ValueError("loss.identity_weight / loss.expression_weight need a frozen fape classifier run; "
+                         "the classifiers (fape clf) are not in this version yet: set both to 0")
+    if tc.batch_size % tc.grad_accum:
+        raise ValueError(f"train.batch_size {tc.batch_size} is not a multiple of train.grad_accum {tc.grad_accum}")
     accelerator = Accelerator(cpu=force_cpu(tc.cpu), mixed_precision=tc.mixed_precision,
                               log_with=tracker_names(tc.trackers) or None, project_dir=str(run_dir))
     main = accelerator.is_main_process
@@ -213,7 +255,8 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
         (run_dir / "samples").mkdir(exist_ok=True)
     accelerator.wait_for_everyone()
     log = JsonlLog(run_dir / "metrics.jsonl", truncate_after_step=log_truncate) if main else None
-    accelerator.init_trackers(cfg.name, config=_flat(to_dict(cfg)))
+    accelerator.init_trackers(cfg.name, config=_flat(to_dict(cfg)),
+                              init_kwargs={"wandb": {"dir": str(run_dir), "name": run_dir.name}})
 
     steps_per_epoch = len(pairs) // (tc.batch_size * world)
     if steps_per_epoch == 0:
@@ -245,8 +288,8 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
         batches = epoch_batches(len(pairs), tc.batch_size, world, rank, tc.seed, epoch)
         for k in range(step - epoch * steps_per_epoch, steps_per_epoch):
             torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)  # dropout noise = f(seed, rank, step)
-            batch = prepare_batch(cfg, collate(pairs, batches[k], device))
-            parts = gan_step(cfg, G, D, opt_g, opt_d, batch, accelerator)
+            micro = [prepare_batch(cfg, collate(pairs, idx, device)) for idx in np.array_split(batches[k], tc.grad_accum)]
+            parts = gan_step(cfg, G, D, opt_g, opt_d, micro, accelerator)
             if G_ema is not None:
                 ema_update(G_ema, accelerator.unwrap_model(G), tc.ema_decay)
             step += 1
