@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fape.config import load_config, save_config, to_dict
+from fape.config import save_config, to_dict
 from fape.data.dataset import FaceDataset, to_float, to_uint8
 from fape.data.pairs import POSE, PairDataset, PairSampler
 from fape.data.splits import subject_holdout
@@ -27,7 +26,8 @@ from fape.gan.config import GANConfig
 from fape.gan.io import num_mask_channels, pose_masks
 from fape.utils import checkpoint as ck
 from fape.utils.io import atomic_write_json
-from fape.utils.runs import JsonlLog, next_run_dir, tracker_names
+from fape.utils.loop import collate, epoch_batches, flat_config, force_cpu, resolve_run_dir, state_digest
+from fape.utils.runs import JsonlLog, tracker_names
 
 
 # ---------------------------------------------------------------- data
@@ -49,26 +49,6 @@ def build_data(cfg: GANConfig):
     return faces, train, heldout
 
 
-def epoch_batches(n: int, batch: int, world: int, rank: int, seed: int, epoch: int) -> np.ndarray:
-    """This process's batches of epoch ``epoch``: ``[steps, batch]`` item indices.
-
-    One permutation per (seed, epoch), cut into global batches of ``batch * world`` and dealt
-    to ranks; the remainder is dropped so every rank runs the same number of steps.
-    """
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g).numpy()
-    steps = n // (batch * world)
-    return perm[: steps * batch * world].reshape(steps, world, batch)[:, rank]
-
-
-def collate(ds, idx: np.ndarray, device) -> dict:
-    items = [ds[int(i)] for i in idx]
-    out = {k: torch.stack([it[k] for it in items]) if torch.is_tensor(items[0][k]) else torch.tensor([it[k] for it in items])
-           for k in items[0]}
-    return {k: v.to(device, non_blocking=True) for k, v in out.items()}
-
-
-# ---------------------------------------------------------------- one step
 def discriminator_real(cfg: GANConfig, batch: dict) -> torch.Tensor:
     """What D calls real: the real target (pix2pix) or the real input image (the paper, eq. 1-2)."""
     return batch["target_f"] if cfg.discriminator.real == "target" else batch["source_f"]
@@ -255,7 +235,7 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
         (run_dir / "samples").mkdir(exist_ok=True)
     accelerator.wait_for_everyone()
     log = JsonlLog(run_dir / "metrics.jsonl", truncate_after_step=log_truncate) if main else None
-    accelerator.init_trackers(cfg.name, config=_flat(to_dict(cfg)),
+    accelerator.init_trackers(cfg.name, config=flat_config(to_dict(cfg)),
                               init_kwargs={"wandb": {"dir": str(run_dir), "name": run_dir.name}})
 
     steps_per_epoch = len(pairs) // (tc.batch_size * world)
@@ -329,58 +309,8 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     return run_dir
 
 
-def state_digest(module: torch.nn.Module) -> str:
-    """sha256 over a module's parameters (names and raw bytes), to compare weights across ranks.
-
-    Buffers are left out: BatchNorm running statistics are per-rank by design (DDP broadcasts
-    rank 0's at each forward; the checkpoint holds rank 0's).
-    """
-    h = hashlib.sha256()
-    for k, v in module.named_parameters():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def force_cpu(requested: bool) -> bool:
-    """CPU processes (gloo) when asked, or when several processes are launched without a GPU.
-
-    ``accelerate launch --cpu --num_processes N`` needs mpirun; ``accelerate launch --multi_gpu
-    --num_processes N`` (torchrun underneath) on a machine without GPUs lands here instead.
-    """
-    import os
-
-    return requested or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return out
-
-
 def resolve_run(args, overrides) -> tuple[GANConfig, Path, bool]:
-    """Config and run folder for ``fape gan train`` (fresh, or ``--resume RUN`` with its saved config)."""
-    if args.resume:
-        run = Path(args.resume)
-        if not (run / "config.yaml").is_file():
-            raise FileNotFoundError(f"cannot resume: {run / 'config.yaml'} not found")
-        return load_config(GANConfig, run / "config.yaml", overrides), run, True
-    cfg = load_config(GANConfig, args.config, overrides)
-    if args.run_dir:
-        return cfg, Path(args.run_dir), False
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-
-    state = PartialState(cpu=force_cpu(cfg.train.cpu))
-    box = [str(next_run_dir(cfg.runs_dir, cfg.name)) if state.is_main_process else None]
-    if state.num_processes > 1:
-        broadcast_object_list(box)  # every rank writes into the folder rank 0 numbered
-    return cfg, Path(box[0]), False
+    return resolve_run_dir(GANConfig, args, overrides)
 
 
 def cli_train(args, overrides) -> int:

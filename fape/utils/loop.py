@@ -1,0 +1,89 @@
+"""Pieces every fape training loop shares: deterministic sharded batches, collation, run
+folders, CPU/multi-process selection, weight digests."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fape.config import load_config
+from fape.utils.runs import next_run_dir
+
+
+def epoch_batches(n: int, batch: int, world: int, rank: int, seed: int, epoch: int) -> np.ndarray:
+    """This process's batches of epoch ``epoch``: ``[steps, batch]`` item indices.
+
+    One permutation per (seed, epoch), cut into global batches of ``batch * world`` and dealt
+    to ranks; the remainder is dropped so every rank runs the same number of steps.
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g).numpy()
+    steps = n // (batch * world)
+    return perm[: steps * batch * world].reshape(steps, world, batch)[:, rank]
+
+
+def collate(ds, idx: np.ndarray, device) -> dict:
+    items = [ds[int(i)] for i in idx]
+    out = {k: torch.stack([it[k] for it in items]) if torch.is_tensor(items[0][k]) else torch.tensor([it[k] for it in items])
+           for k in items[0]}
+    return {k: v.to(device, non_blocking=True) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------- one step
+def state_digest(module: torch.nn.Module) -> str:
+    """sha256 over a module's parameters (names and raw bytes), to compare weights across ranks.
+
+    Buffers are left out: BatchNorm running statistics are per-rank by design (DDP broadcasts
+    rank 0's at each forward; the checkpoint holds rank 0's).
+    """
+    h = hashlib.sha256()
+    for k, v in module.named_parameters():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def force_cpu(requested: bool) -> bool:
+    """CPU processes (gloo) when asked, or when several processes are launched without a GPU.
+
+    ``accelerate launch --cpu --num_processes N`` needs mpirun; ``accelerate launch --multi_gpu
+    --num_processes N`` (torchrun underneath) on a machine without GPUs lands here instead.
+    """
+    return requested or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+
+
+def flat_config(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat_config(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+def resolve_run_dir(cls, args, overrides):
+    """``(config, run folder, resume?)`` for a ``train`` command: a fresh numbered run, an explicit
+    ``--run-dir``, or ``--resume RUN`` with the run's saved config (overrides still apply).
+
+    With several processes, rank 0 picks the next number and broadcasts it.
+    """
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "config.yaml").is_file():
+            raise FileNotFoundError(f"cannot resume: {run / 'config.yaml'} not found")
+        return load_config(cls, run / "config.yaml", overrides), run, True
+    cfg = load_config(cls, args.config, overrides)
+    if args.run_dir:
+        return cfg, Path(args.run_dir), False
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState(cpu=force_cpu(cfg.train.cpu))
+    box = [str(next_run_dir(cfg.runs_dir, cfg.name)) if state.is_main_process else None]
+    if state.num_processes > 1:
+        broadcast_object_list(box)  # every rank writes into the folder rank 0 numbered
+    return cfg, Path(box[0]), False
