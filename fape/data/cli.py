@@ -77,6 +77,20 @@ def register(groups) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(handler=_lazy("fape.data.preview", "cli_show"))
 
+    # ---- split
+    q = sub.add_parser("split", help="write a train/val/test split file of a dataset (paper protocols)",
+                       description="Write DIR/splits/<protocol>[-<options>]-seed<S>.csv (row,path,split[,fold]) "
+                                   "and a JSON beside it; refuses subject/sequence leaks. Protocols: er-ss, er-ue, "
+                                   "er-up, er-zid, fer2013-official, jaffe-deep-emotion, jaffe-loso, ckplus-10fold, "
+                                   "random, subject (see fape/data/splits.py).")
+    q.add_argument("dir", help="dataset folder")
+    q.add_argument("--protocol", required=True, help="split protocol (e.g. er-ss, jaffe-deep-emotion)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default=None, help="csv path (default: DIR/splits/<name>.csv)")
+    q.add_argument("--option", action="extend", nargs="+", default=[], metavar="K=V",
+                   help="protocol option, e.g. rare_fraction=0.2, rare_pose=HL, classes=6, fractions=0.8,0.1,0.1")
+    q.set_defaults(handler=_lazy("fape.data.splits", "cli_split"))
+
     # ---- cache / info / reindex
     q = sub.add_parser("cache", help="decode all images once into a memory-mapped array",
                        description="Decode every image into DIR/cache/images_u8.npy so epochs read no files.")
