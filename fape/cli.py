@@ -35,10 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     from fape import quickstart
     from fape.data import cli as data_cli
 
+    from fape.classifiers import cli as clf_cli
     from fape.gan import cli as gan_cli
 
     data_cli.register(groups)
     gan_cli.register(groups)
+    clf_cli.register(groups)
     quickstart.register(groups)
     return parser
 
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.handler(args, rest) or 0)
-    except (UserError, ConfigError, DatasetError, FileExistsError) as e:
+    except (UserError, ConfigError, DatasetError, FileExistsError, FileNotFoundError) as e:
         print(f"fape: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

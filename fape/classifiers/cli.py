@@ -1,0 +1,51 @@
+"""``fape clf ...``: train, eval, compare, chain."""
+from __future__ import annotations
+
+from fape.cli import add_config_arg
+from fape.data.cli import _lazy
+
+
+def register(groups) -> None:
+    p = groups.add_parser("clf", help="train and evaluate expression classifiers (Fa-Net and baselines)",
+                          description="Expression classifiers: Fa-Net (LightCNN) and the papers' baselines.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    q = sub.add_parser("train", help="train (or resume) a classifier run",
+                       description="fape clf train -c configs/clf/fanet_jaffe.yaml [--data DIR] [--synthetic DIR "
+                                   "--mix 0.5] [--optim.lr=... overrides]. Model selection on the split's "
+                                   "validation part only.")
+    add_config_arg(q)
+    q.add_argument("--data", default=None, help="dataset folder (= --data.root)")
+    q.add_argument("--synthetic", default=None, help="synthesized dataset added to training (= --data.synthetic)")
+    q.add_argument("--mix", type=float, default=None,
+                   help="synthetic images per epoch as a fraction of the real training images (-1 = all)")
+    q.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
+    q.add_argument("--run-dir", default=None, help="exact run folder (default: next numbered folder in runs_dir)")
+    q.set_defaults(handler=_lazy("fape.classifiers.train", "cli_train"))
+
+    q = sub.add_parser("eval", help="evaluate a run's selected model on a split part",
+                       description="Accuracy, per-class and per-pose accuracy, macro-F1, P/R/F1, confusion matrix "
+                                   "(CSV, PNG), results.json and predictions.csv in RUN/eval/SPLIT.")
+    q.add_argument("--run", required=True)
+    q.add_argument("--split", default="test", help="train | val | test")
+    q.add_argument("--data", default=None, help="evaluate on this dataset folder instead of the run's")
+    q.add_argument("--out", default=None)
+    q.add_argument("--device", default="cpu")
+    q.set_defaults(handler=_lazy("fape.classifiers.evaluate", "cli_eval"))
+
+    q = sub.add_parser("compare", help="mean +- std over seeds, paired bootstrap CI of differences",
+                       description="fape clf compare with=RUN1 with=RUN2 without=RUN3 without=RUN4: groups runs by "
+                                   "NAME (or by their config name), prints a Markdown table.")
+    q.add_argument("runs", nargs="+", help="RUN or NAME=RUN (evaluated first with fape clf eval)")
+    q.add_argument("--split", default="test")
+    q.add_argument("--n-boot", type=int, default=2000)
+    q.add_argument("--out", default=None, help="write OUT.md and OUT.json")
+    q.set_defaults(handler=_lazy("fape.classifiers.evaluate", "cli_compare"))
+
+    q = sub.add_parser("chain", help="run a transfer chain (stage N starts from stage N-1's best)",
+                       description="fape clf chain configs/chains/fer2013_to_jaffe.yaml [--train.epochs=2 ...]: "
+                                   "overrides apply to every stage.")
+    q.add_argument("chain", help="chain YAML")
+    q.add_argument("--base", default=None, help="folder stage config paths are relative to (default: .)")
+    q.set_defaults(handler=_lazy("fape.classifiers.chain", "cli_chain"), takes_overrides=True)

@@ -1,0 +1,60 @@
+"""Loading trained classifiers: a run's selected (``best``) weights, for evaluation, transfer
+chains (stage N starts from stage N-1) and metrics that need a trained feature extractor."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fape.config import _from_dict
+from fape.utils import checkpoint as ck
+
+
+def best_checkpoint(run_or_ckpt: str | Path) -> Path:
+    """The folder holding the weights to use: ``RUN/best/checkpoints/step_*`` of a run, or a
+    checkpoint folder given directly."""
+    p = Path(run_or_ckpt)
+    if (p / "state.json").is_file():
+        return p
+    best = ck.latest_checkpoint(p / "best")
+    if best is None:
+        raise FileNotFoundError(f"no selected model in {p}: looked for {p / 'best' / 'checkpoints' / 'latest'} "
+                                f"(is it a finished `fape clf train` run?)")
+    return best
+
+
+def load_best_weights(model: nn.Module, run_or_ckpt: str | Path) -> dict:
+    """Copy a previous run's best weights into ``model``; the classifier head is kept only when
+    its shape matches (same classes), else re-initialised. Returns what was loaded/skipped."""
+    sd = ck.load_module_state(best_checkpoint(run_or_ckpt), "model")
+    own = model.state_dict()
+    take = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(set(sd) - set(take))
+    model.load_state_dict(take, strict=False)
+    return {"loaded": len(take), "skipped": skipped, "missing": sorted(set(own) - set(take))}
+
+
+@dataclass
+class LoadedClassifier:
+    model: nn.Module  # eval mode
+    cfg: object  # ClfConfig
+    label_names: list[str]
+    checkpoint: Path
+
+
+def load_run(run_or_ckpt: str | Path, device: str | torch.device = "cpu") -> LoadedClassifier:
+    """A trained classifier ready for inference: input float ``[B, C, H, W]`` in [-1, 1] at
+    ``cfg.data.image_size`` with ``cfg.data.channels`` channels."""
+    from fape.classifiers import create_classifier
+    from fape.classifiers.config import ClfConfig
+
+    ckpt = best_checkpoint(run_or_ckpt)
+    state = ck.load_state(ckpt)
+    cfg = _from_dict(ClfConfig, state["config"])
+    names = list(state["label_names"])
+    model = create_classifier(cfg.model.name, num_classes=len(names), in_chans=cfg.data.channels,
+                              img_size=cfg.data.image_size, pretrained=False, **cfg.model.kwargs)
+    model.load_state_dict(ck.load_module_state(ckpt, "model"))
+    return LoadedClassifier(model=model.to(device).eval(), cfg=cfg, label_names=names, checkpoint=ckpt)

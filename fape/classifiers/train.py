@@ -1,0 +1,315 @@
+"""The classifier training loop (Fa-Net and the baselines), same conventions as the GAN's.
+
+One function owns the optimizer, the center-loss centres, checkpoints, validation-based model
+selection, metrics and resume. Randomness is a function of (seed, epoch) for the data order and
+(seed, rank, step) for augmentation and dropout, so a killed run resumes onto the same path.
+The test part of a split is never read here: model selection uses the validation part only.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fape.classifiers.augment import augment
+from fape.classifiers.config import ClfConfig
+from fape.classifiers.losses import center_loss, center_update, class_weights
+from fape.config import save_config, to_dict
+from fape.data.dataset import FaceDataset, to_float
+from fape.utils import checkpoint as ck
+from fape.utils.io import atomic_write_json
+from fape.utils.loop import collate, epoch_batches, flat_config, force_cpu, resolve_run_dir
+from fape.utils.runs import JsonlLog, tracker_names
+
+
+class WithFeatures(nn.Module):
+    """``x -> (logits, features)`` in one ``forward``, so DDP sees (and syncs) both paths."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        feats = self.model.forward_features(x)  # [B, D]
+        return self.model.forward_head(feats), feats
+
+
+# ---------------------------------------------------------------- data
+class TrainItems(torch.utils.data.Dataset):
+    """The training part for one epoch: real rows, plus synthetic rows drawn for this epoch,
+    optionally resampled to balance classes. Items are FaceDataset items with the label
+    remapped to the run's label order and a ``synthetic`` flag."""
+
+    def __init__(self, real: FaceDataset, rows: np.ndarray, label_map: np.ndarray, cfg: ClfConfig,
+                 synthetic: FaceDataset | None):
+        self.real = real  # the whole real dataset: item i is manifest row i
+        self.rows, self.label_map, self.cfg, self.synthetic = rows, label_map, cfg, synthetic
+        self.num_classes = int(label_map.max()) + 1
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        d = self.cfg.data
+        rng = np.random.default_rng([self.cfg.train.seed, epoch, 17])
+        src, idx = [np.zeros(len(self.rows), np.int64)], [self.rows]
+        if self.synthetic is not None:  # synthetic items are positions in synthetic.rows
+            n = len(self.synthetic)
+            k = n if d.mix < 0 else min(n, round(d.mix * len(self.rows)))
+            idx.append(np.sort(rng.choice(n, size=k, replace=False)))
+            src.append(np.ones(k, np.int64))
+        self.src, self.idx = np.concatenate(src), np.concatenate(idx)
+        if d.balance == "sampler":
+            w = class_weights(self.labels(), self.num_classes)[self.labels()].numpy().astype(np.float64)
+            pick = rng.choice(len(self.idx), size=len(self.idx), replace=True, p=w / w.sum())
+            self.src, self.idx = self.src[pick], self.idx[pick]
+
+    def labels(self) -> np.ndarray:
+        """Run labels of this epoch's items ``[len(self)]``."""
+        out = np.empty(len(self.idx), np.int64)
+        real = self.src == 0
+        out[real] = self.label_map[self.real.labels[self.idx[real]]]
+        if self.synthetic is not None:
+            syn = self.idx[~real]
+            out[~real] = self.label_map[self.synthetic.labels[self.synthetic.rows[syn]]]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, k: int) -> dict:
+        ds = self.real if self.src[k] == 0 else self.synthetic
+        item = ds[int(self.idx[k])]
+        item["label"] = int(self.label_map[item["label"]])
+        item["synthetic"] = int(self.src[k])
+        return item
+
+
+def resolve_split(cfg: ClfConfig, index) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, Path]:
+    """Parts (train/val/test rows), the run's label names, a dataset-label -> run-label map
+    (``-1`` = not in this run's label set), and the split file."""
+    from fape.data import splits
+
+    d = cfg.data
+    path = Path(d.split)
+    if not path.suffix == ".csv":
+        split = splits.make_split(index, d.split, d.split_seed, **d.split_options)
+        path = splits.save_split(index.root, split)
+    parts = splits.load_split(path, fold=d.fold if d.fold >= 0 else None)
+    meta = splits.split_meta(path)
+    names = list(meta.get("label_names") or index.info.label_names)
+    lut = {n: i for i, n in enumerate(names)}
+    label_map = np.array([lut.get(n, -1) for n in index.info.label_names], np.int64)
+    return parts, names, label_map, path
+
+
+def _rows_in_labels(rows: np.ndarray, labels: np.ndarray, label_map: np.ndarray) -> np.ndarray:
+    return rows[label_map[labels[rows]] >= 0]
+
+
+# ---------------------------------------------------------------- evaluation
+@torch.no_grad()
+def predict(model: nn.Module, ds: FaceDataset, rows: np.ndarray, device, batch: int = 256) -> np.ndarray:
+    """Softmax probabilities ``[len(rows), K]`` for manifest ``rows`` of ``ds`` (model in eval mode)."""
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(rows), batch):
+        imgs = torch.stack([torch.from_numpy(ds.load(int(r)).transpose(2, 0, 1).copy()) for r in rows[i:i + batch]])
+        out.append(F.softmax(model(to_float(imgs.to(device))).float(), 1).cpu())
+    model.train(was)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+# ---------------------------------------------------------------- the loop
+def _lr(cfg: ClfConfig, epoch: int) -> float:
+    o = cfg.optim
+    if o.schedule == "step":
+        return o.lr * o.gamma ** (epoch // max(1, o.step_epochs))
+    if o.schedule == "cosine":
+        return o.lr * 0.5 * (1 + np.cos(np.pi * epoch / max(1, cfg.train.epochs)))
+    return o.lr
+
+
+def _optimizer(cfg: ClfConfig, params) -> torch.optim.Optimizer:
+    o = cfg.optim
+    kw = {"fused": True} if o.fused else {}
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, **kw)
+    return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, **kw)
+
+
+def build_model(cfg: ClfConfig, num_classes: int) -> nn.Module:
+    from fape.classifiers import create_classifier
+    from fape.classifiers.io import load_best_weights
+
+    m = cfg.model
+    pretrained = {"": False, "imagenet": True}.get(m.pretrained, m.pretrained)
+    model = create_classifier(m.name, num_classes=num_classes, in_chans=cfg.data.channels,
+                              img_size=cfg.data.image_size, pretrained=pretrained, **m.kwargs)
+    if m.init_from:
+        load_best_weights(model, m.init_from)  # transfer: previous stage's best, head reset if K differs
+    return model
+
+
+def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm import tqdm
+
+    from fape.data.format import read_index
+
+    tc = cfg.train
+    accelerator = Accelerator(cpu=force_cpu(tc.cpu), mixed_precision=tc.mixed_precision,
+                              log_with=tracker_names(tc.trackers) or None, project_dir=str(run_dir))
+    main, device = accelerator.is_main_process, accelerator.device
+    world, rank = accelerator.num_processes, accelerator.process_index
+    set_seed(tc.seed)
+
+    index = read_index(cfg.data.root)
+    parts, label_names, label_map, split_path = resolve_split(cfg, index)
+    K = len(label_names)
+    faces = FaceDataset(index, size=cfg.data.image_size, channels=cfg.data.channels, progress=False)
+    train_rows = _rows_in_labels(parts["train"], faces.labels, label_map)
+    val_rows = _rows_in_labels(parts.get("val", np.arange(0)), faces.labels, label_map)
+    synthetic = None
+    if cfg.data.synthetic:
+        synth_index = read_index(cfg.data.synthetic)
+        if list(synth_index.info.label_names) != list(index.info.label_names):
+            raise ValueError(f"{cfg.data.synthetic}: label names differ from {cfg.data.root}'s "
+                             f"({synth_index.info.label_names[:5]}... vs {index.info.label_names[:5]}...)")
+        syn_rows = np.flatnonzero(label_map[synth_index.manifest["label"].to_numpy()] >= 0)
+        synthetic = FaceDataset(synth_index, rows=syn_rows, size=cfg.data.image_size, channels=cfg.data.channels,
+                                progress=False)
+    items = TrainItems(faces, train_rows, label_map, cfg, synthetic)
+
+    model = build_model(cfg, K)
+    centers = torch.zeros(K, model.num_features, device=device)
+    weights = class_weights(items.labels(), K).to(device) if cfg.data.balance == "loss" else None
+    opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+
+    step, best = 0, {"val_acc": -1.0, "epoch": -1, "step": 0}
+    ckpt = ck.latest_checkpoint(run_dir) if resume else None
+    if ckpt is not None:
+        state = ck.load_state(ckpt)
+        step, best = int(state["step"]), state["best"]
+        model.load_state_dict(ck.load_module_state(ckpt, "model"))
+        centers = ck.load_module_state(ckpt, "centers", device)["centers"]
+        opt.load_state_dict(ck.load_optimizer_state(ckpt, "model"))
+    net, opt = accelerator.prepare(WithFeatures(model), opt)
+
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        atomic_write_json(run_dir / "labels.json", {"label_names": label_names, "split": str(split_path)})
+    accelerator.wait_for_everyone()
+    log = JsonlLog(run_dir / "metrics.jsonl", truncate_after_step=step if ckpt else None) if main else None
+    accelerator.init_trackers(cfg.name, config=flat_config(to_dict(cfg)),
+                              init_kwargs={"wandb": {"dir": str(run_dir), "name": run_dir.name}})
+
+    steps_per_epoch = len(items) // (tc.batch_size * world)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(items)} training images are fewer than one global batch "
+                         f"({tc.batch_size} x {world}): lower train.batch_size")
+    total = tc.max_steps or tc.epochs * steps_per_epoch
+    bar = tqdm(total=total, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True)
+    t_last, step_last = time.perf_counter(), step
+    inner = lambda: accelerator.unwrap_model(net).model  # noqa: E731
+
+    def checkpoint(epoch: int) -> None:
+        if main:
+            ck.save_checkpoint(run_dir, step, {"model": inner().state_dict(), "centers": {"centers": centers}},
+                               {"model": opt.state_dict()},
+                               {"epoch": epoch, "best": best, "config": to_dict(cfg), "label_names": label_names,
+                                "steps_per_epoch": steps_per_epoch}, keep=tc.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    def validate(epoch: int) -> None:
+        if not len(val_rows):
+            return
+        probs = predict(inner(), faces, val_rows, device)
+        acc = float((probs.argmax(1) == label_map[faces.labels[val_rows]]).mean())
+        rec = {"step": step, "epoch": epoch, "val/acc": acc}
+        if acc > best["val_acc"]:
+            best.update(val_acc=acc, epoch=epoch, step=step)
+            save_best(run_dir, inner(), best, label_names, cfg)
+            rec["val/best"] = True
+        log.write(rec)
+        accelerator.log({"val/acc": acc}, step=step)
+
+    epoch = step // steps_per_epoch
+    while step < total:
+        items.set_epoch(epoch)
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, epoch)
+        batches = epoch_batches(len(items), tc.batch_size, world, rank, tc.seed, epoch)
+        for k in range(step - epoch * steps_per_epoch, steps_per_epoch):
+            torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)
+            b = collate(items, batches[k], device)
+            x = augment(to_float(b["image"]), cfg.data.augment)
+            with accelerator.autocast():
+                logits, feats = net(x)
+                loss_ce = F.cross_entropy(logits.float(), b["label"], weight=weights,
+                                          label_smoothing=tc.label_smoothing)
+                loss = loss_ce
+                if cfg.center_loss.weight > 0:
+                    loss = loss + cfg.center_loss.weight * center_loss(feats.float(), b["label"], centers)
+            opt.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            opt.step()
+            if cfg.center_loss.weight > 0:  # every rank applies the same update from gathered features
+                f_all = accelerator.gather(feats.detach().float())
+                centers = center_update(f_all, accelerator.gather(b["label"]), centers, cfg.center_loss.alpha)
+            step += 1
+            bar.update(1)
+            if step % tc.log_every == 0 or step == total:
+                now = time.perf_counter()
+                ips = (step - step_last) * tc.batch_size * world / max(now - t_last, 1e-9)
+                t_last, step_last = now, step
+                rec = {"step": step, "epoch": epoch, "loss": float(loss.detach()), "ce": float(loss_ce.detach()),
+                       "acc": float((logits.argmax(1) == b["label"]).float().mean()), "lr": opt.param_groups[0]["lr"],
+                       "images_per_s": round(ips, 1)}
+                bar.set_postfix({"img/s": f"{ips:.0f}", "loss": f"{rec['loss']:.3f}"})
+                if main:
+                    log.write(rec)
+                accelerator.log(rec, step=step)
+            end_of_epoch = k == steps_per_epoch - 1
+            if end_of_epoch or step == total:
+                if main and ((epoch + 1) % tc.eval_every == 0 or step == total):
+                    validate(epoch)
+                checkpoint(epoch + 1 if end_of_epoch else epoch)
+            if step >= total:
+                break
+        epoch += 1
+    bar.close()
+    accelerator.end_training()
+    if main:
+        if best["epoch"] < 0:  # no validation part: the last weights are the run's model
+            save_best(run_dir, inner(), {**best, "epoch": epoch, "step": step, "note": "no val part: last"},
+                      label_names, cfg)
+        atomic_write_json(run_dir / "done.json", {"step": step, "epoch": epoch, "best": best})
+    return run_dir
+
+
+def save_best(run_dir: Path, model: nn.Module, best: dict, label_names: list[str], cfg: ClfConfig) -> None:
+    """``RUN/best/``: the selected weights (safetensors) and what selected them (JSON)."""
+    ck.save_checkpoint(run_dir / "best", int(best["step"]), {"model": model.state_dict()}, {},
+                       {"best": best, "config": to_dict(cfg), "label_names": label_names}, keep=1)
+
+
+def cli_train(args, overrides) -> int:
+    from fape.classifiers.config import ClfConfig
+    from fape.cli import UserError
+
+    extra = [f"--data.root={args.data}"] if args.data else []
+    extra += [f"--data.synthetic={args.synthetic}"] if args.synthetic else []
+    extra += [f"--data.mix={args.mix}"] if args.mix is not None else []
+    try:
+        cfg, run, resume = resolve_run_dir(ClfConfig, args, extra + list(overrides))
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    run = train(cfg, run, resume=resume)
+    print(f"run: {run}")
+    return 0

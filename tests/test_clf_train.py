@@ -1,0 +1,141 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _fixtures import REPO, make_multipose
+from fape.classifiers import train as clf_train
+from fape.classifiers.config import ClfConfig
+from fape.classifiers.evaluate import evaluate_run
+from fape.classifiers.io import load_run
+from fape.config import load_config
+from fape.utils import checkpoint as ck
+from fape.utils.runs import read_jsonl
+
+TINY = ["--model.name=cnn3", "--data.split=random", "--data.image_size=32", "--data.channels=3",
+        "--train.batch_size=8", "--train.epochs=2", "--train.log_every=1", "--optim.lr=0.01"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clf")
+    return make_multipose(root / "real", subjects=4, expressions=3, frames=2), root
+
+
+def cfg_for(data, *extra):
+    return load_config(ClfConfig, REPO / "configs/clf/fanet_f2ed.yaml", [f"--data.root={data}", *TINY, *extra])
+
+
+def test_train_select_on_val_and_eval(data, tmp_path):
+    real, _ = data
+    run = clf_train.train(cfg_for(real), tmp_path / "run", progress=False)
+    log = read_jsonl(run / "metrics.jsonl")
+    vals = [r for r in log if "val/acc" in r]
+    assert len(vals) == 2 and all(0 <= r["val/acc"] <= 1 for r in vals)
+    best = ck.load_state(ck.latest_checkpoint(run / "best"))["best"]
+    assert best["val_acc"] == max(r["val/acc"] for r in vals)  # selected on val, never on test
+    res = evaluate_run(run, "test")
+    assert 0 <= res["accuracy"] <= 1 and res["n"] > 0 and len(res["confusion"]) == 3
+    assert set(res["per_pose"]) <= {"half_left", "front", "half_right"}
+    for f in ("results.json", "predictions.csv", "confusion.csv", "confusion.png"):
+        assert (run / "eval" / "test" / f).is_file()
+    loaded = load_run(run)
+    assert loaded.label_names == ["expr0", "expr1", "expr2"]
+    assert loaded.model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_kill_and_resume_equals_uninterrupted(data, tmp_path, monkeypatch):
+    real, _ = data
+    full = clf_train.train(cfg_for(real, "--train.epochs=3"), tmp_path / "full", progress=False)
+    real_augment = clf_train.augment
+    calls = {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2 * 7 + 3:  # dies inside epoch 3 (7 steps per epoch here)
+            raise KeyboardInterrupt
+        return real_augment(*a, **k)
+
+    monkeypatch.setattr(clf_train, "augment", dying)
+    with pytest.raises(KeyboardInterrupt):
+        clf_train.train(cfg_for(real, "--train.epochs=3"), tmp_path / "cut", progress=False)
+    monkeypatch.setattr(clf_train, "augment", real_augment)
+    clf_train.train(load_config(ClfConfig, tmp_path / "cut" / "config.yaml"), tmp_path / "cut", resume=True,
+                    progress=False)
+    a = ck.load_module_state(ck.latest_checkpoint(full), "model")
+    b = ck.load_module_state(ck.latest_checkpoint(tmp_path / "cut"), "model")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_center_loss_centres_move_and_are_checkpointed(data, tmp_path):
+    real, _ = data
+    run = clf_train.train(cfg_for(real, "--center_loss.weight=0.01", "--center_loss.alpha=0.5"), tmp_path / "c",
+                          progress=False)
+    centers = ck.load_module_state(ck.latest_checkpoint(run), "centers")["centers"]
+    assert centers.shape[0] == 3 and centers.abs().sum() > 0
+
+
+def test_synthetic_mix_and_balance(data, tmp_path):
+    real, root = data
+    synth = make_multipose(root / "synth", subjects=2, expressions=3, frames=1, seed=5)
+    cfg = cfg_for(real, f"--data.synthetic={synth}", "--data.mix=0.5", "--data.balance=sampler")
+    run = clf_train.train(cfg, tmp_path / "mix", progress=False)
+    assert (run / "done.json").is_file()
+    from fape.data.dataset import FaceDataset
+    from fape.data.format import read_index
+
+    idx = read_index(real)
+    faces = FaceDataset(idx, size=32, progress=False)
+    syn = FaceDataset(synth, size=32, progress=False)
+    plain = load_config(ClfConfig, run / "config.yaml", ["--data.balance=none"])
+    items = clf_train.TrainItems(faces, np.arange(40), np.arange(3), plain, syn)
+    assert len(items) == 40 + 18  # 0.5 x 40 capped at the 18 synthetic images
+    assert (items.src == 1).sum() == 18
+    assert np.array_equal(items.labels(), np.concatenate([faces.labels[:40], syn.labels[syn.rows[items.idx[40:]]]]))
+    rows = np.flatnonzero(faces.labels != 2)[:30].tolist() + np.flatnonzero(faces.labels == 2)[:3].tolist()
+    skewed = clf_train.TrainItems(faces, np.array(sorted(rows)), np.arange(3), cfg, None)
+    counts = np.bincount(skewed.labels(), minlength=3)  # class 2 had 3 of 33 images; balanced ~11 each
+    assert counts.min() >= 5
+
+
+def test_synthetic_with_other_labels_refused(data, tmp_path):
+    real, root = data
+    other = make_multipose(root / "other", subjects=1, expressions=2, frames=1)
+    with pytest.raises(ValueError, match="label names differ"):
+        clf_train.train(cfg_for(real, f"--data.synthetic={other}"), tmp_path / "x", progress=False)
+
+
+def test_chain_starts_from_previous_best(data, tmp_path, monkeypatch):
+    from fape.classifiers.chain import ChainConfig, Stage, run_chain
+
+    real, _ = data
+    over = [f"--data.root={real}", *TINY, "--train.epochs=1"]
+    chain = ChainConfig(name="c", runs_dir=str(tmp_path), stages=[
+        Stage("a", str(REPO / "configs/clf/fanet_f2ed.yaml"), over),
+        Stage("b", str(REPO / "configs/clf/fanet_f2ed.yaml"), over + ["--optim.lr=0"])])
+    runs = run_chain(chain)
+    # with lr 0 stage b cannot move: its weights are stage a's best (head included, same classes)
+    a = ck.load_module_state(ck.latest_checkpoint(runs[0] / "best"), "model")
+    b = ck.load_module_state(ck.latest_checkpoint(runs[1]), "model")
+    assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
+    assert load_config(ClfConfig, runs[1] / "config.yaml").model.init_from == str(runs[0])
+    assert run_chain(chain) == runs  # finished stages are reused
+
+
+def test_cli_train_eval_compare(data, tmp_path, capsys):
+    from fape.cli import main
+
+    real, _ = data
+    base = ["clf", "train", "-c", str(REPO / "configs/clf/fanet_f2ed.yaml"), "--data", str(real), *TINY,
+            "--train.epochs=1", f"--runs_dir={tmp_path}"]
+    for seed in (0, 1):
+        assert main(base + [f"--train.seed={seed}"]) == 0
+    runs = sorted(tmp_path.iterdir())
+    for r in runs:
+        assert main(["clf", "eval", "--run", str(r)]) == 0
+    capsys.readouterr()
+    assert main(["clf", "compare", f"a={runs[0]}", f"b={runs[1]}", "--out", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert "| a | 1 |" in out and "a - b" in out
+    assert main(["clf", "eval", "--run", str(tmp_path / "nope")]) == 2
