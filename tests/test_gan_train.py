@@ -143,8 +143,8 @@ def test_grad_accumulation_matches_full_batch_without_batchnorm(data, tmp_path):
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa if k.endswith("weight"))
 
 
-def test_classifier_terms_refused_until_classifiers_exist(data, tmp_path):
-    with pytest.raises(ValueError, match="classifier"):
+def test_classifier_terms_need_a_classifier_run(data, tmp_path):
+    with pytest.raises(ValueError, match="classifier_run"):
         gan_train.train(cfg_for(data, "--loss.identity_weight=1"), tmp_path / "x", progress=False)
 
 
@@ -159,3 +159,22 @@ def test_trackers_tensorboard_and_offline_wandb(data, tmp_path, monkeypatch):
     assert list(run.rglob("events.out.tfevents.*"))
     assert list((run / "wandb").glob("offline-run-*"))
     assert (run / "metrics.jsonl").stat().st_size > 0
+
+
+def test_identity_and_expression_terms_through_a_frozen_classifier(data, tmp_path):
+    from fape.classifiers import train as clf_train
+    from fape.classifiers.config import ClfConfig
+
+    clf_cfg = load_config(ClfConfig, REPO / "configs/clf/fanet_f2ed.yaml",
+                          [f"--data.root={data}", "--model.name=cnn3", "--data.split=random", "--data.image_size=32",
+                           "--train.batch_size=4", "--train.epochs=1"])
+    clf_run = clf_train.train(clf_cfg, tmp_path / "clf", progress=False)
+    run = gan_train.train(cfg_for(data, "--train.max_steps=2", f"--loss.classifier_run={clf_run}",
+                                  "--loss.identity_weight=1", "--loss.expression_weight=0.5"),
+                          tmp_path / "gan", progress=False)
+    rec = [r for r in read_jsonl(run / "metrics.jsonl") if "g_identity" in r]
+    assert rec and 0 <= rec[-1]["g_identity"] <= 2 and rec[-1]["g_expression"] > 0
+    # the total includes the weighted terms
+    r = rec[-1]
+    assert r["g_total"] == pytest.approx(r["g_adv"] + 10 * r["g_l1"] + r["g_identity"] + 0.5 * r["g_expression"],
+                                         rel=1e-4)

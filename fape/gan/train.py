@@ -54,7 +54,7 @@ def discriminator_real(cfg: GANConfig, batch: dict) -> torch.Tensor:
     return batch["target_f"] if cfg.discriminator.real == "target" else batch["source_f"]
 
 
-def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator) -> dict:
+def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator, preserve=None) -> dict:
     """One D update then one G update on prepared batches (``source_f``, ``target_f``, ``mask``).
 
     A single batch reuses its fakes for both updates (pix2pix). A list of micro-batches
@@ -75,7 +75,8 @@ def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator) -> 
 
     def g_loss(b, fake):
         fake_logits = D(discriminator_input(dc, fake, b["mask"], b["source_f"]))
-        return losses.generator_loss(fake_logits.float(), fake.float(), b["target_f"].float(), lc)
+        extra = preserve(b, fake) if preserve is not None else None  # frozen-classifier terms
+        return losses.generator_loss(fake_logits.float(), fake.float(), b["target_f"].float(), lc, extra)
 
     def backward(loss, model, last):
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
@@ -194,9 +195,9 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     from fape.gan.networks import create_discriminator, create_generator, discriminator_in_chans
 
     tc = cfg.train
-    if cfg.loss.identity_weight or cfg.loss.expression_weight:
-        raise ValueError("loss.identity_weight / loss.expression_weight need a frozen fape classifier run; "
-                         "the classifiers (fape clf) are not in this version yet: set both to 0")
+    if (cfg.loss.identity_weight or cfg.loss.expression_weight) and not cfg.loss.classifier_run:
+        raise ValueError("loss.identity_weight / loss.expression_weight need loss.classifier_run: "
+                         "a `fape clf train` run whose classifier judges identity and expression")
     if tc.batch_size % tc.grad_accum:
         raise ValueError(f"train.batch_size {tc.batch_size} is not a multiple of train.grad_accum {tc.grad_accum}")
     accelerator = Accelerator(cpu=force_cpu(tc.cpu), mixed_precision=tc.mixed_precision,
@@ -205,6 +206,11 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
     set_seed(tc.seed)  # identical initial weights on every rank
     faces, pairs, heldout = build_data(cfg)
+    preserve = None
+    if cfg.loss.classifier_run and (cfg.loss.identity_weight or cfg.loss.expression_weight):
+        from fape.gan.preserve import make_preservation
+
+        preserve = make_preservation(cfg.loss.classifier_run, faces.info.label_names, device)
     mc = num_mask_channels(cfg.data)
     G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, img_size=cfg.data.image_size)
     D = create_discriminator(cfg.discriminator, img_size=cfg.data.image_size,
@@ -269,7 +275,7 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
         for k in range(step - epoch * steps_per_epoch, steps_per_epoch):
             torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)  # dropout noise = f(seed, rank, step)
             micro = [prepare_batch(cfg, collate(pairs, idx, device)) for idx in np.array_split(batches[k], tc.grad_accum)]
-            parts = gan_step(cfg, G, D, opt_g, opt_d, micro, accelerator)
+            parts = gan_step(cfg, G, D, opt_g, opt_d, micro, accelerator, preserve)
             if G_ema is not None:
                 ema_update(G_ema, accelerator.unwrap_model(G), tc.ema_decay)
             step += 1
