@@ -80,18 +80,21 @@ class _MaxAvgPool(nn.Module):
 
 class LightCNN9(ClassifierBase):
     def __init__(self, num_classes: int, in_chans: int = 1, img_size: int = 64,
-                 drop_rate: float = 0.5, embed_dim: int = 256):
+                 drop_rate: float = 0.5, embed_dim: int = 256, width: float = 1.0):
         super().__init__(num_classes, in_chans, img_size, drop_rate)
         self.input_norm = InputNorm("unit", in_chans)
+        # width < 1 narrows every layer (48/96/192/128/128 channels at 1.0, the paper's network):
+        # for CPU-sized quick runs only; pretrained LightCNN weights need width 1.0
+        c = lambda n: max(4, int(round(n * width)))  # noqa: E731
         self.features = nn.Sequential(
-            MFM(in_chans, 48, 5, 1, 2),
+            MFM(in_chans, c(48), 5, 1, 2),
             nn.MaxPool2d(2, 2, ceil_mode=True),
-            Group(48, 96, 3, 1, 1),
+            Group(c(48), c(96), 3, 1, 1),
             nn.MaxPool2d(2, 2, ceil_mode=True),
-            Group(96, 192, 3, 1, 1),
+            Group(c(96), c(192), 3, 1, 1),
             nn.MaxPool2d(2, 2, ceil_mode=True),
-            Group(192, 128, 3, 1, 1),
-            Group(128, 128, 3, 1, 1),
+            Group(c(192), c(128), 3, 1, 1),
+            Group(c(128), c(128), 3, 1, 1),
             nn.MaxPool2d(2, 2, ceil_mode=True),
         )
         flat = int(torch.tensor(probe_shape(self.features, in_chans, img_size)[1:]).prod())
