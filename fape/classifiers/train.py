@@ -18,12 +18,13 @@ from torch import nn
 from fape.classifiers.augment import augment
 from fape.classifiers.config import ClfConfig
 from fape.classifiers.losses import center_loss, center_update, class_weights
-from fape.config import save_config, to_dict
+from fape.config import to_dict
 from fape.data.dataset import FaceDataset, to_float
 from fape.utils import checkpoint as ck
 from fape.utils.io import atomic_write_json
-from fape.utils.loop import collate, epoch_batches, flat_config, force_cpu, resolve_run_dir
-from fape.utils.runs import JsonlLog, tracker_names
+from fape.utils.loop import collate, epoch_batches, force_cpu, open_run, resolve_run_dir
+from fape.utils.loop import steps_per_epoch as epoch_steps
+from fape.utils.runs import tracker_names
 
 
 class WithFeatures(nn.Module):
@@ -200,19 +201,10 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         opt.load_state_dict(ck.load_optimizer_state(ckpt, "model"))
     net, opt = accelerator.prepare(WithFeatures(model), opt)
 
+    log = open_run(accelerator, cfg, run_dir, step if ckpt else None)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
         atomic_write_json(run_dir / "labels.json", {"label_names": label_names, "split": str(split_path)})
-    accelerator.wait_for_everyone()
-    log = JsonlLog(run_dir / "metrics.jsonl", truncate_after_step=step if ckpt else None) if main else None
-    accelerator.init_trackers(cfg.name, config=flat_config(to_dict(cfg)),
-                              init_kwargs={"wandb": {"dir": str(run_dir), "name": run_dir.name}})
-
-    steps_per_epoch = len(items) // (tc.batch_size * world)
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(items)} training images are fewer than one global batch "
-                         f"({tc.batch_size} x {world}): lower train.batch_size")
+    steps_per_epoch = epoch_steps(len(items), tc.batch_size, world, "training images")
     total = tc.max_steps or tc.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True)
     t_last, step_last = time.perf_counter(), step

@@ -79,7 +79,7 @@ import numpy as np
 import pandas as pd
 
 from fape.data.format import DatasetInfo, FaceIndex, read_index, save_image, write_index
-from fape.utils.io import _fsync_dir, atomic_write_json, atomic_write_text
+from fape.utils.io import atomic_write_json, atomic_write_text, replace_dir
 
 PLAN_KEYS = ("expression", "pose", "subject")
 BUILTIN_PLANS = ("balance-pose", "balance-expression", "balance-identity")
@@ -621,7 +621,7 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
     atomic_write_json(partial / "plan_report.json", report)
     atomic_write_text(partial / "plan_report.md", report_markdown(report, index.info.pose_names))
     (partial / PROGRESS).unlink(missing_ok=True)
-    _move_into_place(partial, out)
+    replace_dir(partial, out)
     n = int(keep_mask.sum())
     made = len(jobs) - resumed_from
     if progress:
@@ -654,19 +654,6 @@ def _read_progress(partial: Path) -> dict | None:
 def _write_progress(partial: Path, fingerprint: str, inputs: dict, done: int, rejected: list, total: int) -> None:
     atomic_write_json(partial / PROGRESS, {"fingerprint": fingerprint, "inputs": inputs, "done": done,
                                            "total": total, "rejected": rejected})
-
-
-def _move_into_place(partial: Path, out: Path) -> None:
-    import os
-
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(partial, out)
-    _fsync_dir(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- CLI

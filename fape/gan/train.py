@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fape.config import save_config, to_dict
+from fape.config import to_dict
 from fape.data.dataset import FaceDataset, to_float, to_uint8
 from fape.data.pairs import POSE, PairDataset, PairSampler
 from fape.data.splits import subject_holdout
@@ -26,8 +26,9 @@ from fape.gan.config import GANConfig
 from fape.gan.io import num_mask_channels, pose_masks
 from fape.utils import checkpoint as ck
 from fape.utils.io import atomic_write_json
-from fape.utils.loop import collate, epoch_batches, flat_config, force_cpu, resolve_run_dir, state_digest
-from fape.utils.runs import JsonlLog, tracker_names
+from fape.utils.loop import collate, epoch_batches, force_cpu, open_run, resolve_run_dir, state_digest
+from fape.utils.loop import steps_per_epoch as epoch_steps
+from fape.utils.runs import tracker_names
 
 
 # ---------------------------------------------------------------- data
@@ -235,19 +236,10 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
         G, D = torch.compile(G), torch.compile(D)
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
 
+    log = open_run(accelerator, cfg, run_dir, log_truncate)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
         (run_dir / "samples").mkdir(exist_ok=True)
-    accelerator.wait_for_everyone()
-    log = JsonlLog(run_dir / "metrics.jsonl", truncate_after_step=log_truncate) if main else None
-    accelerator.init_trackers(cfg.name, config=flat_config(to_dict(cfg)),
-                              init_kwargs={"wandb": {"dir": str(run_dir), "name": run_dir.name}})
-
-    steps_per_epoch = len(pairs) // (tc.batch_size * world)
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(pairs)} training pairs are fewer than one global batch "
-                         f"({tc.batch_size} x {world} processes): lower train.batch_size")
+    steps_per_epoch = epoch_steps(len(pairs), tc.batch_size, world, "training pairs")
     total = tc.max_steps or tc.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True)
     images_per_step = tc.batch_size * world

@@ -87,11 +87,16 @@ def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    replace_dir(tmp, out)
+
+
+def replace_dir(src: Path, out: Path) -> None:
+    """Move the complete folder ``src`` to ``out``, replacing any previous ``out`` (renames only)."""
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
-    os.replace(tmp, out)
+    os.replace(src, out)
     _fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

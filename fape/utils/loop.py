@@ -87,3 +87,28 @@ def resolve_run_dir(cls, args, overrides):
     if state.num_processes > 1:
         broadcast_object_list(box)  # every rank writes into the folder rank 0 numbered
     return cfg, Path(box[0]), False
+
+
+def open_run(accelerator, cfg, run_dir: Path, resumed_step: int | None):
+    """Write the resolved config into the run folder, open the JSONL log (dropping lines past
+    ``resumed_step`` when resuming) and start Accelerate's trackers. Returns the log (None off rank 0)."""
+    from fape.config import save_config, to_dict
+    from fape.utils.runs import JsonlLog
+
+    main = accelerator.is_main_process
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    accelerator.wait_for_everyone()
+    log = JsonlLog(run_dir / "metrics.jsonl", truncate_after_step=resumed_step) if main else None
+    accelerator.init_trackers(cfg.name, config=flat_config(to_dict(cfg)),
+                              init_kwargs={"wandb": {"dir": str(run_dir), "name": run_dir.name}})
+    return log
+
+
+def steps_per_epoch(n_items: int, batch: int, world: int, what: str) -> int:
+    steps = n_items // (batch * world)
+    if steps == 0:
+        raise ValueError(f"{n_items} {what} are fewer than one global batch ({batch} x {world} processes): "
+                         f"lower train.batch_size")
+    return steps

@@ -1,0 +1,145 @@
+"""``fape metrics ...``: fid, kid, stats, gan. Register with ``fape.metrics.cli.register(groups)``."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _add_extractor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inception-weights", default=None, metavar="PATH",
+                   help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); default: torch hub cache")
+    p.add_argument("--features", default=None, metavar="run:RUN",
+                   help="use a trained fape classifier's penultimate features (domain FID) instead of Inception")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--dims", type=int, default=2048, choices=(64, 192, 768, 2048), help="Inception block")
+
+
+def _extractor(args):
+    from fape.cli import UserError
+
+    if args.features:
+        from fape.metrics.gan_report import load_classifier
+
+        try:
+            return load_classifier(args.features)
+        except RuntimeError as e:
+            raise UserError(str(e)) from None
+    from fape.metrics.inception import load_inception
+
+    try:
+        return load_inception(args.inception_weights, dims=args.dims)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+
+
+def _features(model, src: str, batch_size: int):
+    from fape.cli import UserError
+    from fape.metrics.fid import features_from, iter_batches
+
+    try:
+        it, n = iter_batches(src, batch_size)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    return features_from(model, it, total=n, desc=Path(src).name)
+
+
+def _stats(model_box: list, args, src: str):
+    from fape.metrics.fid import load_stats, statistics
+
+    if src.endswith(".npz"):
+        return load_stats(src)
+    if not model_box:
+        model_box.append(_extractor(args))
+    return statistics(_features(model_box[0], src, args.batch_size))
+
+
+def cli_fid(args, overrides) -> int:
+    from fape.metrics.fid import extractor_name, frechet_distance
+
+    box: list = []
+    s1, s2 = _stats(box, args, args.a), _stats(box, args, args.b)
+    d = frechet_distance(*s1, *s2)
+    ext = extractor_name(box[0]) if box else "precomputed .npz statistics"
+    print(json.dumps({"fid": d, "a": args.a, "b": args.b, "extractor": ext}, indent=2))
+    return 0
+
+
+def cli_kid(args, overrides) -> int:
+    from fape.metrics.fid import extractor_name, kid
+
+    model = _extractor(args)
+    f1, f2 = _features(model, args.a, args.batch_size), _features(model, args.b, args.batch_size)
+    m, s = kid(f1, f2, args.subsets, args.subset_size)
+    print(json.dumps({"kid": m, "kid_std": s, "a": args.a, "b": args.b, "n": [len(f1), len(f2)],
+                      "subset_size": min(args.subset_size, len(f1), len(f2)), "extractor": extractor_name(model)},
+                     indent=2))
+    return 0
+
+
+def cli_stats(args, overrides) -> int:
+    from fape.metrics.fid import extractor_name, save_stats, statistics
+
+    model = _extractor(args)
+    f = _features(model, args.src, args.batch_size)
+    mu, sigma = statistics(f)
+    out = save_stats(args.out, mu, sigma)
+    print(f"stats: {out} ({len(f)} images, {f.shape[1]}-d, extractor: {extractor_name(model)})")
+    return 0
+
+
+def cli_gan(args, overrides) -> int:
+    from fape.cli import UserError
+    from fape.metrics.gan_report import gan_metrics, to_markdown, write_report
+
+    try:
+        rep = gan_metrics(args.run, args.data, args.max_pairs, args.inception_weights, args.allow_random_backbone,
+                          args.features, pose_mode=args.pose_mode)
+    except (FileNotFoundError, RuntimeError) as e:
+        raise UserError(str(e)) from None
+    out = write_report(rep, args.out or Path(args.run) / "metrics")
+    print(to_markdown(rep))
+    print(f"written: {out / 'metrics.json'}, {out / 'metrics.md'}")
+    return 0
+
+
+def register(groups) -> None:
+    p = groups.add_parser("metrics", help="quality metrics: FID/KID, paired, LPIPS, pose, identity",
+                          description=__doc__)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    q = sub.add_parser("fid", help="FID between two image folders / fape datasets / .npz statistics")
+    q.add_argument("a")
+    q.add_argument("b")
+    _add_extractor_args(q)
+    q.set_defaults(handler=cli_fid)
+
+    q = sub.add_parser("kid", help="KID (unbiased MMD^2, cubic kernel) between two image folders / datasets")
+    q.add_argument("a")
+    q.add_argument("b")
+    _add_extractor_args(q)
+    q.add_argument("--subsets", type=int, default=100)
+    q.add_argument("--subset-size", type=int, default=1000)
+    q.set_defaults(handler=cli_kid)
+
+    q = sub.add_parser("stats", help="save FID statistics (mu, sigma) of a folder / dataset to .npz (pytorch-fid format)")
+    q.add_argument("src")
+    q.add_argument("--out", required=True, help="output .npz")
+    _add_extractor_args(q)
+    q.set_defaults(handler=cli_stats)
+
+    q = sub.add_parser("gan", help="every applicable metric of a GAN run on its held-out pose pairs")
+    q.add_argument("--run", required=True, help="GAN run folder (or checkpoint)")
+    q.add_argument("--data", default=None, help="dataset folder (overrides the run's data.root)")
+    q.add_argument("--split", default="heldout", choices=("heldout",), help="pairs to evaluate")
+    q.add_argument("--max-pairs", type=int, default=None)
+    q.add_argument("--inception-weights", default=None, metavar="PATH")
+    q.add_argument("--allow-random-backbone", action="store_true",
+                   help="LPIPS with a random backbone when its ImageNet weights are missing (calibrated: false)")
+    q.add_argument("--features", default=None, metavar="run:RUN",
+                   help="fape classifier run: domain FID and expression preservation")
+    q.add_argument("--pose-mode", default="detect", choices=("detect", "cropped"),
+                   help="landmark detection on generated images (see fape.metrics.pose)")
+    q.add_argument("--out", default=None, help="output folder (default RUN/metrics/)")
+    q.set_defaults(handler=cli_gan)

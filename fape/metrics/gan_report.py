@@ -1,0 +1,230 @@
+"""``fape metrics gan``: every metric that applies to a GAN run, on its held-out pose pairs.
+
+Pairs come from ``fape.gan.train.build_data(cfg)`` (cfg from the run's checkpoint, ``data.root``
+overridable), images from ``load_generator`` (EMA weights when present). Metrics whose weights are
+missing are skipped with the reason in the output; every number says which extractor produced it.
+Outputs ``metrics.json`` and ``metrics.md`` (default ``RUN/metrics/``).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+# ---------------------------------------------------------------- classifiers (fape clf runs)
+def load_classifier(spec: str):
+    """``run:RUN`` -> a classifier module via ``fape.classifiers.load_run`` (imported lazily)."""
+    run = spec[4:] if spec.startswith("run:") else spec
+    try:
+        from fape.classifiers import load_run
+    except ImportError as e:
+        raise RuntimeError(f"--features {spec}: needs fape.classifiers.load_run(run_dir), not available in this "
+                           f"version ({e})") from None
+    model = load_run(run)
+    model = getattr(model, "model", model)  # a loaded-run record or the module itself
+    if not hasattr(model, "forward_features"):
+        raise RuntimeError(f"{spec}: the loaded classifier has no forward_features(x)")
+    if not getattr(model, "extractor_name", None):
+        random_init = getattr(model, "random_init", False)
+        model.extractor_name = f"classifier run {run} ({type(model).__name__})" + (" (random init!)" if random_init else "")
+    return model
+
+
+@torch.inference_mode()
+def expression_agreement(model, images, labels, batch_size: int = 64) -> dict:
+    """Fraction of images whose classifier prediction equals ``labels`` (``model(x)`` logits, x in
+    [-1, 1] at the model's ``default_cfg`` size / channels)."""
+    from fape.metrics.fid import _to_model_input
+
+    cfg = getattr(model, "default_cfg", None) or {}
+    model.eval()
+    preds = []
+    for i in range(0, len(images), batch_size):
+        x = _to_model_input(torch.as_tensor(images[i:i + batch_size]), cfg.get("img_size"),
+                            int(cfg.get("in_chans", images.shape[1])))
+        preds.append(model(x).argmax(1).cpu().numpy())
+    p = np.concatenate(preds)
+    labels = np.asarray(labels)
+    return {"agreement": float((p == labels).mean()), "n": int(len(p)), "predictions": p}
+
+
+# ---------------------------------------------------------------- generation
+@torch.inference_mode()
+def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs: int | None = None,
+                     batch_size: int = 64, progress: bool = True) -> dict:
+    """Generated and real images of the held-out pairs: uint8 ``[N, C, H, W]`` arrays and metadata."""
+    from tqdm import tqdm
+
+    from fape.gan.io import load_generator
+    from fape.gan.train import build_data, collate, prepare_batch
+
+    lg = load_generator(run)
+    cfg = lg.cfg
+    if data is not None:
+        cfg.data.root = str(data)
+    faces, _, heldout = build_data(cfg)
+    if heldout is None:
+        raise RuntimeError("this run's data has no held-out pose pairs (no held-out subjects, or a single pose)")
+    heldout.set_epoch(0)
+    n = len(heldout) if max_pairs is None else min(len(heldout), max_pairs)
+    from fape.data.dataset import to_uint8
+
+    keys = ("source", "target", "fake", "target_landmarks", "label", "src", "tgt")
+    acc = {k: [] for k in keys}
+    for i in tqdm(range(0, n, batch_size), desc="generating", disable=not progress, leave=False):
+        b = prepare_batch(cfg, collate(heldout, np.arange(i, min(n, i + batch_size)), "cpu"))
+        b["fake"] = to_uint8(lg.G(b["source_f"], b["mask"]).float())
+        for k in keys:
+            acc[k].append(b[k].cpu().numpy())
+    out = {k: np.concatenate(v) for k, v in acc.items()}
+    out["target_pose"] = faces.pose_ids[out["tgt"]]
+    out["subject_src"] = faces.index.manifest["subject"].to_numpy()[out["src"]]
+    out.update(pose_names=list(faces.info.pose_names), label_names=list(faces.info.label_names), cfg=cfg,
+               generator=f"{lg.weights} (sha256 {lg.sha256[:16]})", faces=faces)
+    return out
+
+
+# ---------------------------------------------------------------- the report
+def _clean(o):
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items() if k not in ("per_image", "predictions", "source_embeddings")}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_random_backbone=False,
+                features=None, pose_mode="detect", progress=True) -> dict:
+    from fape.metrics import fid as F
+    from fape.metrics.paired import paired_metrics, summarize
+
+    g = generate_heldout(run, data, max_pairs, progress=progress)
+    fake, real, src = g["fake"], g["target"], g["source"]
+    rep: dict = {"run": str(run), "generator": g["generator"], "pairs": int(len(fake)),
+                 "data": str(g["cfg"].data.root), "metrics": {}, "skipped": {}}
+    M, S = rep["metrics"], rep["skipped"]
+    M["paired"] = {"generated_vs_target": summarize(paired_metrics(fake, real)),
+                   "copy_source_baseline": summarize(paired_metrics(src, real)), "extractor": "pixels ([0,1] units)"}
+
+    try:
+        from fape.metrics.lpips_metric import load_lpips, lpips_distances
+
+        lp = load_lpips("alex", allow_random_backbone)
+        d = lpips_distances(lp, fake, real)
+        M["lpips"] = {"mean": float(d.mean()), "n": int(len(d)), "calibrated": lp.calibrated, "extractor": lp.description}
+    except (FileNotFoundError, ImportError) as e:
+        S["lpips"] = str(e)
+
+    def fid_block(model, tag):
+        ff = F.features_from(model, torch.from_numpy(fake), progress=progress, desc=f"{tag} fake")
+        fr = F.features_from(model, torch.from_numpy(real), progress=progress, desc=f"{tag} real")
+        k, ks = F.kid(fr, ff)
+        return {"fid": F.fid_from_features(fr, ff), "kid": k, "kid_std": ks, "n_real": len(fr), "n_fake": len(ff),
+                "extractor": F.extractor_name(model), "reference": "held-out real targets",
+                "by_pose": F.per_group(fr, g["target_pose"], ff, g["target_pose"], g["pose_names"]),
+                "by_expression": F.per_group(fr, g["label"], ff, g["label"], g["label_names"])}
+
+    try:
+        from fape.metrics.inception import load_inception
+
+        M["fid_inception"] = fid_block(load_inception(inception_weights), "inception")
+    except (FileNotFoundError, ImportError) as e:
+        S["fid_inception"] = str(e)
+
+    clf = None
+    if features:
+        try:
+            clf = load_classifier(features)
+            M["fid_domain"] = fid_block(clf, "classifier")
+            ea = expression_agreement(clf, fake, g["label"])
+            er = expression_agreement(clf, src, g["label"])
+            M["expression"] = {"agreement_generated": ea["agreement"], "accuracy_on_sources": er["agreement"],
+                               "n": ea["n"], "extractor": F.extractor_name(clf)}
+        except RuntimeError as e:
+            S["fid_domain"] = S["expression"] = str(e)
+    else:
+        S["fid_domain"] = S["expression"] = "no --features run:RUN classifier given"
+
+    try:
+        from fape.metrics.pose import pose_accuracy
+
+        pa = pose_accuracy(np.ascontiguousarray(fake), g["target_landmarks"], mode=pose_mode)
+        pr = pose_accuracy(np.ascontiguousarray(real), g["target_landmarks"], mode=pose_mode)
+        M["pose"] = {"generated": pa, "real_target_reference": pr,
+                     "extractor": f"dlib 68-point shape predictor ({pose_mode})"}
+    except Exception as e:  # noqa: BLE001  (missing dlib model file -> UserError)
+        S["pose"] = str(e)
+
+    try:
+        from fape.metrics.identity import embed, identity_preservation, reference_similarities
+
+        ip = identity_preservation(src, fake)
+        faces = g["faces"]
+        rows = np.unique(np.concatenate([g["src"], g["tgt"]]))
+        emb = embed(np.stack([faces.load(int(r)) for r in rows]))
+        ref = reference_similarities(emb, faces.index.manifest["subject"].to_numpy()[rows])
+        M["identity"] = {"source_vs_generated": ip["similarity"], "failure_rate": ip["failure_rate"],
+                         "real_reference": ref, "extractor": "dlib face_recognition_model_v1 (128-d), cosine"}
+    except Exception as e:  # noqa: BLE001
+        S["identity"] = str(e)
+    return _clean(rep)
+
+
+def to_markdown(rep: dict) -> str:
+    lines = [f"# GAN metrics: {rep['run']}", "", f"- generator: {rep['generator']}", f"- data: {rep['data']}",
+             f"- held-out pairs: {rep['pairs']}", "", "| metric | value | extractor / notes |", "|---|---|---|"]
+    M = rep["metrics"]
+
+    def row(name, value, note=""):
+        v = "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
+        lines.append(f"| {name} | {v} | {note} |")
+
+    if "paired" in M:
+        p, c = M["paired"]["generated_vs_target"], M["paired"]["copy_source_baseline"]
+        for k in ("l1", "psnr", "ssim"):
+            row(k.upper(), p[k], f"copy-source baseline {c[k]:.4f}" if c.get(k) is not None else "")
+    if "lpips" in M:
+        row("LPIPS", M["lpips"]["mean"], M["lpips"]["extractor"] + ("" if M["lpips"]["calibrated"] else ", calibrated: false"))
+    for key, name in (("fid_inception", "FID (Inception)"), ("fid_domain", "FID (domain classifier)")):
+        if key in M:
+            row(name, M[key]["fid"], M[key]["extractor"])
+            row(name.replace("FID", "KID"), M[key]["kid"], f"± {M[key]['kid_std']:.4f}")
+            for grp in ("by_pose", "by_expression"):
+                for gname, r in M[key][grp].items():
+                    if "kid" in r:
+                        row(f"  KID {grp[3:]}={gname}", r["kid"], f"FID {r['fid']:.2f}, n {r['n1']}/{r['n2']}")
+    if "pose" in M:
+        pg, pr = M["pose"]["generated"], M["pose"]["real_target_reference"]
+        row("pose NME", pg["nme"], f"{M['pose']['extractor']}; real targets {pr['nme']}")
+        row("landmark detection failure rate", pg["failure_rate"], f"real targets {pr['failure_rate']}")
+    if "identity" in M:
+        i = M["identity"]
+        ref = i["real_reference"]
+        row("identity cosine (source vs generated)", i["source_vs_generated"].get("mean"),
+            f"real same-subject {ref['same_subject'].get('mean')}, different {ref['different_subject'].get('mean')}")
+    if "expression" in M:
+        row("expression agreement", M["expression"]["agreement_generated"],
+            f"{M['expression']['extractor']}; accuracy on sources {M['expression']['accuracy_on_sources']:.4f}")
+    if rep["skipped"]:
+        lines += ["", "## Skipped", ""] + [f"- **{k}**: {v}" for k, v in rep["skipped"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(rep: dict, out: str | Path) -> Path:
+    from fape.utils.io import atomic_write_json, atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "metrics.json", rep)
+    atomic_write_text(out / "metrics.md", to_markdown(rep))
+    return out
+
+
+__all__ = ["expression_agreement", "gan_metrics", "generate_heldout", "load_classifier", "to_markdown", "write_report"]

@@ -1,0 +1,53 @@
+"""Paired metrics between a generated image and its true target: L1, PSNR, SSIM.
+
+All in [0, 1] units: uint8 images are divided by 255, float images are taken in [-1, 1] (the GAN's
+range) and mapped by ``(x + 1) / 2``. Per image:
+
+* L1 = mean |x - y|
+* PSNR = 10 log10(1 / MSE) dB (data range 1; identical images give +inf)
+* SSIM = mean of ``kornia.metrics.ssim(x, y, window_size=11, max_val=1.0)`` (Gaussian window 11, sigma 1.5)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _unit(x) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32) / 255.0
+    return ((x.to(torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+@torch.inference_mode()
+def paired_metrics(generated, target) -> dict[str, np.ndarray]:
+    """``[B, C, H, W]`` generated and target -> per-image ``{"l1", "psnr", "ssim"}`` float64 arrays ``[B]``."""
+    import kornia
+
+    x, y = _unit(generated), _unit(target)
+    if x.shape != y.shape:
+        raise ValueError(f"generated {tuple(x.shape)} and target {tuple(y.shape)} differ in shape")
+    l1 = (x - y).abs().mean((1, 2, 3))
+    mse = ((x - y) ** 2).mean((1, 2, 3)).double()
+    psnr = torch.where(mse > 0, 10 * torch.log10(1.0 / mse.clamp_min(1e-300)), torch.full_like(mse, float("inf")))
+    ssim = kornia.metrics.ssim(x, y, window_size=11, max_val=1.0).mean((1, 2, 3))
+    return {"l1": l1.double().numpy(), "psnr": psnr.numpy(), "ssim": ssim.double().numpy()}
+
+
+def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
+    """Means (PSNR mean over finite values; ``psnr_identical`` counts the infinite ones)."""
+    out = {}
+    for k, v in per_image.items():
+        v = np.asarray(v, np.float64)
+        fin = v[np.isfinite(v)]
+        out[k] = float(fin.mean()) if len(fin) else float("nan")
+        if k == "psnr":
+            out["psnr_identical"] = int((~np.isfinite(v)).sum())
+    out["n"] = int(len(next(iter(per_image.values())))) if per_image else 0
+    return out
+
+
+__all__ = ["paired_metrics", "summarize"]

@@ -1,0 +1,129 @@
+"""Paired metrics, LPIPS loading rules, pose NME, identity helpers, expression agreement, CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fape.metrics.paired import paired_metrics, summarize
+
+
+def test_paired_identical_and_known_error():
+    x = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    r = paired_metrics(x, x)
+    assert np.allclose(r["l1"], 0) and np.isinf(r["psnr"]).all() and np.allclose(r["ssim"], 1, atol=1e-5)
+    a = torch.zeros(2, 1, 16, 16)  # float in [-1, 1]: 0 -> 0.5
+    b = torch.full((2, 1, 16, 16), 0.2)  # -> 0.6: |diff| 0.1, MSE 0.01, PSNR 20 dB
+    r = paired_metrics(a, b)
+    np.testing.assert_allclose(r["l1"], 0.1, rtol=1e-5)
+    np.testing.assert_allclose(r["psnr"], 20.0, rtol=1e-5)
+    s = summarize(r)
+    assert s["n"] == 2 and s["psnr"] == pytest.approx(20.0, rel=1e-5)
+
+
+def test_lpips_missing_backbone_and_random_backbone(monkeypatch, tmp_path):
+    pytest.importorskip("lpips")
+    from fape.metrics import lpips_metric as L
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="alexnet-owt"):
+        L.load_lpips("alex")
+    m = L.load_lpips("alex", allow_random_backbone=True)
+    assert m.calibrated is False and "NOT calibrated" in m.description
+    x = torch.randint(0, 256, (2, 1, 32, 32), dtype=torch.uint8)
+    d = L.lpips_distances(m, x, x)
+    assert d.shape == (2,) and np.allclose(d, 0, atol=1e-6)
+
+
+def test_nme_analytic():
+    from fape.data.landmarks68 import template_face
+    from fape.metrics.pose import nme
+
+    t = template_face(64)[None].astype(np.float64)
+    io = np.linalg.norm(t[0, 36] - t[0, 45])
+    p = t + np.array([3.0, 4.0])  # every point off by 5 px
+    np.testing.assert_allclose(nme(p, t), 5.0 / io)
+    p[0, 0] = np.nan
+    assert np.isnan(nme(p, t)[0])
+
+
+def test_pose_accuracy_blank_image_is_a_failure():
+    from fape.data.landmarks68 import template_face
+    from fape.metrics.pose import pose_accuracy
+
+    imgs = np.full((2, 64, 64, 3), 128, np.uint8)
+    r = pose_accuracy(imgs, np.stack([template_face(64)] * 2), mode="cropped")
+    assert r["failure_rate"] == 1.0 and r["detected"] == 0
+
+
+def test_identity_helpers():
+    from fape.metrics.identity import cosine, distribution, reference_similarities
+
+    a = np.array([[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(cosine(a, a), 1.0)
+    np.testing.assert_allclose(cosine(a, a[::-1]), 0.0)
+    d = distribution(np.array([0.1, 0.2, np.nan, 0.3]))
+    assert d["n"] == 3 and d["mean"] == pytest.approx(0.2)
+    emb = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], float)
+    ref = reference_similarities(emb, ["a", "a", "b", "b"], max_pairs=50)
+    assert ref["same_subject"]["mean"] > ref["different_subject"]["mean"]
+
+
+def test_identity_embedding_runs_on_small_image():
+    pytest.importorskip("dlib")
+    from fape.metrics.identity import embed
+
+    rng = np.random.default_rng(0)
+    e = embed(rng.integers(0, 256, (1, 48, 48, 3), dtype=np.uint8), mode="cropped")
+    assert e.shape == (1, 128) and np.isfinite(e).all()
+
+
+class _Clf(torch.nn.Module):
+    default_cfg = {"img_size": 8, "in_chans": 1}
+
+    def forward(self, x):
+        return torch.stack([x.mean((1, 2, 3)), -x.mean((1, 2, 3))], 1)  # bright -> class 0
+
+
+def test_expression_agreement():
+    from fape.metrics.gan_report import expression_agreement
+
+    imgs = torch.cat([torch.full((3, 3, 16, 16), 250, dtype=torch.uint8), torch.zeros(2, 3, 16, 16, dtype=torch.uint8)])
+    r = expression_agreement(_Clf(), imgs, [0, 0, 0, 1, 0])
+    assert r["agreement"] == pytest.approx(0.8)
+
+
+def test_load_classifier_missing_interface_is_clear():
+    from fape.metrics.gan_report import load_classifier
+
+    try:
+        import fape.classifiers as fc  # noqa: F401
+        if hasattr(fc, "load_run"):
+            pytest.skip("fape.classifiers.load_run exists")
+    except ImportError:
+        pass
+    with pytest.raises(RuntimeError, match="load_run"):
+        load_classifier("run:/nonexistent")
+
+
+def test_cli_help_and_fid_from_npz(tmp_path, capsys):
+    import argparse
+    import json
+
+    from fape.metrics import cli
+    from fape.metrics.fid import save_stats
+
+    parser = argparse.ArgumentParser(prog="fape")
+    cli.register(parser.add_subparsers(dest="group"))
+    for cmd in ("fid", "kid", "stats", "gan"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["metrics", cmd, "--help"])
+    capsys.readouterr()
+    rng = np.random.default_rng(0)
+    save_stats(tmp_path / "a.npz", np.zeros(4), np.eye(4))
+    save_stats(tmp_path / "b.npz", np.ones(4), np.eye(4))
+    args = parser.parse_args(["metrics", "fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")])
+    assert args.handler(args, []) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fid"] == pytest.approx(4.0) and "npz" in out["extractor"]
+    _ = rng
