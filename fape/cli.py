@@ -37,10 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from fape.classifiers import cli as clf_cli
     from fape.gan import cli as gan_cli
+    from fape.metrics import cli as metrics_cli
 
     data_cli.register(groups)
     gan_cli.register(groups)
     clf_cli.register(groups)
+    metrics_cli.register(groups)
     quickstart.register(groups)
     return parser
 
