@@ -230,16 +230,18 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     (real, >= 0) eigenvalues mu_i and ``tr(M^{1/2}) = sum_i sqrt(mu_i)``. No ``sqrtm`` (a Schur
     decomposition of a non-symmetric matrix, slow and prone to complex round-off) is needed:
 
-    1. S1 = V diag(lam) V^T by a symmetric eigen-decomposition (LAPACK ``syevd``); eigenvalues below
-       ``D * eps * max(lam)`` (round-off of a singular covariance, e.g. N < D samples) are set to 0
-       and dropped, so with A = V_k diag(sqrt(lam_k)) [D, k]: S1^{1/2} = A V_k^T.
-    2. M = V_k (A^T S2 A) V_k^T has the same non-zero eigenvalues as the k x k symmetric PSD matrix
-       B = A^T S2 A; eigenvalues of B (``syevd``, values only) below 0 are round-off, clipped to 0.
+    1. Factor S1 = A A^T. First choice: Cholesky (A = L, D x D), a third of a matrix product's cost.
+       When S1 is singular (e.g. N < D samples) Cholesky fails, and A comes from a symmetric
+       eigen-decomposition S1 = V diag(lam) V^T (LAPACK ``syevd``) with eigenvalues below
+       ``D * eps * max(lam)`` (round-off) dropped: A = V_k diag(sqrt(lam_k)) [D, k].
+    2. S1 S2 = A (A^T S2 A) A^{-1} (on the range of A), so its non-zero eigenvalues are those of the
+       symmetric PSD matrix B = A^T S2 A; eigenvalues of B (``syevd``, values only) below 0 are
+       round-off, clipped to 0.
     3. tr term = sum sqrt(eig(B)).
 
-    Cost: one D x D eigen-decomposition with vectors, two matrix products and one k x k eigenvalue
-    problem (at D = 2048, ~8x faster than ``scipy.linalg.sqrtm(S1 @ S2)``). Always real, never NaN for
-    PSD inputs, also when S1 and/or S2 are singular. Inputs are float64-converted; returns a float.
+    Cost at D = 2048: a Cholesky, two matrix products and one eigenvalue-only problem, about 2 s
+    against 17 s for ``scipy.linalg.sqrtm(S1 @ S2)`` here (``benchmarks/fid.py``). Always real, never
+    NaN for PSD inputs, also when S1 and/or S2 are singular. Inputs are float64; returns a float.
     """
     from scipy.linalg import eigh
 
@@ -250,7 +252,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
         raise ValueError(f"covariances must both be [{len(mu1)}, {len(mu1)}], got {s1.shape} and {s2.shape}")
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2  # exact symmetry for the symmetric solvers
-    A = _sym_psd_sqrt_factor(s1)
+    try:
+        A = np.linalg.cholesky(s1)  # [D, D], S1 = A A^T
+    except np.linalg.LinAlgError:  # singular S1: eigen-factor without its null space, [D, k]
+        A = _sym_psd_sqrt_factor(s1)
     if A.shape[1] == 0:
         tr_covmean = 0.0
     else:

@@ -106,6 +106,9 @@ def random_fid_weights(path: str | Path, seed: int = 0) -> Path:
     net.Mixed_7b = pfi.FIDInceptionE_1(1280)
     net.Mixed_7c = pfi.FIDInceptionE_2(2048)
     g = torch.Generator().manual_seed(seed)
+    for m in net.modules():  # He init: torchvision's default shrinks activations to ~constant features
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, generator=g, nonlinearity="relu")
     sd = net.state_dict()
     for k, v in sd.items():
         if k.endswith("running_mean"):
