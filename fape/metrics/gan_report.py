@@ -16,15 +16,16 @@ import torch
 
 # ---------------------------------------------------------------- classifiers (fape clf runs)
 def load_classifier(spec: str):
-    """``run:RUN`` -> a classifier module via ``fape.classifiers.load_run`` (imported lazily)."""
+    """``run:RUN`` -> the selected model of a ``fape clf train`` run, with its ``label_names``."""
+    from fape.classifiers.io import load_run
+
     run = spec[4:] if spec.startswith("run:") else spec
     try:
-        from fape.classifiers import load_run
-    except ImportError as e:
-        raise RuntimeError(f"--features {spec}: needs fape.classifiers.load_run(run_dir), not available in this "
-                           f"version ({e})") from None
-    model = load_run(run)
-    model = getattr(model, "model", model)  # a loaded-run record or the module itself
+        loaded = load_run(run)
+    except FileNotFoundError as e:
+        raise RuntimeError(f"--features {spec}: {e}") from None
+    model = loaded.model
+    model.label_names = loaded.label_names
     if not hasattr(model, "forward_features"):
         raise RuntimeError(f"{spec}: the loaded classifier has no forward_features(x)")
     if not getattr(model, "extractor_name", None):
@@ -143,10 +144,14 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
         try:
             clf = load_classifier(features)
             M["fid_domain"] = fid_block(clf, "classifier")
-            ea = expression_agreement(clf, fake, g["label"])
-            er = expression_agreement(clf, src, g["label"])
-            M["expression"] = {"agreement_generated": ea["agreement"], "accuracy_on_sources": er["agreement"],
-                               "n": ea["n"], "extractor": F.extractor_name(clf)}
+            if list(clf.label_names) != list(g["label_names"]):
+                S["expression"] = (f"the classifier's {len(clf.label_names)} labels are not the data's "
+                                   f"{len(g['label_names'])}: agreement would compare different classes")
+            else:
+                ea = expression_agreement(clf, fake, g["label"])
+                er = expression_agreement(clf, src, g["label"])
+                M["expression"] = {"agreement_generated": ea["agreement"], "accuracy_on_sources": er["agreement"],
+                                   "n": ea["n"], "extractor": F.extractor_name(clf)}
         except RuntimeError as e:
             S["fid_domain"] = S["expression"] = str(e)
     else:
