@@ -1,13 +1,18 @@
-"""``fape quickstart``: the main job on the embedded default, no data or weights needed.
+"""``fape quickstart``: the whole system on the embedded synthetic set, no data or weights needed.
 
-Stages (each timed, skipped when its output is already complete unless ``--fresh``):
+Stages (each timed, reused when its output is complete unless ``--fresh``):
 
-1. ``data``: render the synthetic multi-pose face set (54 expressions x 4 poses) with its
-   ground-truth landmarks;
-2. ``masks``: pose-mask previews and a contact sheet (image | landmarks | mask);
-3. ``report``: ``report.md`` and ``results.json`` with the data summary and stage times.
-
-Later issues add the GAN, synthesis, classifier and metric stages to the same runner.
+1. ``data``: render the synthetic multi-pose set (54 expressions x 4 poses) with landmarks;
+2. ``masks``: pose-mask previews and a contact sheet;
+3. ``splits``: the F2ED tasks ER-SS, ER-UE, ER-UP, ER-ZID as hashed split files, and the rows
+   no task tests on (the GAN trains on those only, so no synthesized image saw a test face);
+4. ``gan``: FaPE-GAN (the ``quick`` setting at this size) with sample grids;
+5. ``synthesis``: a balancing set per task: the rare pose of ER-UP (``balance-pose``), the rare
+   expressions of ER-UE (``balance-expression``), and +50% per pose for ER-SS and ER-ZID;
+6. ``classifiers``: Fa-Net (LightCNN-9) per task without and with the synthesized images;
+7. ``metrics``: paired L1/PSNR/SSIM, pose error, identity, domain FID/KID (features of the
+   ER-SS classifier), expression agreement; and the classification metrics;
+8. ``report``: ``report.md`` (the paper's Table 5 layout), ``results.json``, a bar chart.
 """
 from __future__ import annotations
 
@@ -17,20 +22,36 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from fape.utils.io import atomic_write_json, atomic_write_text
 
-SIZES = {  # --size preset -> overrides of SynthConfig
-    "tiny": dict(identities=2, expressions=54, frames=1, image_size=32, render_scale=2),
-    "small": dict(identities=12, expressions=54, frames=2, image_size=64),
-    "medium": dict(identities=40, expressions=54, frames=3, image_size=96),
+TASKS = ("er-ss", "er-ue", "er-up", "er-zid")
+PAPER_TABLE5 = {"without": {"er-ss": 72.7, "er-ue": 27.3, "er-up": 36.3, "er-zid": 6.7},
+                "with": {"er-ss": 73.6, "er-ue": 30.8, "er-up": 39.9, "er-zid": 7.1}}
+
+# --size preset -> data, GAN, classifier and metric sizes. The GAN and Fa-Net are narrowed so a
+# CPU finishes: "small" aims at minutes on 2 cores, "medium" at under an hour.
+SIZES = {
+    "tiny": dict(synth=dict(identities=5, frames=1, image_size=32, render_scale=2),
+                 gan=["--generator.width=8", "--discriminator.width=8", "--discriminator.layers=2",
+                      "--train.max_steps=30", "--train.batch_size=16", "--train.sample_every=30"],
+                 clf=dict(width=0.25, size=32, epochs=1, batch=32, lr=0.05), pairs=32),
+    "small": dict(synth=dict(identities=12, frames=2, image_size=64),
+                  gan=["--train.epochs=3", "--train.sample_every=400"],
+                  clf=dict(width=0.25, size=32, epochs=6, batch=64, lr=0.05), pairs=256),
+    "medium": dict(synth=dict(identities=30, frames=3, image_size=64),
+                   gan=["--generator.width=32", "--discriminator.width=32", "--train.epochs=8",
+                        "--train.sample_every=1000"],
+                   clf=dict(width=0.5, size=48, epochs=15, batch=64, lr=0.05), pairs=512),
 }
 
 
 class Stages:
     """Run named stages in order; a stage whose ``done`` check passes is reused, not re-run."""
 
-    def __init__(self, out: Path, fresh: bool):
-        self.out, self.fresh = out, fresh
+    def __init__(self, out: Path, fresh: bool, total: int):
+        self.out, self.fresh, self.total = out, fresh, total
         self.log_path = out / "stages.json"
         self.times: dict[str, dict] = {}
         self.count = 0
@@ -39,73 +60,235 @@ class Stages:
 
     def run(self, name: str, fn, done) -> None:
         self.count += 1
-        n = self.count
-        if not self.fresh and done() and name in self.times:
-            print(f"[{n}] {name}: reused ({self.times[name]['seconds']:.1f} s when it ran)")
+        tag = f"[{self.count}/{self.total}] {name}"
+        if not self.fresh and name in self.times and done():
+            print(f"{tag}: reused ({self.times[name]['seconds']:.1f} s when it ran)", flush=True)
             return
-        print(f"[{n}] {name} ...", flush=True)
+        print(f"{tag} ...", flush=True)
         t = time.perf_counter()
         fn()
         self.times[name] = {"seconds": round(time.perf_counter() - t, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         atomic_write_json(self.log_path, self.times)
-        print(f"[{n}] {name}: {self.times[name]['seconds']:.1f} s", flush=True)
+        print(f"{tag}: {self.times[name]['seconds']:.1f} s", flush=True)
+
+
+# ---------------------------------------------------------------- stage bodies
+def make_splits(data: Path, out: Path, seed: int) -> dict:
+    """Split files per task, and the rows no task tests on (written to ``gan_rows.txt``)."""
+    from fape.data import splits
+    from fape.data.format import read_index
+
+    index = read_index(data)
+    files, untested = {}, np.ones(len(index), bool)
+    for task in TASKS:
+        path = splits.save_split(data, splits.make_split(index, task, seed))
+        files[task] = str(path)
+        untested[splits.load_split(path)["test"]] = False
+    np.savetxt(out / "gan_rows.txt", np.flatnonzero(untested), fmt="%d")
+    atomic_write_json(out / "splits.json", files)
+    return files
+
+
+def _per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5) -> Path:
+    """A YAML plan topping every pose up to ``factor`` x its count in ``rows``."""
+    import yaml
+
+    from fape.data.format import read_index
+
+    poses = read_index(data).manifest["pose"].to_numpy()[rows]
+    names, counts = np.unique(poses, return_counts=True)
+    targets = [{"pose": str(p), "count": int(round(factor * c))} for p, c in zip(names, counts)]
+    atomic_write_text(path, yaml.safe_dump({"targets": targets}, sort_keys=False))
+    return path
+
+
+def synthesize_all(run: Path, data: Path, split_files: dict, out: Path, seed: int) -> dict:
+    from fape.data import splits
+    from fape.gan.synthesize import synthesize
+
+    plans = {"er-up": "balance-pose", "er-ue": "balance-expression"}
+    made = {}
+    for task in TASKS:
+        train = splits.load_split(split_files[task])["train"]
+        plan = plans.get(task) or str(_per_pose_plan(data, train, out / f"plan_{task}.yaml"))
+        dest = out / "synth" / task
+        res = synthesize(run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False)
+        made[task] = str(dest) if res is not None else ""
+        print(f"    {task}: plan {Path(plan).name} -> {getattr(res, 'written', 0) if res else 0} images", flush=True)
+    atomic_write_json(out / "synth" / "synth.json", made)
+    return made
+
+
+def clf_config(data: Path, split_file: str, synth: str, size: dict, seed: int, name: str):
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+
+    c = size["clf"]
+    return load_config(ClfConfig, None, [
+        f"--name={name}", "--model.name=fa_net_lightcnn9", f"--model.kwargs={{width: {c['width']}}}",
+        f"--data.root={data}", f"--data.split={split_file}", f"--data.image_size={c['size']}", "--data.channels=3",
+        f"--data.synthetic={synth}", "--data.mix=-1", "--data.augment=flip",
+        "--optim.name=sgd", f"--optim.lr={c['lr']}", "--optim.schedule=cosine", "--optim.weight_decay=5e-4",
+        f"--train.epochs={c['epochs']}", f"--train.batch_size={c['batch']}", f"--train.seed={seed}"])
+
+
+def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, size: dict, seed: int) -> dict:
+    from fape.classifiers.evaluate import evaluate_run
+    from fape.classifiers.train import train
+
+    results = {}
+    for task in TASKS:
+        for setting in ("without", "with"):
+            if setting == "with" and not synth.get(task):
+                continue
+            run = out / "clf" / f"{task}-{setting}"
+            if not (run / "eval" / "test" / "results.json").is_file():
+                cfg = clf_config(data, split_files[task], synth.get(task, "") if setting == "with" else "", size,
+                                 seed, f"{task}-{setting}")
+                train(cfg, run, resume=(run / "config.yaml").is_file(), progress=False)
+                evaluate_run(run, "test")
+            res = json.loads((run / "eval" / "test" / "results.json").read_text())
+            results[f"{task}/{setting}"] = {k: res[k] for k in ("accuracy", "macro_f1", "n", "chance")}
+            print(f"    {task} {setting} synthesis: test accuracy {res['accuracy']:.3f} (n={res['n']})", flush=True)
+    atomic_write_json(out / "clf" / "results.json", results)
+    return results
+
+
+def run_metrics(gan_run: Path, data: Path, clf_run: Path, out: Path, pairs: int) -> dict:
+    from fape.metrics.gan_report import gan_metrics, write_report
+
+    rep = gan_metrics(gan_run, data, max_pairs=pairs, allow_random_backbone=True,
+                      features=f"run:{clf_run}", progress=False)
+    write_report(rep, out / "metrics")
+    return rep
+
+
+# ---------------------------------------------------------------- report
+def bar_chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(TASKS))
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for k, (setting, label) in enumerate((("without", "Fa-Net"), ("with", "FaPE-GAN + Fa-Net"))):
+        vals = [100 * results.get(f"{t}/{setting}", {}).get("accuracy", np.nan) for t in TASKS]
+        ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=label)
+    ax.axhline(100 / 54, color="gray", ls="--", lw=1, label="chance (1/54)")
+    ax.set_xticks(x, [t.upper() for t in TASKS])
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
+
+
+def report_md(res: dict) -> str:
+    c = res["classification"]
+    row = lambda s: [c.get(f"{t}/{s}", {}).get("accuracy") for t in TASKS]  # noqa: E731
+    lines = [
+        "# fape quickstart report", "",
+        f"Size preset `{res['size']}`, seed {res['seed']}; every number below was computed by this run "
+        f"(synthetic faces: compare only the direction and size of the GAN's effect with the paper).", "",
+        "## Expression recognition (the F2ED paper's Table 5 layout)", "",
+        "| model / acc (%) | " + " | ".join(t.upper() for t in TASKS) + " |",
+        "|---|" + "---|" * len(TASKS),
+        "| Fa-Net | " + " | ".join(_fmt(v) for v in row("without")) + " |",
+        "| FaPE-GAN + Fa-Net | " + " | ".join(_fmt(v) for v in row("with")) + " |",
+        "| paper: Fa-Net | " + " | ".join(f"{PAPER_TABLE5['without'][t]:.1f}" for t in TASKS) + " |",
+        "| paper: FaPE-GAN + Fa-Net | " + " | ".join(f"{PAPER_TABLE5['with'][t]:.1f}" for t in TASKS) + " |",
+        "", f"Chance level: {100 / 54:.1f}% (54 expressions; prediction is always over all 54).", "",
+        "![accuracy with and without synthesis](accuracy.png)", "",
+        "Confusion matrices: " + ", ".join(f"[{t} {s}](clf/{t}-{s}/eval/test/confusion.png)"
+                                           for t in TASKS for s in ("without", "with") if f"{t}/{s}" in c), "",
+        "## Synthesis", "",
+        "Sample grid (source | target pose mask | generated | target), held-out subjects:", "",
+        f"![GAN samples]({res['gan_grid']})", "",
+        "Images synthesized per task: " + ", ".join(f"{t} {n}" for t, n in res["synthesized"].items()), "",
+        "## Synthesis quality (held-out pairs)", "",
+    ]
+    lines += [res["metrics_md"], "", "## Stage times (this machine)", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in res["stages"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _count(path: str) -> int:
+    if not path:
+        return 0
+    return int(json.loads((Path(path) / "dataset.json").read_text())["num_images"])
 
 
 def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False) -> Path:
-    from fape.data.dataset import summary
-    from fape.data.format import read_index
+    from fape.config import load_config
     from fape.data.preview import contact_sheet, mask_previews
     from fape.data.synth import SynthConfig, synthesize
+    from fape.gan.config import GANConfig
+    from fape.gan.train import train as train_gan
+    from fape.utils.checkpoint import latest_checkpoint
 
+    t0 = time.perf_counter()
+    preset = SIZES[size]
     out.mkdir(parents=True, exist_ok=True)
-    stages = Stages(out, fresh)
+    stages = Stages(out, fresh, total=8)
     data = out / "data" / "synth"
-    synth_cfg = dataclasses.replace(SynthConfig(), out=str(data), seed=seed, **SIZES[size])
+    synth_cfg = dataclasses.replace(SynthConfig(), out=str(data), seed=seed, **preset["synth"])
+    stages.run("data", lambda: synthesize(synth_cfg, data, overwrite=True), done=lambda: (data / "dataset.json").exists())
 
-    stages.run("data", lambda: synthesize(synth_cfg, data, overwrite=True),
-               done=lambda: (data / "dataset.json").exists())
     sheet = out / "contact_sheet.png"
-    masks = out / "masks"
     stages.run("masks", lambda: (contact_sheet(data, sheet, n=24, seed=seed),
-                                 mask_previews(data, masks, "lines", n=8),
-                                 mask_previews(data, masks, "heatmaps", n=4)),
-               done=lambda: sheet.exists())
+                                 mask_previews(data, out / "masks", "lines", n=8)), done=sheet.exists)
+
+    box: dict = {}
+    stages.run("splits", lambda: box.update(splits=make_splits(data, out, seed)),
+               done=lambda: (out / "splits.json").exists())
+    split_files = box.get("splits") or json.loads((out / "splits.json").read_text())
+
+    gan_run = out / "gan"
+
+    def gan() -> None:
+        over = [f"--data.root={data}", f"--data.image_size={preset['synth']['image_size']}",
+                f"--data.rows={out / 'gan_rows.txt'}", f"--train.seed={seed}", *preset["gan"]]
+        cfg = load_config(GANConfig, None, QUICK_GAN + over)
+        train_gan(cfg, gan_run, resume=(gan_run / "config.yaml").exists())
+
+    stages.run("gan", gan, done=lambda: (gan_run / "done.json").exists())
+    stages.run("synthesis", lambda: box.update(synth=synthesize_all(gan_run, data, split_files, out, seed)),
+               done=lambda: (out / "synth" / "synth.json").exists())
+    synth = box.get("synth") or json.loads((out / "synth" / "synth.json").read_text())
+    stages.run("classifiers", lambda: box.update(clf=train_classifiers(data, split_files, synth, out, preset, seed)),
+               done=lambda: (out / "clf" / "results.json").exists())
+    clf = box.get("clf") or json.loads((out / "clf" / "results.json").read_text())
+    stages.run("metrics", lambda: run_metrics(gan_run, data, out / "clf" / "er-ss-without", out, preset["pairs"]),
+               done=lambda: (out / "metrics" / "metrics.json").exists())
 
     def report() -> None:
-        s = summary(read_index(data))
-        results = {"size": size, "seed": seed, "data": s, "stages": stages.times}
-        atomic_write_json(out / "results.json", results)
-        atomic_write_text(out / "report.md", _report_md(results, data, sheet))
+        grid = sorted((gan_run / "samples").glob("*.png"))[-1]
+        results = {"size": size, "seed": seed, "classification": clf, "splits": split_files,
+                   "synthesized": {t: _count(p) for t, p in synth.items()},
+                   "gan_checkpoint": str(latest_checkpoint(gan_run)), "gan_grid": str(grid.relative_to(out)),
+                   "metrics": json.loads((out / "metrics" / "metrics.json").read_text()),
+                   "metrics_md": (out / "metrics" / "metrics.md").read_text().split("\n", 1)[1],
+                   "stages": stages.times}
+        bar_chart(clf, out / "accuracy.png")
+        atomic_write_json(out / "results.json", {k: v for k, v in results.items() if k != "metrics_md"})
+        atomic_write_text(out / "report.md", report_md(results))
 
     stages.run("report", report, done=lambda: False)
-    total = sum(v["seconds"] for v in stages.times.values())
-    print(f"fape quickstart: done in {total:.0f} s of stage time; report: {out / 'report.md'}")
+    total = time.perf_counter() - t0
+    print(f"fape quickstart: done in {total:.0f} s; report: {out / 'report.md'}")
     return out / "report.md"
 
 
-def _report_md(results: dict, data: Path, sheet: Path) -> str:
-    s = results["data"]
-    lines = [
-        "# fape quickstart report",
-        "",
-        f"Size preset `{results['size']}`, seed {results['seed']}.",
-        "",
-        "## Synthetic multi-pose data",
-        "",
-        f"- folder: `{data}`",
-        f"- {s['images']} images, {s['classes']} expressions, {s['subjects']} subjects, "
-        f"image size {s['image_size']} x {s['channels']} channels",
-        f"- landmarks: {s['landmarks_ok']} of {s['images']} ({s['landmarks_source']})",
-        "- images per pose: " + ", ".join(f"{k} {v}" for k, v in s["poses"].items()),
-        "",
-        f"![contact sheet]({sheet.name})",
-        "",
-        "## Stage times (this machine)",
-        "",
-        "| stage | seconds |",
-        "|---|---|",
-    ] + [f"| {k} | {v['seconds']:.1f} |" for k, v in results["stages"].items()]
-    return "\n".join(lines) + "\n"
+# the quick preset (configs/gan/quick.yaml) in code, so an installed package needs no files
+QUICK_GAN = ["--name=quickstart", "--data.mask_style=lines", "--data.pairs.pose=1.0", "--data.pairs.mirror=0.1",
+             "--data.pairs.identity=0.05", "--generator.name=unet", "--generator.width=16", "--generator.dropout=0",
+             "--discriminator.width=16", "--discriminator.condition_on_source=true", "--train.batch_size=16",
+             "--train.ema_decay=0.99", "--train.ckpt_every=400", "--data.heldout_subjects=0.2"]
 
 
 def register(groups) -> None:

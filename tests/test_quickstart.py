@@ -1,8 +1,10 @@
 import json
+import re
 import subprocess
 import sys
 
 from fape.cli import main
+from fape.quickstart import TASKS
 
 
 def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
@@ -10,15 +12,27 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     assert main(["quickstart", "--size", "tiny", "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
-    assert results["data"]["images"] == 2 * 54 * 1 * 4
-    assert results["data"]["landmarks_ok"] == results["data"]["images"]
-    assert set(results["data"]["poses"]) == {"half_left", "front", "half_right", "bird_view"}
-    assert (out / "contact_sheet.png").stat().st_size > 1000
-    for stage in ("data", "masks"):  # the report cannot time its own writing
-        assert f"| {stage} |" in report and results["stages"][stage]["seconds"] > 0
+    stages = json.loads((out / "stages.json").read_text())
+    assert list(stages) == ["data", "masks", "splits", "gan", "synthesis", "classifiers", "metrics", "report"]
+    # Table 5 layout: both rows carry a computed number in every task column, no placeholders
+    for row in ("| Fa-Net |", "| FaPE-GAN + Fa-Net |"):
+        line = next(ln for ln in report.splitlines() if ln.startswith(row))
+        cells = [c.strip() for c in line.strip("|").split("|")[1:]]
+        assert len(cells) == 4 and all(re.fullmatch(r"\d+\.\d", c) for c in cells), line
+    for task in TASKS:
+        for setting in ("without", "with"):
+            r = results["classification"][f"{task}/{setting}"]
+            assert 0 <= r["accuracy"] <= 1 and r["n"] > 0
+            assert (out / "clf" / f"{task}-{setting}" / "eval" / "test" / "confusion.png").is_file()
+        assert results["synthesized"][task] > 0
+    m = results["metrics"]["metrics"]
+    assert {"paired", "fid_domain"} <= set(m) and "fid_inception" in results["metrics"]["skipped"]
+    assert (out / "accuracy.png").stat().st_size > 1000 and (out / results["gan_grid"]).is_file()
+    assert "TODO" not in report and "nan" not in report.lower()
     capsys.readouterr()
     assert main(["quickstart", "--size", "tiny", "--out", str(out)]) == 0
-    assert "data: reused" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "data: reused" in printed and "classifiers: reused" in printed
 
 
 def test_python_dash_m_fape():

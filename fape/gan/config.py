@@ -61,7 +61,8 @@ class GANDataConfig:
     mask_style: Literal["lines", "heatmaps"] = "lines"
     mask_per: Literal["landmark", "part"] = "part"  # heatmaps per landmark (68 ch) or per part (7 ch)
     mask_thickness: float = 0.0  # lines, pixels; 0 = image_size / 64
-    heldout_subjects: float = 0.2  # fraction of subjects kept out of training (for evaluation)
+    rows: str = ""  # file of manifest rows the GAN may use (e.g. the training parts of a split); "" = all
+    heldout_subjects: float = 0.2  # fraction of those rows' subjects kept out of training (for evaluation)
     split_seed: int = 0
     pairs: PairConfig = field(default_factory=PairConfig)
     num_workers: int = 0

@@ -36,7 +36,14 @@ def build_data(cfg: GANConfig):
     """Faces, train pairs and held-out pose pairs (subjects unseen in training)."""
     d = cfg.data
     faces = FaceDataset(d.root, size=d.image_size, channels=d.channels, progress=False)
-    train_rows, held_rows = subject_holdout(faces.index.manifest, d.heldout_subjects, d.split_seed)
+    allowed = np.arange(len(faces.index))
+    if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
+        from fape.gan.synthesize import read_rows
+
+        allowed = read_rows(d.rows, len(faces.index))
+    train_pos, held_pos = subject_holdout(faces.index.manifest.iloc[allowed].reset_index(drop=True),
+                                          d.heldout_subjects, d.split_seed)
+    train_rows, held_rows = allowed[train_pos], allowed[held_pos]
     sampler = PairSampler(faces.index.manifest, faces.index.landmarks_ok, d.pairs, rows=train_rows)
     train = PairDataset(faces, sampler, seed=cfg.train.seed)
     heldout = None

@@ -252,9 +252,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
         raise ValueError(f"covariances must both be [{len(mu1)}, {len(mu1)}], got {s1.shape} and {s2.shape}")
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2  # exact symmetry for the symmetric solvers
-    try:
-        A = np.linalg.cholesky(s1)  # [D, D], S1 = A A^T
-    except np.linalg.LinAlgError:  # singular S1: eigen-factor without its null space, [D, k]
+    A = _cholesky_or_none(s1)  # [D, D], S1 = A A^T
+    if A is None:  # singular S1: eigen-factor without its null space, [D, k]
         A = _sym_psd_sqrt_factor(s1)
     if A.shape[1] == 0:
         tr_covmean = 0.0
@@ -264,6 +263,19 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
         tr_covmean = float(np.sqrt(np.clip(mu, 0.0, None)).sum())
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def _cholesky_or_none(s: np.ndarray) -> np.ndarray | None:
+    """Cholesky factor of ``s``, or None when ``s`` is singular to working precision (a pivot
+    below ``D * eps * max diag``): tiny pivots would blow up ``A^T S2 A``."""
+    try:
+        L = np.linalg.cholesky(s)
+    except np.linalg.LinAlgError:
+        return None
+    piv = np.diag(L) ** 2
+    if not np.isfinite(L).all() or piv.min() <= len(piv) * np.finfo(np.float64).eps * max(np.diag(s).max(), 1e-300):
+        return None
+    return L
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -200,11 +200,13 @@ def to_markdown(rep: dict) -> str:
     for key, name in (("fid_inception", "FID (Inception)"), ("fid_domain", "FID (domain classifier)")):
         if key in M:
             row(name, M[key]["fid"], M[key]["extractor"])
-            row(name.replace("FID", "KID"), M[key]["kid"], f"± {M[key]['kid_std']:.4f}")
+            std = M[key]["kid_std"]
+            row(name.replace("FID", "KID"), M[key]["kid"], f"± {std:.4f}" if std is not None else "one subset: no std")
             for grp in ("by_pose", "by_expression"):
                 for gname, r in M[key][grp].items():
                     if "kid" in r:
-                        row(f"  KID {grp[3:]}={gname}", r["kid"], f"FID {r['fid']:.2f}, n {r['n1']}/{r['n2']}")
+                        fid = "n/a (too few images)" if r["fid"] is None else f"{r['fid']:.2f}"
+                        row(f"  KID {grp[3:]}={gname}", r["kid"], f"FID {fid}, n {r['n1']}/{r['n2']}")
     if "pose" in M:
         pg, pr = M["pose"]["generated"], M["pose"]["real_target_reference"]
         row("pose NME", pg["nme"], f"{M['pose']['extractor']}; real targets {pr['nme']}")
