@@ -143,18 +143,25 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 # ---------------------------------------------------------------- evaluation and samples
+def spread(n: int, k: int) -> np.ndarray:
+    """``k`` of ``n`` indices evenly spaced: pairs are ordered by source row (so by subject), and
+    the first ``k`` would all come from the first subjects."""
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)) if k < n else np.arange(n)
+
+
 @torch.no_grad()
 def evaluate_l1(cfg, G, heldout, device, max_pairs: int = 512) -> dict:
     """Held-out subjects: mean |G(src, mask) - tgt| against the copy baseline |src - tgt| (in [-1, 1] units)."""
     if heldout is None:
         return {}
     heldout.set_epoch(0)
-    n = min(len(heldout), max_pairs)
+    pick = spread(len(heldout), max_pairs)
+    n = len(pick)
     was_training = G.training
     G.eval()
     l1_g = l1_copy = 0.0
     for i in range(0, n, 64):
-        b = prepare_batch(cfg, collate(heldout, np.arange(i, min(n, i + 64)), device))
+        b = prepare_batch(cfg, collate(heldout, pick[i:i + 64], device))
         fake = G(b["source_f"], b["mask"]).float()
         l1_g += (fake - b["target_f"]).abs().mean((1, 2, 3)).sum().item()
         l1_copy += (b["source_f"] - b["target_f"]).abs().mean((1, 2, 3)).sum().item()

@@ -60,7 +60,7 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
     from tqdm import tqdm
 
     from fape.gan.io import load_generator
-    from fape.gan.train import build_data, collate, prepare_batch
+    from fape.gan.train import build_data, collate, prepare_batch, spread
 
     lg = load_generator(run)
     cfg = lg.cfg
@@ -71,12 +71,13 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
         raise RuntimeError("this run's data has no held-out pose pairs (no held-out subjects, or a single pose)")
     heldout.set_epoch(0)
     n = len(heldout) if max_pairs is None else min(len(heldout), max_pairs)
+    pick = spread(len(heldout), n)  # pairs spread over every held-out subject, not the first ones
     from fape.data.dataset import to_uint8
 
     keys = ("source", "target", "fake", "target_landmarks", "label", "src", "tgt")
     acc = {k: [] for k in keys}
     for i in tqdm(range(0, n, batch_size), desc="generating", disable=not progress, leave=False):
-        b = prepare_batch(cfg, collate(heldout, np.arange(i, min(n, i + batch_size)), "cpu"))
+        b = prepare_batch(cfg, collate(heldout, pick[i:i + batch_size], "cpu"))
         b["fake"] = to_uint8(lg.G(b["source_f"], b["mask"]).float())
         for k in keys:
             acc[k].append(b[k].cpu().numpy())
