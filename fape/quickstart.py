@@ -31,19 +31,21 @@ PAPER_TABLE5 = {"without": {"er-ss": 72.7, "er-ue": 27.3, "er-up": 36.3, "er-zid
                 "with": {"er-ss": 73.6, "er-ue": 30.8, "er-up": 39.9, "er-zid": 7.1}}
 
 # --size preset -> data, GAN, classifier and metric sizes. The GAN and Fa-Net are narrowed so a
-# CPU finishes: "small" aims at minutes on 2 cores, "medium" at under an hour.
+# CPU finishes: "small" aims at minutes on 2 cores, "medium" at under an hour. Fa-Net here uses
+# Adam with a cosine schedule: the paper's SGD schedule barely moves a from-scratch LightCNN in
+# a dozen epochs (docs/results.md).
 SIZES = {
     "tiny": dict(synth=dict(identities=5, frames=1, image_size=32, render_scale=2),
                  gan=["--generator.width=8", "--discriminator.width=8", "--discriminator.layers=2",
                       "--train.max_steps=30", "--train.batch_size=16", "--train.sample_every=30"],
-                 clf=dict(width=0.25, size=32, epochs=1, batch=32, lr=0.05), pairs=32),
+                 clf=dict(width=0.25, size=32, epochs=1, batch=32, optim="adam", lr=0.003), pairs=32),
     "small": dict(synth=dict(identities=12, frames=2, image_size=64),
                   gan=["--train.epochs=3", "--train.sample_every=400"],
-                  clf=dict(width=0.25, size=32, epochs=6, batch=64, lr=0.05), pairs=256),
+                  clf=dict(width=0.25, size=48, epochs=12, batch=64, optim="adam", lr=0.003), pairs=256),
     "medium": dict(synth=dict(identities=30, frames=3, image_size=64),
                    gan=["--generator.width=32", "--discriminator.width=32", "--train.epochs=8",
                         "--train.sample_every=1000"],
-                   clf=dict(width=0.5, size=48, epochs=15, batch=64, lr=0.05), pairs=512),
+                   clf=dict(width=0.5, size=48, epochs=25, batch=64, optim="adam", lr=0.003), pairs=512),
 }
 
 
@@ -128,7 +130,7 @@ def clf_config(data: Path, split_file: str, synth: str, size: dict, seed: int, n
         f"--name={name}", "--model.name=fa_net_lightcnn9", f"--model.kwargs={{width: {c['width']}}}",
         f"--data.root={data}", f"--data.split={split_file}", f"--data.image_size={c['size']}", "--data.channels=3",
         f"--data.synthetic={synth}", "--data.mix=-1", "--data.augment=flip",
-        "--optim.name=sgd", f"--optim.lr={c['lr']}", "--optim.schedule=cosine", "--optim.weight_decay=5e-4",
+        f"--optim.name={c['optim']}", f"--optim.lr={c['lr']}", "--optim.schedule=cosine", "--optim.weight_decay=5e-4",
         f"--train.epochs={c['epochs']}", f"--train.batch_size={c['batch']}", f"--train.seed={seed}"])
 
 
