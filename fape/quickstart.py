@@ -236,6 +236,11 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False) -> P
     t0 = time.perf_counter()
     preset = SIZES[size]
     out.mkdir(parents=True, exist_ok=True)
+    if fresh:  # trainers resume from what they find: start them from nothing
+        import shutil
+
+        for d in ("gan", "synth", "clf", "metrics"):
+            shutil.rmtree(out / d, ignore_errors=True)
     stages = Stages(out, fresh, total=8)
     data = out / "data" / "synth"
     synth_cfg = dataclasses.replace(SynthConfig(), out=str(data), seed=seed, **preset["synth"])
