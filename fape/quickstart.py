@@ -135,8 +135,10 @@ def clf_config(data: Path, split_file: str, synth: str, size: dict, seed: int, n
 
 
 def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, size: dict, seed: int) -> dict:
+    from fape.classifiers.config import ClfConfig
     from fape.classifiers.evaluate import evaluate_run
     from fape.classifiers.train import train
+    from fape.config import load_config
 
     results = {}
     for task in TASKS:
@@ -145,9 +147,11 @@ def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, siz
                 continue
             run = out / "clf" / f"{task}-{setting}"
             if not (run / "eval" / "test" / "results.json").is_file():
-                cfg = clf_config(data, split_files[task], synth.get(task, "") if setting == "with" else "", size,
-                                 seed, f"{task}-{setting}")
-                train(cfg, run, resume=(run / "config.yaml").is_file(), progress=False)
+                resume = (run / "config.yaml").is_file()  # an interrupted run continues with its own config
+                cfg = load_config(ClfConfig, run / "config.yaml") if resume else clf_config(
+                    data, split_files[task], synth.get(task, "") if setting == "with" else "", size, seed,
+                    f"{task}-{setting}")
+                train(cfg, run, resume=resume, progress=False)
                 evaluate_run(run, "test")
             res = json.loads((run / "eval" / "test" / "results.json").read_text())
             results[f"{task}/{setting}"] = {k: res[k] for k in ("accuracy", "macro_f1", "n", "chance")}
@@ -258,10 +262,12 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False) -> P
     gan_run = out / "gan"
 
     def gan() -> None:
+        if (gan_run / "config.yaml").exists():  # an interrupted run continues with its own config
+            train_gan(load_config(GANConfig, gan_run / "config.yaml"), gan_run, resume=True)
+            return
         over = [f"--data.root={data}", f"--data.image_size={preset['synth']['image_size']}",
                 f"--data.rows={out / 'gan_rows.txt'}", f"--train.seed={seed}", *preset["gan"]]
-        cfg = load_config(GANConfig, None, QUICK_GAN + over)
-        train_gan(cfg, gan_run, resume=(gan_run / "config.yaml").exists())
+        train_gan(load_config(GANConfig, None, QUICK_GAN + over), gan_run)
 
     stages.run("gan", gan, done=lambda: (gan_run / "done.json").exists())
     stages.run("synthesis", lambda: box.update(synth=synthesize_all(gan_run, data, split_files, out, seed)),
