@@ -139,3 +139,13 @@ def test_cli_train_eval_compare(data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| a | 1 |" in out and "a - b" in out
     assert main(["clf", "eval", "--run", str(tmp_path / "nope")]) == 2
+
+
+def test_channels_last_trains_to_the_same_weights(data, tmp_path):
+    real, _ = data
+    a = clf_train.train(cfg_for(real, "--train.epochs=1", "--data.augment=none"), tmp_path / "a", progress=False)
+    b = clf_train.train(cfg_for(real, "--train.epochs=1", "--data.augment=none", "--train.channels_last=true"),
+                        tmp_path / "b", progress=False)
+    wa = ck.load_module_state(ck.latest_checkpoint(a), "model")
+    wb = ck.load_module_state(ck.latest_checkpoint(b), "model")
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-4) for k in wa)

@@ -199,6 +199,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         model.load_state_dict(ck.load_module_state(ckpt, "model"))
         centers = ck.load_module_state(ckpt, "centers", device)["centers"]
         opt.load_state_dict(ck.load_optimizer_state(ckpt, "model"))
+    if tc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     net, opt = accelerator.prepare(WithFeatures(model), opt)
 
     log = open_run(accelerator, cfg, run_dir, step if ckpt else None)
@@ -241,6 +243,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
             torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)
             b = collate(items, batches[k], device)
             x = augment(to_float(b["image"]), cfg.data.augment)
+            if tc.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with accelerator.autocast():
                 logits, feats = net(x)
                 loss_ce = F.cross_entropy(logits.float(), b["label"], weight=weights,
