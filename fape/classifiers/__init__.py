@@ -7,18 +7,9 @@
 
 See :mod:`fape.classifiers.models` for the model contract and
 :mod:`fape.classifiers.pretrained` for where ``pretrained=True`` looks for weights.
-"""
 
-from .models import (
-    ClassifierBase,
-    create_classifier,
-    get_pretrained_cfg,
-    is_classifier,
-    list_classifiers,
-    register_classifier,
-)
-from . import baselines, lightcnn, mobilenet  # noqa: E402,F401  (register the architectures)
-from .pretrained import LoadReport, load_pretrained
+The names below load on first use (PEP 562), so ``fape --help`` does not pay for torchvision.
+"""
 
 __all__ = [
     "ClassifierBase",
@@ -30,3 +21,12 @@ __all__ = [
     "load_pretrained",
     "register_classifier",
 ]
+
+
+def __getattr__(name: str):
+    if name not in __all__:
+        raise AttributeError(f"module 'fape.classifiers' has no attribute {name!r}")
+    from . import baselines, lightcnn, mobilenet  # noqa: F401  (register the architectures)
+    from . import models, pretrained
+
+    return getattr(models, name, None) or getattr(pretrained, name)

@@ -71,8 +71,14 @@ def register_classifier(
     return lambda f: _add(f, name)  # type: ignore[arg-type]
 
 
+def _load_architectures() -> None:
+    """Import the modules whose decorators fill the registry (lazily: see the package docstring)."""
+    from fape.classifiers import baselines, lightcnn, mobilenet  # noqa: F401
+
+
 def list_classifiers(pattern: str | None = None) -> list[str]:
     """Sorted registered names, optionally filtered by a shell wildcard (``"fa_net_*"``)."""
+    _load_architectures()
     names = sorted(_REGISTRY)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
@@ -80,10 +86,12 @@ def list_classifiers(pattern: str | None = None) -> list[str]:
 
 
 def is_classifier(name: str) -> bool:
+    _load_architectures()
     return name in _REGISTRY
 
 
 def get_pretrained_cfg(name: str) -> dict[str, Any]:
+    _load_architectures()
     if name not in _REGISTRY:
         raise _unknown(name)
     return dict(_PRETRAINED_CFGS[name])
@@ -109,6 +117,7 @@ def create_classifier(
     otherwise; never downloads); a path loads that file. The load report is stored in
     ``model.pretrained_report``.
     """
+    _load_architectures()
     if name not in _REGISTRY:
         raise _unknown(name)
     kw = dict(kwargs)
