@@ -143,15 +143,17 @@ def find_pretrained_file(
         raise ValueError(
             f"classifier {name!r} has no default pretrained weights; pass pretrained='path/to/file'"
         )
-    paths = candidate_paths(cfg, fmt)
-    for p in paths:
-        if p.is_file():
-            return p
+    from fape.utils.weights import first_file
+
     how = (
         "copy the torchvision checkpoint into torch.hub.get_dir()/checkpoints (TORCH_HOME) or "
         if cfg.get("source") == "torchvision"
         else ""
     )
+    note = f" ({cfg['note']})" if cfg.get("note") else ""
+    return first_file(candidate_paths(cfg, fmt), f"pretrained weights for {name!r}{note}",
+                      f"Provide the file: {how}put it in $FAPE_WEIGHTS or ~/.cache/fape/weights under that "
+                      "name, or pass pretrained='path/to/file' (.pth/.pth.tar/.pt or .safetensors).")
     note = f" ({cfg['note']})" if cfg.get("note") else ""
     raise FileNotFoundError(
         f"pretrained weights for {name!r} not found{note}; looked at:\n  "

@@ -100,16 +100,12 @@ def fan_weight_candidates(weights: str | None = None) -> list[Path]:
 
 
 def find_fan_weights(weights: str | None = None) -> Path:
+    from fape.utils.weights import first_file
+
     candidates = fan_weight_candidates(weights)
-    for path in candidates:
-        if path.is_file():
-            return path
-    looked = "\n  ".join(str(p) for p in candidates)
-    raise UserError(
-        "face-alignment weights not found (nothing can be downloaded here); looked for:\n  "
-        f"{looked}\nDownload {FAN_URL} on a machine with internet and copy it to {candidates[0]}, "
-        "or pass --weights PATH; or use --backend dlib"
-    )
+    return first_file(candidates, "face-alignment weights",
+                      f"Download {FAN_URL} on a machine with internet and copy it to {candidates[0]}, "
+                      "or pass --weights PATH; or use --backend dlib", error=UserError)
 
 
 def load_fan(path: Path, device: str):

@@ -32,14 +32,11 @@ def weight_candidates(weights: str | Path | None = None) -> list[Path]:
 
 def find_inception_weights(weights: str | Path | None = None) -> Path:
     """The FID Inception weights file, or FileNotFoundError naming the path(s) looked at."""
-    candidates = weight_candidates(weights)
-    for p in candidates:
-        if p.is_file():
-            return p
-    looked = ", ".join(str(p) for p in candidates)
-    raise FileNotFoundError(
-        f"FID Inception weights {FID_WEIGHTS_FILE} not found (nothing can be downloaded here); looked for: {looked}. "
-        f"Download {FID_WEIGHTS_URL} on a machine with internet and copy it there, or pass --inception-weights PATH")
+    from fape.utils.weights import first_file
+
+    return first_file(weight_candidates(weights), f"FID Inception weights {FID_WEIGHTS_FILE}",
+                      f"Download {FID_WEIGHTS_URL} on a machine with internet and copy it there, "
+                      "or pass --inception-weights PATH")
 
 
 @lru_cache(maxsize=8)
