@@ -23,6 +23,25 @@ def add_config_arg(p: argparse.ArgumentParser, default: str | None = None) -> No
     p.set_defaults(takes_overrides=True)
 
 
+def add_group(groups, name: str, help: str, description: str):
+    """A ``fape NAME COMMAND ...`` group; returns the sub-parsers to add its commands to."""
+    p = groups.add_parser(name, help=help, description=description)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    return sub
+
+
+def lazy(module: str, name: str):
+    """A handler that imports ``module`` only when the command runs (``--help`` stays instant)."""
+
+    def handler(args, overrides):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(args, overrides)
+
+    return handler
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fape",

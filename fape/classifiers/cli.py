@@ -1,15 +1,12 @@
 """``fape clf ...``: train, eval, compare, chain."""
 from __future__ import annotations
 
-from fape.cli import add_config_arg
-from fape.data.cli import _lazy
+from fape.cli import add_config_arg, add_group, lazy
 
 
 def register(groups) -> None:
-    p = groups.add_parser("clf", help="train and evaluate expression classifiers (Fa-Net and baselines)",
-                          description="Expression classifiers: Fa-Net (LightCNN) and the papers' baselines.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sub = add_group(groups, "clf", help="train and evaluate expression classifiers (Fa-Net and baselines)",
+                    description="Expression classifiers: Fa-Net (LightCNN) and the papers' baselines.")
 
     q = sub.add_parser("train", help="train (or resume) a classifier run",
                        description="fape clf train -c configs/clf/fanet_jaffe.yaml [--data DIR] [--synthetic DIR "
@@ -22,7 +19,7 @@ def register(groups) -> None:
                    help="synthetic images per epoch as a fraction of the real training images (-1 = all)")
     q.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
     q.add_argument("--run-dir", default=None, help="exact run folder (default: next numbered folder in runs_dir)")
-    q.set_defaults(handler=_lazy("fape.classifiers.train", "cli_train"))
+    q.set_defaults(handler=lazy("fape.classifiers.train", "cli_train"))
 
     q = sub.add_parser("eval", help="evaluate a run's selected model on a split part",
                        description="Accuracy, per-class and per-pose accuracy, macro-F1, P/R/F1, confusion matrix "
@@ -32,7 +29,7 @@ def register(groups) -> None:
     q.add_argument("--data", default=None, help="evaluate on this dataset folder instead of the run's")
     q.add_argument("--out", default=None)
     q.add_argument("--device", default="cpu")
-    q.set_defaults(handler=_lazy("fape.classifiers.evaluate", "cli_eval"))
+    q.set_defaults(handler=lazy("fape.classifiers.evaluate", "cli_eval"))
 
     q = sub.add_parser("compare", help="mean +- std over seeds, paired bootstrap CI of differences",
                        description="fape clf compare with=RUN1 with=RUN2 without=RUN3 without=RUN4: groups runs by "
@@ -41,11 +38,11 @@ def register(groups) -> None:
     q.add_argument("--split", default="test")
     q.add_argument("--n-boot", type=int, default=2000)
     q.add_argument("--out", default=None, help="write OUT.md and OUT.json")
-    q.set_defaults(handler=_lazy("fape.classifiers.evaluate", "cli_compare"))
+    q.set_defaults(handler=lazy("fape.classifiers.evaluate", "cli_compare"))
 
     q = sub.add_parser("chain", help="run a transfer chain (stage N starts from stage N-1's best)",
                        description="fape clf chain configs/chains/fer2013_to_jaffe.yaml [--train.epochs=2 ...]: "
                                    "overrides apply to every stage.")
     q.add_argument("chain", help="chain YAML")
     q.add_argument("--base", default=None, help="folder stage config paths are relative to (default: .)")
-    q.set_defaults(handler=_lazy("fape.classifiers.chain", "cli_chain"), takes_overrides=True)
+    q.set_defaults(handler=lazy("fape.classifiers.chain", "cli_chain"), takes_overrides=True)

@@ -154,14 +154,6 @@ def find_pretrained_file(
     return first_file(candidate_paths(cfg, fmt), f"pretrained weights for {name!r}{note}",
                       f"Provide the file: {how}put it in $FAPE_WEIGHTS or ~/.cache/fape/weights under that "
                       "name, or pass pretrained='path/to/file' (.pth/.pth.tar/.pt or .safetensors).")
-    note = f" ({cfg['note']})" if cfg.get("note") else ""
-    raise FileNotFoundError(
-        f"pretrained weights for {name!r} not found{note}; looked at:\n  "
-        + "\n  ".join(str(p) for p in paths)
-        + f"\nNothing is downloaded. Provide the file: {how}put it in $FAPE_WEIGHTS or "
-        "~/.cache/fape/weights under that name, or pass pretrained='path/to/file' "
-        "(.pth/.pth.tar/.pt or .safetensors)."
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from fape.cli import add_config_arg
+from fape.cli import add_config_arg, add_group, lazy
 
 
 def register(groups) -> None:
-    p = groups.add_parser("data", help="build, import, inspect and preprocess datasets",
-                          description="Datasets in the fape format: import, synthesise, landmarks, masks.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sub = add_group(groups, "data", help="build, import, inspect and preprocess datasets",
+                    description="Datasets in the fape format: import, synthesise, landmarks, masks.")
 
     # ---- import
     from fape.data.adapters import ADAPTER_HELP
@@ -33,7 +31,7 @@ def register(groups) -> None:
                    help="skip unreadable images and record them in import_report.json instead of failing")
     q.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     q.add_argument("--limit", type=int, default=None, help="import at most N images (for quick tries)")
-    q.set_defaults(handler=_lazy("fape.data.adapters", "cli_import"))
+    q.set_defaults(handler=lazy("fape.data.adapters", "cli_import"))
 
     # ---- synth
     q = sub.add_parser("synth", help="render the synthetic multi-pose face set",
@@ -42,7 +40,7 @@ def register(groups) -> None:
     add_config_arg(q, default=None)
     q.add_argument("--out", default=None, help="output dataset folder (default: the config's out)")
     q.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    q.set_defaults(handler=_lazy("fape.data.synth", "cli_synth"))
+    q.set_defaults(handler=lazy("fape.data.synth", "cli_synth"))
 
     # ---- landmarks
     q = sub.add_parser("landmarks", help="detect 68-point landmarks for every image of a dataset",
@@ -56,7 +54,7 @@ def register(groups) -> None:
     q.add_argument("--device", default="cpu", help="face-alignment device")
     q.add_argument("--weights", default=None, help="face-alignment: path to the landmark model file")
     q.add_argument("--redo", action="store_true", help="ignore a previous partial run")
-    q.set_defaults(handler=_lazy("fape.data.landmarks", "cli_landmarks"))
+    q.set_defaults(handler=lazy("fape.data.landmarks", "cli_landmarks"))
 
     # ---- masks
     q = sub.add_parser("masks", help="write pose-mask previews of a dataset",
@@ -66,7 +64,7 @@ def register(groups) -> None:
     q.add_argument("--style", choices=["lines", "heatmaps"], default="lines")
     q.add_argument("--size", type=int, default=None, help="mask size (default: image size)")
     q.add_argument("-n", type=int, default=16, help="how many images")
-    q.set_defaults(handler=_lazy("fape.data.preview", "cli_masks"))
+    q.set_defaults(handler=lazy("fape.data.preview", "cli_masks"))
 
     # ---- show
     q = sub.add_parser("show", help="contact sheet of images with landmarks and masks",
@@ -75,7 +73,7 @@ def register(groups) -> None:
     q.add_argument("--out", default=None, help="PNG path (default: DIR/previews/contact_sheet.png)")
     q.add_argument("-n", type=int, default=24, help="how many images")
     q.add_argument("--seed", type=int, default=0)
-    q.set_defaults(handler=_lazy("fape.data.preview", "cli_show"))
+    q.set_defaults(handler=lazy("fape.data.preview", "cli_show"))
 
     # ---- split
     q = sub.add_parser("split", help="write a train/val/test split file of a dataset (paper protocols)",
@@ -89,28 +87,20 @@ def register(groups) -> None:
     q.add_argument("--out", default=None, help="csv path (default: DIR/splits/<name>.csv)")
     q.add_argument("--option", action="extend", nargs="+", default=[], metavar="K=V",
                    help="protocol option, e.g. rare_fraction=0.2, rare_pose=HL, classes=6, fractions=0.8,0.1,0.1")
-    q.set_defaults(handler=_lazy("fape.data.splits", "cli_split"))
+    q.set_defaults(handler=lazy("fape.data.splits", "cli_split"))
 
     # ---- cache / info / reindex
     q = sub.add_parser("cache", help="decode all images once into a memory-mapped array",
                        description="Decode every image into DIR/cache/images_u8.npy so epochs read no files.")
     q.add_argument("dir", help="dataset folder")
     q.add_argument("--size", type=int, default=None, help="resize to SIZE x SIZE while caching")
-    q.set_defaults(handler=_lazy("fape.data.dataset", "cli_cache"))
+    q.set_defaults(handler=lazy("fape.data.dataset", "cli_cache"))
 
     q = sub.add_parser("info", help="print a dataset summary")
     q.add_argument("dir", help="dataset folder")
-    q.set_defaults(handler=_lazy("fape.data.dataset", "cli_info"))
+    q.set_defaults(handler=lazy("fape.data.dataset", "cli_info"))
 
     q = sub.add_parser("reindex", help="accept a hand-edited manifest.csv (re-validate, re-hash)")
     q.add_argument("dir", help="dataset folder")
-    q.set_defaults(handler=_lazy("fape.data.dataset", "cli_reindex"))
+    q.set_defaults(handler=lazy("fape.data.dataset", "cli_reindex"))
 
-
-def _lazy(module: str, name: str):
-    def handler(args, overrides):
-        import importlib
-
-        return getattr(importlib.import_module(module), name)(args, overrides)
-
-    return handler

@@ -1,15 +1,12 @@
 """``fape gan ...``: train, synthesize."""
 from __future__ import annotations
 
-from fape.cli import add_config_arg
-from fape.data.cli import _lazy
+from fape.cli import add_config_arg, add_group, lazy
 
 
 def register(groups) -> None:
-    p = groups.add_parser("gan", help="train FaPE-GAN and synthesize faces in new poses",
-                          description="FaPE-GAN: pose-conditioned face generation.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sub = add_group(groups, "gan", help="train FaPE-GAN and synthesize faces in new poses",
+                    description="FaPE-GAN: pose-conditioned face generation.")
 
     q = sub.add_parser("train", help="train (or resume) a FaPE-GAN run",
                        description="Train FaPE-GAN from a preset: fape gan train -c configs/gan/quick.yaml "
@@ -19,7 +16,7 @@ def register(groups) -> None:
     q.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue RUN_DIR from its last checkpoint (its saved config; overrides still apply)")
     q.add_argument("--run-dir", default=None, help="exact run folder (default: next numbered folder in runs_dir)")
-    q.set_defaults(handler=_lazy("fape.gan.train", "cli_train"))
+    q.set_defaults(handler=lazy("fape.gan.train", "cli_train"))
 
     q = sub.add_parser("synthesize", help="synthesize a balancing set with a trained generator",
                        description="Synthesize images for rare poses / expressions / identities; the output "
@@ -35,4 +32,4 @@ def register(groups) -> None:
     q.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     q.add_argument("--no-ema", action="store_true", help="use G instead of its EMA when both exist")
     q.add_argument("--overwrite", action="store_true")
-    q.set_defaults(handler=_lazy("fape.gan.synthesize", "cli_synthesize"))
+    q.set_defaults(handler=lazy("fape.gan.synthesize", "cli_synthesize"))

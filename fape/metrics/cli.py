@@ -104,10 +104,10 @@ def cli_gan(args, overrides) -> int:
 
 
 def register(groups) -> None:
-    p = groups.add_parser("metrics", help="quality metrics: FID/KID, paired, LPIPS, pose, identity",
-                          description=__doc__)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    from fape.cli import add_group
+
+    sub = add_group(groups, "metrics", help="quality metrics: FID/KID, paired, LPIPS, pose, identity",
+                    description=__doc__)
 
     q = sub.add_parser("fid", help="FID between two image folders / fape datasets / .npz statistics")
     q.add_argument("a")
