@@ -79,6 +79,7 @@ import numpy as np
 import pandas as pd
 
 from fape.data.format import DatasetInfo, FaceIndex, read_index, save_image, write_index
+from fape.data.splits import read_rows  # noqa: F401  (re-exported: the --rows reader)
 from fape.utils.io import atomic_write_json, atomic_write_text, replace_dir
 
 PLAN_KEYS = ("expression", "pose", "subject")
@@ -414,35 +415,6 @@ def report_markdown(report: dict, pose_names: Sequence[str]) -> str:
 
 
 # ---------------------------------------------------------------- rows
-def read_rows(path: str | Path, n: int) -> np.ndarray:
-    """Manifest row indices from a ``.npy`` (ints, or a bool mask of length N) or a text file."""
-    p = Path(path)
-    if not p.is_file():
-        raise _user_error(f"--rows file not found: {p}")
-    try:
-        if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        else:
-            toks = p.read_text().replace(",", " ").split()
-            arr = np.array([int(x) for x in toks], np.int64)
-    except (ValueError, OSError) as e:
-        raise _user_error(f"--rows file {p} is not a list of integer row indices: {e}") from None
-    arr = np.asarray(arr)
-    if arr.dtype == bool:
-        if arr.shape != (n,):
-            raise _user_error(f"--rows file {p}: a bool mask must have {n} entries (one per manifest row), "
-                              f"got shape {arr.shape}")
-        return np.flatnonzero(arr)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise _user_error(f"--rows file {p}: expected a 1-D array of integer row indices, got {arr.dtype} {arr.shape}")
-    bad = (arr < 0) | (arr >= n)
-    if bad.any():
-        raise _user_error(f"--rows file {p}: row {int(arr[bad][0])} is outside the manifest (0..{n - 1})")
-    if len(arr) == 0:
-        raise _user_error(f"--rows file {p} is empty")
-    return arr.astype(np.int64)
-
-
 # ---------------------------------------------------------------- the synthesis loop
 @dataclass
 class SynthesisResult:

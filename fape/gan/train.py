@@ -38,7 +38,7 @@ def build_data(cfg: GANConfig):
     faces = FaceDataset(d.root, size=d.image_size, channels=d.channels, progress=False)
     allowed = np.arange(len(faces.index))
     if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
-        from fape.gan.synthesize import read_rows
+        from fape.data.splits import read_rows
 
         allowed = read_rows(d.rows, len(faces.index))
     train_pos, held_pos = subject_holdout(faces.index.manifest.iloc[allowed].reset_index(drop=True),
