@@ -1,4 +1,5 @@
-"""The ``fape`` command: ``fape data ...``, ``fape gan ...``, ``fape clf ...``, ``fape metrics ...``.
+"""The ``fape`` command: ``fape data ...``, ``fape gan ...``, ``fape clf ...``, ``fape metrics ...``,
+``fape predict``, ``fape export``, ``fape quickstart``.
 
 Each group lives in its own module exposing ``register(subparsers)``; every command handler is
 ``handler(args, overrides) -> int`` where ``overrides`` are the leftover ``--a.b=value`` tokens
@@ -57,12 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     from fape.classifiers import cli as clf_cli
     from fape.gan import cli as gan_cli
     from fape.metrics import cli as metrics_cli
+    from fape.predict import cli as predict_cli
 
     data_cli.register(groups)
     gan_cli.register(groups)
     clf_cli.register(groups)
     metrics_cli.register(groups)
     quickstart.register(groups)
+    predict_cli.register(groups)
     return parser
 
 

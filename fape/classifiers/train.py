@@ -20,6 +20,7 @@ from fape.classifiers.config import ClfConfig
 from fape.classifiers.losses import center_loss, center_update, class_weights
 from fape.config import to_dict
 from fape.data.dataset import FaceDataset, to_float
+from fape.predict.preprocess import preprocess_spec
 from fape.utils import checkpoint as ck
 from fape.utils.io import atomic_write_json
 from fape.utils.loop import collate, epoch_batches, force_cpu, open_run, resolve_run_dir
@@ -185,6 +186,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         synthetic = FaceDataset(synth_index, rows=syn_rows, size=cfg.data.image_size, channels=cfg.data.channels,
                                 progress=False)
     items = TrainItems(faces, train_rows, label_map, cfg, synthetic)
+    # how `fape predict` must crop and scale faces for this model, saved with every checkpoint
+    prep = preprocess_spec(cfg.data.image_size, cfg.data.channels, index.info.origin)
 
     model = build_model(cfg, K)
     centers = torch.zeros(K, model.num_features, device=device)
@@ -217,7 +220,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
             ck.save_checkpoint(run_dir, step, {"model": inner().state_dict(), "centers": {"centers": centers}},
                                {"model": opt.state_dict()},
                                {"epoch": epoch, "best": best, "config": to_dict(cfg), "label_names": label_names,
-                                "steps_per_epoch": steps_per_epoch}, keep=tc.keep_checkpoints)
+                                "steps_per_epoch": steps_per_epoch, "preprocess": prep}, keep=tc.keep_checkpoints)
         accelerator.wait_for_everyone()
 
     def validate(epoch: int) -> None:
@@ -228,7 +231,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         rec = {"step": step, "epoch": epoch, "val/acc": acc}
         if acc > best["val_acc"]:
             best.update(val_acc=acc, epoch=epoch, step=step)
-            save_best(run_dir, inner(), best, label_names, cfg)
+            save_best(run_dir, inner(), best, label_names, cfg, prep)
             rec["val/best"] = True
         log.write(rec)
         accelerator.log({"val/acc": acc}, step=step)
@@ -284,15 +287,17 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     if main:
         if best["epoch"] < 0:  # no validation part: the last weights are the run's model
             save_best(run_dir, inner(), {**best, "epoch": epoch, "step": step, "note": "no val part: last"},
-                      label_names, cfg)
+                      label_names, cfg, prep)
         atomic_write_json(run_dir / "done.json", {"step": step, "epoch": epoch, "best": best})
     return run_dir
 
 
-def save_best(run_dir: Path, model: nn.Module, best: dict, label_names: list[str], cfg: ClfConfig) -> None:
+def save_best(run_dir: Path, model: nn.Module, best: dict, label_names: list[str], cfg: ClfConfig,
+              preprocess: dict | None = None) -> None:
     """``RUN/best/``: the selected weights (safetensors) and what selected them (JSON)."""
     ck.save_checkpoint(run_dir / "best", int(best["step"]), {"model": model.state_dict()}, {},
-                       {"best": best, "config": to_dict(cfg), "label_names": label_names}, keep=1)
+                       {"best": best, "config": to_dict(cfg), "label_names": label_names,
+                        "preprocess": preprocess}, keep=1)
 
 
 def cli_train(args, overrides) -> int:

@@ -1,0 +1,85 @@
+"""Face crops for a trained classifier, made exactly as its training images were.
+
+The recipe travels with the model: ``preprocess_spec`` is computed at training time from the
+dataset's import options and saved in every checkpoint's ``state.json`` (``"preprocess"``), so
+``fape predict`` never asks the user to re-type a size, a channel count or a crop.
+
+Crops: ``square`` is the importer's ``--crop`` (a square of ``enlarge`` x the detected box's
+longest side, centred on it); ``eye`` is the eye-distance crop (dlib landmarks in the box). For
+datasets that came already cropped (FER2013), the square crop of an OpenCV Haar box reproduces
+their framing at ``enlarge`` = 1.2: over 1,500 FER2013 training images upsampled 4x, the Haar box
+is a median 1/1.200 of the image side (IQR 1.157-1.280), centred within 1% (checkpoints/README.md).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from fape.data.dataset import _convert_channels, _resize, to_float
+from fape.data.faces import CROP_ENLARGE, eye_crop_transform, landmarks_in_box, square_crop_transform, warp_crop
+
+CROPS = ("square", "eye")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    image_size: int  # model input side, pixels
+    channels: int  # 1 (ITU-R 601 luma, as the dataset cache) or 3 (RGB)
+    crop: str = "square"
+    enlarge: float = CROP_ENLARGE  # square crop side / longest side of the detected box
+    value_range: tuple[float, float] = (-1.0, 1.0)  # uint8 0..255 mapped linearly onto it
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["value_range"] = list(self.value_range)
+        return d
+
+
+def preprocess_spec(image_size: int, channels: int, origin: dict | None) -> dict:
+    """The recipe for a model trained at ``image_size``/``channels`` on a dataset imported with
+    ``origin`` (``dataset.json``'s): the importer's crop when it cropped, else the square crop
+    calibrated on pre-cropped FER2013 (the module docstring)."""
+    options = (origin or {}).get("options", {}) or {}
+    crop = "eye" if options.get("eye_crop") else "square"
+    return Preprocess(int(image_size), int(channels), crop, CROP_ENLARGE).to_dict()
+
+
+def from_state(state: dict) -> Preprocess:
+    """The recipe saved in a checkpoint's ``state.json``; checkpoints older than the field fall
+    back to the config's size/channels with the default square crop."""
+    spec = state.get("preprocess")
+    if spec is None:
+        data = state["config"]["data"]
+        spec = preprocess_spec(data["image_size"], data["channels"], None)
+    spec = dict(spec)
+    if spec.get("crop") not in CROPS:
+        raise ValueError(f"unknown crop {spec.get('crop')!r} in the checkpoint's preprocess (known: {CROPS})")
+    spec["value_range"] = tuple(spec.get("value_range", (-1.0, 1.0)))
+    return Preprocess(**spec)
+
+
+def crop_faces(frame: np.ndarray, boxes: np.ndarray, spec: Preprocess) -> np.ndarray:
+    """uint8 RGB frame ``[H, W, 3]`` and ``[K, 4]`` boxes (x0, y0, x1, y1 pixels) -> uint8
+    ``[K, S, S, C]`` model-ready crops: crop, resize (area when shrinking, bilinear when growing),
+    then channels, in the dataset cache's order (``fape.data.dataset.decode``)."""
+    s = spec.image_size
+    out = np.empty((len(boxes), s, s, spec.channels), np.uint8)
+    for k, box in enumerate(boxes):
+        if spec.crop == "eye":
+            matrix, size = eye_crop_transform(landmarks_in_box(frame, box))
+        else:
+            matrix, size = square_crop_transform(box, spec.enlarge)
+        face = warp_crop(frame, matrix, size)  # [h, w, 3]
+        out[k] = _convert_channels(_resize(face, (s, s)), spec.channels)
+    return out
+
+
+def to_input(crops: np.ndarray, spec: Preprocess) -> torch.Tensor:
+    """uint8 ``[K, S, S, C]`` -> float32 ``[K, C, S, S]`` in ``spec.value_range``."""
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
+    if tuple(spec.value_range) == (-1.0, 1.0):
+        return to_float(x).contiguous()
+    lo, hi = spec.value_range
+    return (x.float() / 255.0 * (hi - lo) + lo).contiguous()
