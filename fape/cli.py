@@ -1,5 +1,5 @@
 """The ``fape`` command: ``fape data ...``, ``fape gan ...``, ``fape clf ...``, ``fape metrics ...``,
-``fape predict``, ``fape export``, ``fape quickstart``.
+``fape predict``, ``fape export``, ``fape quickstart``, ``fape experiment``.
 
 Each group lives in its own module exposing ``register(subparsers)``; every command handler is
 ``handler(args, overrides) -> int`` where ``overrides`` are the leftover ``--a.b=value`` tokens
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="GROUP")
     groups.required = True
 
-    from fape import quickstart
+    from fape import experiment, quickstart
     from fape.data import cli as data_cli
 
     from fape.classifiers import cli as clf_cli
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     clf_cli.register(groups)
     metrics_cli.register(groups)
     quickstart.register(groups)
+    experiment.register(groups)
     predict_cli.register(groups)
     return parser
 

@@ -75,50 +75,17 @@ class Stages:
 
 
 # ---------------------------------------------------------------- stage bodies
+PLANS = {"er-up": "balance-pose", "er-ue": "balance-expression", "default": "per-pose:1.5"}
+
+
 def make_splits(data: Path, out: Path, seed: int) -> dict:
     """Split files per task, and the rows no task tests on (written to ``gan_rows.txt``)."""
-    from fape.data import splits
-    from fape.data.format import read_index
+    from fape.experiment import make_splits as split_tasks, untested_rows
 
-    index = read_index(data)
-    files, untested = {}, np.ones(len(index), bool)
-    for task in TASKS:
-        path = splits.save_split(data, splits.make_split(index, task, seed))
-        files[task] = str(path)
-        untested[splits.load_split(path)["test"]] = False
-    np.savetxt(out / "gan_rows.txt", np.flatnonzero(untested), fmt="%d")
+    files = split_tasks(data, list(TASKS), seed)
+    np.savetxt(out / "gan_rows.txt", untested_rows(data, files), fmt="%d")
     atomic_write_json(out / "splits.json", files)
     return files
-
-
-def _per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5) -> Path:
-    """A YAML plan topping every pose up to ``factor`` x its count in ``rows``."""
-    import yaml
-
-    from fape.data.format import read_index
-
-    poses = read_index(data).manifest["pose"].to_numpy()[rows]
-    names, counts = np.unique(poses, return_counts=True)
-    targets = [{"pose": str(p), "count": int(round(factor * c))} for p, c in zip(names, counts)]
-    atomic_write_text(path, yaml.safe_dump({"targets": targets}, sort_keys=False))
-    return path
-
-
-def synthesize_all(run: Path, data: Path, split_files: dict, out: Path, seed: int) -> dict:
-    from fape.data import splits
-    from fape.gan.synthesize import synthesize
-
-    plans = {"er-up": "balance-pose", "er-ue": "balance-expression"}
-    made = {}
-    for task in TASKS:
-        train = splits.load_split(split_files[task])["train"]
-        plan = plans.get(task) or str(_per_pose_plan(data, train, out / f"plan_{task}.yaml"))
-        dest = out / "synth" / task
-        res = synthesize(run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False)
-        made[task] = str(dest) if res is not None else ""
-        print(f"    {task}: plan {Path(plan).name} -> {getattr(res, 'written', 0) if res else 0} images", flush=True)
-    atomic_write_json(out / "synth" / "synth.json", made)
-    return made
 
 
 def clf_config(data: Path, split_file: str, synth: str, size: dict, seed: int, name: str):
@@ -135,25 +102,16 @@ def clf_config(data: Path, split_file: str, synth: str, size: dict, seed: int, n
 
 
 def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, size: dict, seed: int) -> dict:
-    from fape.classifiers.config import ClfConfig
-    from fape.classifiers.evaluate import evaluate_run
-    from fape.classifiers.train import train
-    from fape.config import load_config
+    from fape.experiment import train_and_eval
 
     results = {}
     for task in TASKS:
         for setting in ("without", "with"):
             if setting == "with" and not synth.get(task):
                 continue
-            run = out / "clf" / f"{task}-{setting}"
-            if not (run / "eval" / "test" / "results.json").is_file():
-                resume = (run / "config.yaml").is_file()  # an interrupted run continues with its own config
-                cfg = load_config(ClfConfig, run / "config.yaml") if resume else clf_config(
-                    data, split_files[task], synth.get(task, "") if setting == "with" else "", size, seed,
-                    f"{task}-{setting}")
-                train(cfg, run, resume=resume, progress=False)
-                evaluate_run(run, "test")
-            res = json.loads((run / "eval" / "test" / "results.json").read_text())
+            cfg = clf_config(data, split_files[task], synth.get(task, "") if setting == "with" else "", size, seed,
+                             f"{task}-{setting}")
+            res = train_and_eval(cfg, out / "clf" / f"{task}-{setting}")
             results[f"{task}/{setting}"] = {k: res[k] for k in ("accuracy", "macro_f1", "n", "chance")}
             print(f"    {task} {setting} synthesis: test accuracy {res['accuracy']:.3f} (n={res['n']})", flush=True)
     atomic_write_json(out / "clf" / "results.json", results)
@@ -233,6 +191,7 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False) -> P
     from fape.config import load_config
     from fape.data.preview import contact_sheet, mask_previews
     from fape.data.synth import SynthConfig, synthesize
+    from fape.experiment import synthesize_tasks
     from fape.gan.config import GANConfig
     from fape.gan.train import train as train_gan
     from fape.utils.checkpoint import latest_checkpoint
@@ -270,7 +229,8 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False) -> P
         train_gan(load_config(GANConfig, None, QUICK_GAN + over), gan_run)
 
     stages.run("gan", gan, done=lambda: (gan_run / "done.json").exists())
-    stages.run("synthesis", lambda: box.update(synth=synthesize_all(gan_run, data, split_files, out, seed)),
+    stages.run("synthesis", lambda: box.update(synth=synthesize_tasks(gan_run, data, split_files, PLANS,
+                                                                      out / "synth", seed)),
                done=lambda: (out / "synth" / "synth.json").exists())
     synth = box.get("synth") or json.loads((out / "synth" / "synth.json").read_text())
     stages.run("classifiers", lambda: box.update(clf=train_classifiers(data, split_files, synth, out, preset, seed)),

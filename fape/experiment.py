@@ -1,0 +1,342 @@
+"""``fape experiment configs/experiments/NAME.yaml``: a declared comparison, run cell by cell.
+
+An experiment names a dataset, the split protocols that are its table's columns, the settings
+that are its rows (without / with synthesized images, with / without a pre-training stage), a
+classifier config and the seeds. It runs every (task, setting, seed) cell, reusing finished cells
+(a cell is finished when its test evaluation exists; an interrupted one resumes from its last
+checkpoint), and writes ``OUT/report.md`` and ``OUT/results.json``: accuracy mean +- std over
+seeds, a paired bootstrap confidence interval of every setting's difference from the first one
+(seed k paired with seed k, resampling test images), and per-class accuracy when asked.
+
+Shared, expensive steps run once and are reused by every cell that needs them: the dataset (built
+from a synth config when it is absent), the split files, the GAN (trained on the rows no task
+tests on, unless ``gan.run`` names an existing run), one synthesized set per task, one
+pre-training run per setting. Model selection is on each split's validation part only.
+
+Layout of ``OUT`` (default ``runs/experiments/NAME``)::
+
+    config.yaml  splits.json  gan/  synth/TASK/  pretrain/SETTING/  clf/TASK/SETTING/sSEED/
+    report.md    results.json
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fape.utils.io import atomic_write_json, atomic_write_text
+
+PLANS = ("balance-pose", "balance-expression", "balance-identity")
+
+
+@dataclass
+class ExpData:
+    root: str = ""
+    synth: str = ""  # a synth config YAML: build `root` from it when `root` does not exist yet
+
+
+@dataclass
+class ExpGAN:
+    run: str = ""  # an existing FaPE-GAN run: used as is
+    config: str = ""  # otherwise one is trained into OUT/gan from this config and overrides
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExpSetting:
+    name: str = "without"
+    synthetic: bool = False  # add the task's synthesized images to training
+    mix: float = -1.0  # synthetic images per epoch / real training images (-1: all of them)
+    pretrain: str = ""  # classifier config of a stage trained once; the cells start from its best weights
+    pretrain_data: str = ""
+    pretrain_overrides: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)  # classifier overrides for this row only
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    out: str = ""  # default runs/experiments/<name>
+    description: str = ""
+    data: ExpData = field(default_factory=ExpData)
+    tasks: list[str] = field(default_factory=lambda: ["er-ss"])  # split protocols or split files
+    split_seed: int = 0
+    split_options: dict = field(default_factory=dict)
+    gan: ExpGAN = field(default_factory=ExpGAN)
+    # synthesis plan per task (a built-in plan, "per-pose:F" = every pose up to F x its count, or a
+    # plan YAML); the key "default" covers the tasks not listed
+    plans: dict = field(default_factory=lambda: {"default": "per-pose:1.5"})
+    classifier: str = ""  # classifier config YAML ("" = the ClfConfig defaults)
+    classifier_overrides: list[str] = field(default_factory=list)
+    settings: list[ExpSetting] = field(default_factory=lambda: [ExpSetting("without"),
+                                                                ExpSetting("with", synthetic=True)])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    per_class: bool = False
+    n_boot: int = 2000
+    paper: dict = field(default_factory=dict)  # {setting: {task: accuracy %}} printed beside ours
+
+
+# ---------------------------------------------------------------- shared steps
+def make_splits(data: Path, tasks: list[str], seed: int, options: dict | None = None) -> dict[str, str]:
+    """A split file per task (a protocol is made and saved with its hash; a file is checked)."""
+    from fape.data import splits
+    from fape.data.format import read_index
+
+    index = read_index(data)
+    files = {}
+    for task in tasks:
+        if Path(task).suffix in (".csv", ".json"):
+            splits.load_split(task)  # checks the hash
+            files[task] = str(task)
+        else:
+            files[task] = str(splits.save_split(data, splits.make_split(index, task, seed, **(options or {}))))
+    return files
+
+
+def untested_rows(data: Path, split_files: dict[str, str]) -> np.ndarray:
+    """Rows no task tests on: what a GAN may train on without seeing any test face."""
+    from fape.data import splits
+    from fape.data.format import read_index
+
+    keep = np.ones(len(read_index(data)), bool)
+    for path in split_files.values():
+        keep[splits.load_split(path)["test"]] = False
+    return np.flatnonzero(keep)
+
+
+def per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5) -> Path:
+    """A YAML plan topping every pose up to ``factor`` x its count in ``rows``."""
+    import yaml
+
+    from fape.data.format import read_index
+
+    poses = read_index(data).manifest["pose"].to_numpy()[rows]
+    names, counts = np.unique(poses, return_counts=True)
+    targets = [{"pose": str(p), "count": int(round(factor * c))} for p, c in zip(names, counts)]
+    atomic_write_text(path, yaml.safe_dump({"targets": targets}, sort_keys=False))
+    return path
+
+
+def synthesize_tasks(gan_run: Path, data: Path, split_files: dict[str, str], plans: dict, out: Path,
+                     seed: int) -> dict[str, str]:
+    """One synthesized set per task from its training rows: ``out/TASK``; ``{task: folder or ""}``
+    ("" when the plan needs no image)."""
+    from fape.data import splits
+    from fape.gan.synthesize import synthesize
+
+    made = {}
+    for task, split_file in split_files.items():
+        train = splits.load_split(split_file)["train"]
+        plan = str(plans.get(task, plans.get("default", "per-pose:1.5")))
+        if plan.startswith("per-pose:"):
+            plan = str(per_pose_plan(data, train, out / f"plan_{Path(task).stem}.yaml", float(plan.split(":")[1])))
+        dest = out / Path(task).stem
+        res = synthesize(gan_run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False)
+        made[task] = str(dest) if res is not None else ""
+        print(f"    {task}: plan {Path(plan).name} -> {getattr(res, 'written', 0) if res else 0} images", flush=True)
+    atomic_write_json(out / "synth.json", made)
+    return made
+
+
+def train_and_eval(cfg, run: Path) -> dict:
+    """Train (or resume, or reuse) a classifier cell and evaluate it on its test part once."""
+    from fape.classifiers.config import ClfConfig
+    from fape.classifiers.evaluate import evaluate_run
+    from fape.classifiers.train import train
+    from fape.config import load_config
+
+    res_path = run / "eval" / "test" / "results.json"
+    if not res_path.is_file():
+        if not (run / "done.json").is_file():
+            resume = (run / "config.yaml").is_file()  # an interrupted cell continues with its own config
+            train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume, progress=False)
+        evaluate_run(run, "test")
+    return json.loads(res_path.read_text())
+
+
+# ---------------------------------------------------------------- the experiment
+def _clf_cfg(exp: ExperimentConfig, setting: ExpSetting, task: str, split_file: str, synth: str,
+             seed: int, init_from: str):
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+
+    over = [*exp.classifier_overrides, *setting.overrides, f"--name={exp.name}-{Path(task).stem}-{setting.name}",
+            f"--data.root={exp.data.root}", f"--data.split={split_file}", f"--train.seed={seed}",
+            f"--data.synthetic={synth if setting.synthetic else ''}", f"--data.mix={setting.mix}"]
+    if init_from:
+        over.append(f"--model.init_from={init_from}")
+    return load_config(ClfConfig, exp.classifier or None, over)
+
+
+def _build_data(exp: ExperimentConfig) -> Path:
+    from fape.config import load_config
+    from fape.data.synth import SynthConfig, synthesize
+
+    root = Path(exp.data.root)
+    if (root / "dataset.json").is_file():
+        return root
+    if not exp.data.synth:
+        raise FileNotFoundError(f"dataset not found: {root / 'dataset.json'} (import it, or give data.synth "
+                                f"to build the synthetic set there)")
+    print(f"  building {root} from {exp.data.synth}", flush=True)
+    synthesize(load_config(SynthConfig, exp.data.synth, [f"--out={root}"]), root, overwrite=True)
+    return root
+
+
+def _gan(exp: ExperimentConfig, data: Path, split_files: dict, out: Path) -> Path:
+    from fape.config import load_config
+    from fape.gan.config import GANConfig
+    from fape.gan.train import train as train_gan
+
+    if exp.gan.run:
+        return Path(exp.gan.run)
+    run = out / "gan"
+    if (run / "done.json").is_file():
+        return run
+    if (run / "config.yaml").is_file():
+        train_gan(load_config(GANConfig, run / "config.yaml"), run, resume=True)
+        return run
+    if not exp.gan.config:
+        raise ValueError(f"experiment {exp.name!r}: a setting uses synthetic images but neither gan.run "
+                         f"nor gan.config is given")
+    rows = out / "gan_rows.txt"
+    np.savetxt(rows, untested_rows(data, split_files), fmt="%d")
+    cfg = load_config(GANConfig, exp.gan.config, [*exp.gan.overrides, f"--data.root={data}", f"--data.rows={rows}"])
+    train_gan(cfg, run)
+    return run
+
+
+def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+
+    if not setting.pretrain:
+        return ""
+    run = out / "pretrain" / setting.name
+    over = [*setting.pretrain_overrides, f"--name={exp.name}-pretrain-{setting.name}"]
+    if setting.pretrain_data:
+        over.append(f"--data.root={setting.pretrain_data}")
+    print(f"  pre-training for {setting.name}: {run}", flush=True)
+    train_and_eval(load_config(ClfConfig, setting.pretrain, over), run)
+    return str(run)
+
+
+def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
+    from fape.classifiers.evaluate import compare
+    from fape.config import save_config
+
+    t0 = time.perf_counter()
+    if not exp.settings or not exp.tasks or not exp.seeds:
+        raise ValueError(f"experiment {exp.name!r} needs at least one task, setting and seed")
+    names = [s.name for s in exp.settings]
+    if len(set(names)) != len(names):
+        raise ValueError(f"experiment {exp.name!r}: setting names repeat: {names}")
+    out = Path(out or exp.out or f"runs/experiments/{exp.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(exp, out / "config.yaml")
+    data = _build_data(exp)
+    split_files = make_splits(data, exp.tasks, exp.split_seed, exp.split_options)
+    atomic_write_json(out / "splits.json", split_files)
+    synth: dict[str, str] = {}
+    if any(s.synthetic for s in exp.settings):
+        gan_run = _gan(exp, data, split_files, out)
+        synth_json = out / "synth" / "synth.json"
+        synth = json.loads(synth_json.read_text()) if synth_json.is_file() else \
+            synthesize_tasks(gan_run, data, split_files, exp.plans, out / "synth", exp.split_seed)
+    init = {s.name: _pretrain(exp, s, out) for s in exp.settings}
+
+    cells: dict[str, dict[str, list[str]]] = {}
+    n_cells, k = len(exp.tasks) * len(exp.settings) * len(exp.seeds), 0
+    for seed in exp.seeds:  # seed-major: a stopped experiment has whole seeds done first
+        for task in exp.tasks:
+            for s in exp.settings:
+                k += 1
+                run = out / "clf" / Path(task).stem / s.name / f"s{seed}"
+                if s.synthetic and not synth.get(task):
+                    print(f"[{k}/{n_cells}] {task} {s.name} seed {seed}: no synthesized images, skipped", flush=True)
+                    continue
+                res = train_and_eval(_clf_cfg(exp, s, task, split_files[task], synth.get(task, ""), seed,
+                                              init[s.name]), run)
+                print(f"[{k}/{n_cells}] {task} {s.name} seed {seed}: test accuracy {res['accuracy']:.4f}", flush=True)
+                cells.setdefault(task, {}).setdefault(s.name, []).append(str(run))
+
+    results = {"name": exp.name, "tasks": {}, "seconds": None}
+    ref = exp.settings[0].name
+    for task, groups in cells.items():
+        cmp = compare(groups, "test", exp.n_boot)
+        cmp["differences"] = {}  # each setting against the first, "B - REF"
+        for b in groups:
+            if b != ref and ref in groups:
+                cmp["differences"].update(compare({b: groups[b], ref: groups[ref]}, "test", exp.n_boot)["differences"])
+        if exp.per_class:
+            cmp["per_class"] = {name: _per_class(runs) for name, runs in groups.items()}
+        first = next(iter(groups.values()))[0]
+        cmp["chance"] = json.loads((Path(first) / "eval" / "test" / "results.json").read_text())["chance"]
+        results["tasks"][task] = cmp
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "report.md", report_md(exp, results))
+    print(f"fape experiment {exp.name}: {out / 'report.md'}")
+    return results
+
+
+def _per_class(runs: list[str]) -> dict[str, float]:
+    """Per-class accuracy (recall), mean over seeds."""
+    recs = [json.loads((Path(r) / "eval" / "test" / "results.json").read_text())["per_class"] for r in runs]
+    return {c: float(np.mean([r[c]["recall"] for r in recs])) for c in recs[0]}
+
+
+def report_md(exp: ExperimentConfig, res: dict) -> str:
+    tasks = list(res["tasks"])
+    head = "| setting | " + " | ".join(Path(t).stem for t in tasks) + " |"
+    sep = "|---|" + "---|" * len(tasks)
+    lines = [f"# Experiment `{exp.name}`", "", exp.description, "",
+             f"Test accuracy (%), mean +- std over seeds {exp.seeds}; model selection on validation only.", "",
+             head, sep]
+    for s in exp.settings:
+        cells = []
+        for t in tasks:
+            st = res["tasks"][t]["settings"].get(s.name)
+            cells.append(f"{100 * st['mean']:.1f} +- {100 * st['std']:.1f} ({len(st['runs'])})" if st else "-")
+        lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
+    for s, row in exp.paper.items():
+        lines.append(f"| paper: {s} | " + " | ".join(f"{row[t]:.1f}" if t in row else "-" for t in tasks) + " |")
+    lines += ["", "Chance: " + ", ".join(f"{Path(t).stem} {100 * res['tasks'][t]['chance']:.1f}%"
+                                         for t in tasks if res["tasks"][t].get("chance") is not None), "",
+              "Difference from the first setting, with a 95% paired bootstrap interval (test images resampled, "
+              "seed k paired with seed k):", "", "| task | difference | mean (points) | 95% CI | images | seeds |",
+              "|---|---|---|---|---|---|"]
+    for t in tasks:
+        for name, d in res["tasks"][t]["differences"].items():
+            lines.append(f"| {Path(t).stem} | {name} | {100 * d['diff']:+.1f} | [{100 * d['ci_low']:+.1f}, "
+                         f"{100 * d['ci_high']:+.1f}] | {d['n_images']} | {d['n_seeds']} |")
+    for t in tasks:
+        pc = res["tasks"][t].get("per_class")
+        if pc:
+            classes = list(next(iter(pc.values())))
+            lines += ["", f"Per-class accuracy (%), {Path(t).stem}, mean over seeds:", "",
+                      "| setting | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+            lines += [f"| {s} | " + " | ".join(f"{100 * v[c]:.1f}" for c in classes) + " |" for s, v in pc.items()]
+    lines += ["", f"Wall time of this invocation: {res['seconds']:.0f} s (finished cells are reused)."]
+    return "\n".join(lines) + "\n"
+
+
+def cli_experiment(args, overrides) -> int:
+    from fape.config import load_config
+
+    exp = load_config(ExperimentConfig, args.config, overrides)
+    run_experiment(exp, Path(args.out) if args.out else None)
+    return 0
+
+
+def register(groups) -> None:
+    p = groups.add_parser("experiment", help="run a declared comparison (settings x tasks x seeds)",
+                          description="fape experiment configs/experiments/NAME.yaml [--seeds=[0,1,2] ...]: every "
+                                      "cell is trained and evaluated once, finished cells are reused; writes "
+                                      "report.md and results.json (mean +- std, paired bootstrap CIs).")
+    p.add_argument("config", help="experiment YAML")
+    p.add_argument("--out", default=None, help="output folder (default: the YAML's out, or runs/experiments/NAME)")
+    p.set_defaults(handler=lambda args, overrides: cli_experiment(args, overrides), takes_overrides=True)

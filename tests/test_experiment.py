@@ -1,0 +1,91 @@
+"""fape experiment: every cell trained and evaluated once, finished cells reused, the table's
+numbers are the cells' own, and the shipped experiment files parse."""
+import json
+import re
+
+import pytest
+import yaml
+
+from _fixtures import REPO
+from fape.cli import main
+from fape.config import load_config
+from fape.experiment import ExperimentConfig, run_experiment
+
+TINY_GAN = ["--generator.width=8", "--discriminator.width=8", "--discriminator.layers=2", "--train.max_steps=10",
+            "--train.batch_size=16", "--train.sample_every=10", "--train.ckpt_every=10", "--data.image_size=32"]
+TINY_CLF = ["--model.name=cnn3", "--data.image_size=32", "--train.epochs=1", "--train.batch_size=32",
+            "--optim.name=adam", "--optim.lr=0.003"]
+
+
+def tiny_experiment(tmp_path):
+    synth = tmp_path / "synth.yaml"
+    synth.write_text(yaml.safe_dump({"identities": 5, "frames": 1, "image_size": 32, "render_scale": 2}))
+    return load_config(ExperimentConfig, REPO / "configs/experiments/f2ed_table5.yaml", [
+        f"--data.root={tmp_path / 'data'}", f"--data.synth={synth}", "--tasks=[er-ss, er-up]", "--seeds=[0, 1]",
+        f"--gan.overrides={TINY_GAN}", f"--classifier_overrides={TINY_CLF}", "--n_boot=200", "--per_class=true"])
+
+
+def test_tiny_experiment_runs_every_cell_then_reuses(tmp_path, capsys, monkeypatch):
+    exp = tiny_experiment(tmp_path)
+    res = run_experiment(exp, tmp_path / "out")
+    out = tmp_path / "out"
+    for task in ("er-ss", "er-up"):
+        t = res["tasks"][task]
+        assert set(t["settings"]) == {"Fa-Net", "FaPE-GAN + Fa-Net"}
+        for name, st in t["settings"].items():
+            assert len(st["runs"]) == 2 and len(st["accs"]) == 2  # one run per seed
+            accs = [json.loads((out / "clf" / task / name / f"s{s}" / "eval/test/results.json").read_text())["accuracy"]
+                    for s in (0, 1)]
+            assert st["accs"] == pytest.approx(accs)  # the table's numbers are the cells' own
+        (d,) = t["differences"].values()
+        assert list(t["differences"]) == ["FaPE-GAN + Fa-Net - Fa-Net"] and d["n_seeds"] == 2
+        assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+        assert len(t["per_class"]["Fa-Net"]) == 54  # every expression, mean over seeds
+        assert all(0 <= v <= 1 for v in t["per_class"]["FaPE-GAN + Fa-Net"].values())
+    report = (out / "report.md").read_text()
+    row = next(ln for ln in report.splitlines() if ln.startswith("| FaPE-GAN + Fa-Net |"))
+    assert len(re.findall(r"\d+\.\d \+- \d+\.\d \(2\)", row)) == 2
+    assert "| paper: Fa-Net | 72.7 |" in report and "nan" not in report.lower()
+    assert (out / "gan" / "done.json").is_file() and (out / "synth" / "er-up" / "dataset.json").is_file()
+
+    # a second invocation trains nothing: every cell and shared step is reused
+    import fape.classifiers.train as clf_train
+    import fape.gan.train as gan_train
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(clf_train, "train", no_training)
+    monkeypatch.setattr(gan_train, "train", no_training)
+    again = run_experiment(exp, out)
+    assert again["tasks"]["er-ss"]["settings"] == res["tasks"]["er-ss"]["settings"]
+
+
+def test_pretrain_setting_starts_cells_from_its_weights(tmp_path):
+    exp = tiny_experiment(tmp_path)
+    exp = load_config(ExperimentConfig, None, [
+        f"--data.root={tmp_path / 'data'}", f"--data.synth={exp.data.synth}", "--tasks=[er-ss]", "--seeds=[0]",
+        f"--classifier={REPO / 'configs/clf/fanet_f2ed.yaml'}", f"--classifier_overrides={TINY_CLF}",
+        f"--settings=[{{name: scratch}}, {{name: pre, pretrain: {REPO / 'configs/clf/fanet_f2ed.yaml'}, "
+        f"pretrain_data: {tmp_path / 'data'}, pretrain_overrides: {TINY_CLF + ['--data.split=random']}}}]"])
+    run_experiment(exp, tmp_path / "out")
+    cfg = yaml.safe_load((tmp_path / "out/clf/er-ss/pre/s0/config.yaml").read_text())
+    assert cfg["model"]["init_from"] == str(tmp_path / "out/pretrain/pre")
+    assert yaml.safe_load((tmp_path / "out/clf/er-ss/scratch/s0/config.yaml").read_text())["model"]["init_from"] == ""
+    assert (tmp_path / "out/pretrain/pre/done.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["f2ed_table5", "fer2013_to_jaffe", "fer2013_rare_expression"])
+def test_shipped_experiments_parse(name):
+    exp = load_config(ExperimentConfig, REPO / f"configs/experiments/{name}.yaml")
+    assert exp.tasks and len(exp.settings) == 2 and exp.seeds == [0, 1, 2]
+    for path in [exp.classifier, exp.gan.config, *[s.pretrain for s in exp.settings]]:
+        assert not path or (REPO / path).is_file(), path
+    for plan in exp.plans.values():
+        assert plan in ("balance-pose", "balance-expression", "per-pose:1.5") or (REPO / plan).is_file()
+
+
+def test_missing_dataset_is_named(tmp_path):
+    code = main(["experiment", str(REPO / "configs/experiments/fer2013_to_jaffe.yaml"),
+                 f"--data.root={tmp_path / 'nope'}", "--out", str(tmp_path / "o")])
+    assert code == 2
