@@ -50,7 +50,9 @@ class ExpSetting:
     name: str = "without"
     synthetic: bool = False  # add the task's synthesized images to training
     mix: float = -1.0  # synthetic images per epoch / real training images (-1: all of them)
-    pretrain: str = ""  # classifier config of a stage trained once; the cells start from its best weights
+    # a stage the cells start from (its best weights): a classifier config YAML, trained once into
+    # OUT/pretrain/NAME, or a finished run folder, used as is
+    pretrain: str = ""
     pretrain_data: str = ""
     pretrain_overrides: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)  # classifier overrides for this row only
@@ -215,6 +217,11 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
 
     if not setting.pretrain:
         return ""
+    if Path(setting.pretrain).is_dir():
+        from fape.classifiers.io import best_checkpoint
+
+        best_checkpoint(setting.pretrain)  # a clear error when it is not a finished run
+        return str(setting.pretrain)
     run = out / "pretrain" / setting.name
     over = [*setting.pretrain_overrides, f"--name={exp.name}-pretrain-{setting.name}"]
     if setting.pretrain_data:
