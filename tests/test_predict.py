@@ -195,7 +195,8 @@ def test_bad_inputs(tiny_run, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG broken")
     cases = [(tmp_path / "nope.jpg", "not found"), (tmp_path / "x.txt", "unknown input type"),
-             (empty, "empty.mp4"), (bad, "bad.png"), ("camera:x", "camera:N"), (tmp_path / "docs", "no images")]
+             (empty, "empty.mp4"), (bad, "bad.png"), ("camera:x", "camera:N"), ("camera:99", "camera 99 cannot be opened"),
+             (tmp_path / "docs", "no images")]
     (tmp_path / "x.txt").write_text("hi")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "notes.txt").write_text("no pictures here")

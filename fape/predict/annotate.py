@@ -13,25 +13,29 @@ def draw(frame: np.ndarray, faces: list[dict], label_names: list[str]) -> np.nda
     """A copy of uint8 RGB ``frame`` with each face's box, top label and class-probability bars."""
     out = np.ascontiguousarray(frame.copy())
     h, w = out.shape[:2]
-    scale = max(0.35, min(1.0, h / 900))
-    bar_h = max(3, int(round(8 * scale)))
+    k = len(label_names)
     for f in faces:
         x0, y0, x1, y1 = (int(round(v)) for v in f["box"])
-        cv2.rectangle(out, (x0, y0), (x1, y1), BOX, max(1, int(2 * scale + 0.5)))
+        side = max(1, y1 - y0)
+        scale = float(np.clip(side / 220, 0.35, 1.0))  # text scale follows the face size
+        cv2.rectangle(out, (x0, y0), (x1, y1), BOX, max(1, int(round(2 * scale))))
         text = f"{f['label']} {f['prob']:.2f}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = y0 - 4 if y0 - th - base - 4 >= 0 else y1 + th + 4
         cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 4, ty + base), BOX, -1)
         cv2.putText(out, text, (x0 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
-        # one bar per class below the box (or inside it when the frame ends), length = probability
-        width = max(20, x1 - x0)
-        top = y1 + 4 if y1 + 4 + bar_h * len(label_names) < h else y1 - bar_h * len(label_names) - 4
-        for k, name in enumerate(label_names):
+        # one bar per class (length = probability) beside the box: right if it fits, else left, else inside
+        bar_h = int(np.clip(side / (2 * k), 4, 14))
+        width = int(np.clip(0.5 * side, 30, 120))
+        inside = x1 + 4 + width + 30 >= w and x0 - width - 34 < 0
+        bx = x0 + 2 if inside else (x1 + 4 if x1 + 4 + width + 30 < w else x0 - width - 34)
+        by = y1 - k * bar_h - 2 if inside else y0  # inside: along the chin, off the eyes
+        for j, name in enumerate(label_names):
             p = float(f["probs"][name])
-            yk = top + k * bar_h
-            cv2.rectangle(out, (x0, yk), (x0 + width, yk + bar_h - 1), (60, 60, 60), -1)
-            cv2.rectangle(out, (x0, yk), (x0 + int(round(p * width)), yk + bar_h - 1), BAR, -1)
-            if bar_h >= 7:
-                cv2.putText(out, name[:3], (x0 + width + 3, yk + bar_h - 1), cv2.FONT_HERSHEY_PLAIN,
-                            bar_h / 12, TEXT, 1, cv2.LINE_AA)
+            yj = by + j * bar_h
+            cv2.rectangle(out, (bx, yj), (bx + width, yj + bar_h - 2), (60, 60, 60), -1)
+            cv2.rectangle(out, (bx, yj), (bx + int(round(p * width)), yj + bar_h - 2), BAR, -1)
+            if bar_h >= 8:
+                cv2.putText(out, name[:3], (bx + width + 3, yj + bar_h - 2), cv2.FONT_HERSHEY_PLAIN,
+                            bar_h / 13, TEXT, 1, cv2.LINE_AA)
     return out
