@@ -23,7 +23,7 @@ from fape.data.dataset import FaceDataset, to_float
 from fape.predict.preprocess import preprocess_spec
 from fape.utils import checkpoint as ck
 from fape.utils.io import atomic_write_json
-from fape.utils.loop import collate, epoch_batches, force_cpu, open_run, resolve_run_dir
+from fape.utils.loop import collate, epoch_batches, make_accelerator, open_run, resolve_run_dir
 from fape.utils.loop import steps_per_epoch as epoch_steps
 from fape.utils.runs import tracker_names
 
@@ -157,15 +157,13 @@ def build_model(cfg: ClfConfig, num_classes: int) -> nn.Module:
 
 
 def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm import tqdm
 
     from fape.data.format import read_index
 
     tc = cfg.train
-    accelerator = Accelerator(cpu=force_cpu(tc.cpu), mixed_precision=tc.mixed_precision,
-                              log_with=tracker_names(tc.trackers) or None, project_dir=str(run_dir))
+    accelerator = make_accelerator(tc, run_dir, tracker_names(tc.trackers) or None)
     main, device = accelerator.is_main_process, accelerator.device
     world, rank = accelerator.num_processes, accelerator.process_index
     set_seed(tc.seed)

@@ -543,7 +543,7 @@ def _er_ue(m, rng, opts, meta, label_names, **_):
     rare = np.sort(rng.choice(present, size=k, replace=False)) if k else np.zeros(0, np.int64)
     meta["rare_labels"] = [int(x) for x in rare]
     meta["rare_label_names"] = [label_names[x] if x < len(label_names) else str(x) for x in rare]
-    meta["val"] = f"val_fraction of the training leak units of each class group (common, each rare class)"
+    meta["val"] = "val_fraction of the training leak units of each class group (common, each rare class)"
     return [_rare_split(m, rng, opts, np.isin(labels, rare), labels)]
 
 

@@ -19,14 +19,14 @@ import torch
 
 from fape.config import to_dict
 from fape.data.dataset import FaceDataset, to_float, to_uint8
-from fape.data.pairs import POSE, PairDataset, PairSampler
+from fape.data.pairs import PairDataset, PairSampler
 from fape.data.splits import subject_holdout
 from fape.gan import losses
 from fape.gan.config import GANConfig
 from fape.gan.io import num_mask_channels, pose_masks
 from fape.utils import checkpoint as ck
 from fape.utils.io import atomic_write_json
-from fape.utils.loop import collate, epoch_batches, force_cpu, open_run, resolve_run_dir, state_digest
+from fape.utils.loop import collate, epoch_batches, make_accelerator, open_run, resolve_run_dir, state_digest
 from fape.utils.loop import steps_per_epoch as epoch_steps
 from fape.utils.runs import tracker_names
 
@@ -202,7 +202,6 @@ def _adam(params, lr, cfg: GANConfig, device) -> torch.optim.Optimizer:
 
 def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) a run; returns the run directory."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm import tqdm
 
@@ -215,8 +214,7 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
                          "a `fape clf train` run whose classifier judges identity and expression")
     if tc.batch_size % tc.grad_accum:
         raise ValueError(f"train.batch_size {tc.batch_size} is not a multiple of train.grad_accum {tc.grad_accum}")
-    accelerator = Accelerator(cpu=force_cpu(tc.cpu), mixed_precision=tc.mixed_precision,
-                              log_with=tracker_names(tc.trackers) or None, project_dir=str(run_dir))
+    accelerator = make_accelerator(tc, run_dir, tracker_names(tc.trackers) or None)
     main = accelerator.is_main_process
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
     set_seed(tc.seed)  # identical initial weights on every rank

@@ -16,7 +16,7 @@ resizes bilinearly to 299x299 and maps to [-1, 1].
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np

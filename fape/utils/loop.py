@@ -55,6 +55,22 @@ def force_cpu(requested: bool) -> bool:
     return requested or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
 
 
+def make_accelerator(tc, run_dir: Path, log_with):
+    """An ``Accelerator`` for one training run (``tc``: the run's train config).
+
+    Accelerate keeps one process-wide ``AcceleratorState`` and refuses a second ``Accelerator``
+    with another ``mixed_precision``; a process that trains several runs (``fape quickstart``,
+    ``fape experiment``, chains, tests) drops that state first. The ``PartialState`` (process group,
+    device) is kept, so this is safe under ``accelerate launch`` too.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=force_cpu(tc.cpu), mixed_precision=tc.mixed_precision, log_with=log_with,
+                       project_dir=str(run_dir))
+
+
 def flat_config(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
