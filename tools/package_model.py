@@ -1,52 +1,129 @@
-"""Package a classifier run's selected model as a self-contained checkpoint folder for shipping
-(``checkpoints/NAME/``): ``model.safetensors`` (weights only) and ``state.json`` (config, label
-order, preprocessing recipe, what selected it, test results when the run was evaluated, and the
-weights' sha256). ``fape predict --model FOLDER`` and ``load_run`` read it like any checkpoint.
+"""Package a classifier run's selected model as a self-contained folder for shipping
+(``checkpoints/NAME/``):
 
-    python tools/package_model.py RUN checkpoints/fanet_fer2013_48
+* ``model.safetensors``: weights only (optionally stored as float16, half the size; they load
+  into float32 modules);
+* ``state.json``: config, label order, preprocessing recipe, what selected the model, the training
+  epochs and wall time, and the test results *of the packaged weights* (re-evaluated on the run's
+  test part after any dtype change), with the weights' sha256;
+* ``README.md``: the model card, written from those files (no number in it is typed by hand).
+
+``fape predict --model FOLDER`` and ``load_run`` read the folder like any checkpoint.
+
+    python tools/package_model.py RUN checkpoints/fanet_fer2013_48 --dtype float16 \\
+        --command "fape clf train -c configs/clf/fanet_fer2013_48.yaml"
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import tempfile
 from pathlib import Path
 
+import torch
+from safetensors.torch import load_file, save_file
+
+from fape.classifiers.evaluate import evaluate_run
 from fape.classifiers.io import best_checkpoint
+from fape.data import splits
 from fape.data.format import read_info
 from fape.predict.preprocess import preprocess_spec
 from fape.utils import checkpoint as ck
-from fape.utils.io import atomic_write_json, sha256_file
+from fape.utils.io import atomic_write_json, atomic_write_text, sha256_file
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
-def package(run: Path, out: Path) -> Path:
+def _wall_seconds(run: Path) -> tuple[float | None, str]:
+    """Training wall time: ``done.json``'s ``train_seconds`` (summed over resumes), else the time
+    between the run's config and its ``done.json`` being written (includes any pauses)."""
+    done = json.loads((run / "done.json").read_text()) if (run / "done.json").is_file() else {}
+    if "train_seconds" in done:
+        return float(done["train_seconds"]), "training loop, summed over resumes"
+    if (run / "done.json").is_file() and (run / "config.yaml").is_file():
+        return (run / "done.json").stat().st_mtime - (run / "config.yaml").stat().st_mtime, \
+            "run start to finish (file times)"
+    return None, "unknown"
+
+
+def package(run: Path, out: Path, dtype: str = "float32", command: str = "") -> Path:
     src = best_checkpoint(run)
     state = ck.load_state(src)
     cfg = state["config"]
     prep = state.get("preprocess")
     if prep is None:  # runs from before the recipe was saved: derive it from the training dataset
-        origin = read_info(cfg["data"]["root"]).origin
-        prep = preprocess_spec(cfg["data"]["image_size"], cfg["data"]["channels"], origin)
+        prep = preprocess_spec(cfg["data"]["image_size"], cfg["data"]["channels"], read_info(cfg["data"]["root"]).origin)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src / "model.safetensors", out / "model.safetensors.tmp")
-    (out / "model.safetensors.tmp").replace(out / "model.safetensors")
-    test = Path(run) / "eval" / "test" / "results.json"
-    done = Path(run) / "done.json"
-    atomic_write_json(out / "state.json", {
-        "step": state["step"], "config": cfg, "label_names": state["label_names"], "preprocess": prep,
-        "best": state["best"], "trained_steps": json.loads(done.read_text())["step"] if done.is_file() else None,
-        "test": {k: v for k, v in json.loads(test.read_text()).items()
-                 if k in ("accuracy", "macro_f1", "n", "split", "per_class")} if test.is_file() else None,
-        "source_run": str(run), "model_sha256": sha256_file(out / "model.safetensors")})
+    weights = {k: (v.to(DTYPES[dtype]) if v.is_floating_point() else v).contiguous()
+               for k, v in load_file(str(src / "model.safetensors")).items()}
+    tmp = out / "model.safetensors.tmp"
+    save_file(weights, str(tmp))
+    tmp.replace(out / "model.safetensors")
+    done = json.loads((run / "done.json").read_text()) if (run / "done.json").is_file() else {}
+    seconds, how = _wall_seconds(run)
+    new_state = {"step": state["step"], "config": cfg, "label_names": state["label_names"], "preprocess": prep,
+                 "best": state["best"], "trained_steps": done.get("step"), "trained_epochs": done.get("epoch"),
+                 "train_seconds": seconds, "train_seconds_measured_as": how, "weights_dtype": dtype,
+                 "source_run": str(run), "model_sha256": sha256_file(out / "model.safetensors")}
+    atomic_write_json(out / "state.json", new_state)
+    with tempfile.TemporaryDirectory() as t:  # test results of exactly these (possibly rounded) weights
+        res = evaluate_run(run, "test", out=t, checkpoint=out)
+    new_state["test"] = {k: res[k] for k in ("accuracy", "macro_f1", "n", "split", "per_class")}
+    new_state["test"]["split_file"] = Path(res["split_file"]).name
+    parts = splits.load_split(json.loads((run / "labels.json").read_text())["split"])
+    new_state["split_sizes"] = {k: int(len(v)) for k, v in parts.items()}
+    atomic_write_json(out / "state.json", new_state)
+    atomic_write_text(out / "README.md", model_card(out, new_state, command))
     return out
+
+
+def model_card(folder: Path, s: dict, command: str) -> str:
+    name = folder.name
+    cfg, t, p = s["config"], s["test"], s["preprocess"]
+    o, tr, d = cfg["optim"], cfg["train"], cfg["data"]
+    n_params = sum(v.numel() for v in load_file(str(folder / "model.safetensors")).values())
+    sizes = ", ".join(f"{k} {v:,}" for k, v in s["split_sizes"].items())
+    minutes = f"{s['train_seconds'] / 60:.1f} min ({s['train_seconds_measured_as']})" if s["train_seconds"] else "unknown"
+    lines = [
+        f"# {name}", "",
+        f"An expression classifier packaged by `tools/package_model.py` from the run `{s['source_run']}`; "
+        "every number below is read from that run's files and from an evaluation of the weights in this folder.",
+        "", "| | |", "|---|---|",
+        f"| model | `{cfg['model']['name']}` {cfg['model']['kwargs'] or ''}, {n_params:,} parameters |",
+        f"| input | {p['image_size']}x{p['image_size']}, {p['channels']} channel(s), values in {p['value_range']}; "
+        f"crop `{p['crop']}` at {p['enlarge']} x the detected face box |",
+        f"| weights | `model.safetensors`, {s['weights_dtype']}, sha256 `{s['model_sha256'][:16]}...` |",
+        f"| data | `{Path(d['root']).name}`, split `{t['split_file']}`: {sizes} images |",
+        f"| command | `{command or 'fape clf train -c configs/clf/' + cfg['name'] + '.yaml'}` |",
+        f"| training | {s['trained_epochs']} epochs ({s['trained_steps']} steps of {tr['batch_size']}), "
+        f"{o['name']} lr {o['lr']} ({o['schedule']}), weight decay {o['weight_decay']}, augment `{d['augment']}`, "
+        f"mixed precision `{tr['mixed_precision']}`, seed {tr['seed']} |",
+        f"| wall time | {minutes}, 2 CPU cores |",
+        f"| selected | epoch {s['best']['epoch']} (step {s['best']['step']}) by validation accuracy "
+        f"{100 * s['best']['val_acc']:.2f}% |",
+        f"| **test accuracy** | **{100 * t['accuracy']:.2f}%** on the `{t['split']}` part ({t['n']:,} images), "
+        f"macro-F1 {100 * t['macro_f1']:.2f}%, measured on these {s['weights_dtype']} weights |",
+        f"| label order | {', '.join(f'{i} {n}' for i, n in enumerate(s['label_names']))} |",
+        "", "Per class, on the test part:", "", "| class | recall (accuracy) | precision | F1 | images |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {n} | {100 * v['recall']:.1f} | {100 * v['precision']:.1f} | {100 * v['f1']:.1f} | {v['support']} |"
+              for n, v in t["per_class"].items()]
+    lines += ["", "Use: `fape predict IMAGE|FOLDER|VIDEO|camera:N` (this model is the default), or "
+              f"`fape predict SOURCE --model checkpoints/{name}`; `fape export --run checkpoints/{name} --format onnx`.",
+              "", "Limits: trained on FER2013's 48x48 gray web faces (mostly frontal, adult); the preprocessing above "
+              "is applied by `fape predict` from `state.json`, so crops must come from a face detector box.", ""]
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run")
     ap.add_argument("out")
+    ap.add_argument("--dtype", choices=list(DTYPES), default="float32", help="storage type of the weights")
+    ap.add_argument("--command", default="", help="the recorded training command, for the model card")
     args = ap.parse_args()
-    print(package(Path(args.run), Path(args.out)))
+    print(package(Path(args.run), Path(args.out), args.dtype, args.command))
 
 
 if __name__ == "__main__":

@@ -83,9 +83,11 @@ def confusion_png(cm: np.ndarray, names: list[str], path: Path, title: str = "")
 
 
 def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, out: str | Path | None = None,
-                 device: str = "cpu") -> dict:
+                 device: str = "cpu", checkpoint: str | Path | None = None) -> dict:
     """Evaluate a run's selected model on a part of its split; writes results.json,
-    predictions.csv, confusion.csv and confusion.png into ``out`` (default RUN/eval/<split>)."""
+    predictions.csv, confusion.csv and confusion.png into ``out`` (default RUN/eval/<split>).
+    ``checkpoint``: other weights of the same model to evaluate on the run's split (e.g. the
+    packaged copy of a shipped model)."""
     import pandas as pd
 
     from fape.classifiers.io import load_run
@@ -95,7 +97,7 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     from fape.data.format import read_index
 
     run = Path(run)
-    loaded = load_run(run, device)
+    loaded = load_run(checkpoint or run, device)
     cfg = loaded.cfg
     root = data or cfg.data.root
     index = read_index(root)

@@ -193,10 +193,12 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
 
     step, best = 0, {"val_acc": -1.0, "epoch": -1, "step": 0}
+    seconds_before = 0.0  # training wall time of earlier processes of this run (resumes add up)
     ckpt = ck.latest_checkpoint(run_dir) if resume else None
     if ckpt is not None:
         state = ck.load_state(ckpt)
         step, best = int(state["step"]), state["best"]
+        seconds_before = float(state.get("train_seconds", 0.0))
         model.load_state_dict(ck.load_module_state(ckpt, "model"))
         centers = ck.load_module_state(ckpt, "centers", device)["centers"]
         opt.load_state_dict(ck.load_optimizer_state(ckpt, "model"))
@@ -211,6 +213,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     total = tc.max_steps or tc.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True)
     t_last, step_last = time.perf_counter(), step
+    t_start = t_last
+    train_seconds = lambda: round(seconds_before + time.perf_counter() - t_start, 1)  # noqa: E731
     inner = lambda: accelerator.unwrap_model(net).model  # noqa: E731
 
     def checkpoint(epoch: int) -> None:
@@ -218,7 +222,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
             ck.save_checkpoint(run_dir, step, {"model": inner().state_dict(), "centers": {"centers": centers}},
                                {"model": opt.state_dict()},
                                {"epoch": epoch, "best": best, "config": to_dict(cfg), "label_names": label_names,
-                                "steps_per_epoch": steps_per_epoch, "preprocess": prep}, keep=tc.keep_checkpoints)
+                                "steps_per_epoch": steps_per_epoch, "preprocess": prep,
+                                "train_seconds": train_seconds()}, keep=tc.keep_checkpoints)
         accelerator.wait_for_everyone()
 
     def validate(epoch: int) -> None:
@@ -286,7 +291,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         if best["epoch"] < 0:  # no validation part: the last weights are the run's model
             save_best(run_dir, inner(), {**best, "epoch": epoch, "step": step, "note": "no val part: last"},
                       label_names, cfg, prep)
-        atomic_write_json(run_dir / "done.json", {"step": step, "epoch": epoch, "best": best})
+        atomic_write_json(run_dir / "done.json", {"step": step, "epoch": epoch, "best": best,
+                                                  "train_seconds": train_seconds()})
     return run_dir
 
 

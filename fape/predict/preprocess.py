@@ -7,8 +7,9 @@ dataset's import options and saved in every checkpoint's ``state.json`` (``"prep
 Crops: ``square`` is the importer's ``--crop`` (a square of ``enlarge`` x the detected box's
 longest side, centred on it); ``eye`` is the eye-distance crop (dlib landmarks in the box). For
 datasets that came already cropped (FER2013), the square crop of an OpenCV Haar box reproduces
-their framing at ``enlarge`` = 1.2: over 1,500 FER2013 training images upsampled 4x, the Haar box
-is a median 1/1.200 of the image side (IQR 1.157-1.280), centred within 1% (checkpoints/README.md).
+their framing at ``enlarge`` = 1.2: over 1,500 FER2013 training images upsampled 4x (846 with
+exactly one Haar face), image side / box side has median 1.200 (IQR 1.164-1.289) and the box
+centre lies a median 2.1% of the side from the image centre (``tools/calibrate_crop.py``).
 """
 from __future__ import annotations
 

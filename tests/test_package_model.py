@@ -1,0 +1,56 @@
+"""tools/package_model.py: the shipped-model folder loads like a checkpoint, float16 storage
+keeps the predictions, and the card's numbers are the packaged weights' own evaluation."""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _fixtures import REPO, make_multipose
+from fape.classifiers import train as clf_train
+from fape.classifiers.config import ClfConfig
+from fape.config import load_config
+from fape.predict.backends import load_classifier
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("package_model", REPO / "tools" / "package_model.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pkg")
+    data = make_multipose(root / "real", subjects=3, expressions=3, frames=2)
+    cfg = load_config(ClfConfig, None, [f"--data.root={data}", "--model.name=cnn3", "--data.split=random",
+                                        "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
+                                        "--train.epochs=2", "--optim.name=adam", "--optim.lr=1e-3"])
+    return clf_train.train(cfg, root / "run", progress=False)
+
+
+def test_done_json_records_training_time(run):
+    done = json.loads((run / "done.json").read_text())
+    assert done["train_seconds"] > 0 and done["epoch"] == 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_package_loads_and_reports_its_own_accuracy(run, tmp_path, dtype):
+    out = _tool().package(run, tmp_path / "model", dtype, command="fape clf train -c X.yaml")
+    state = json.loads((out / "state.json").read_text())
+    assert state["weights_dtype"] == dtype and state["trained_epochs"] == 2 and state["train_seconds"] > 0
+    assert set(state["split_sizes"]) >= {"train", "test"}
+    assert 0 <= state["test"]["accuracy"] <= 1 and state["test"]["split"] == "test"
+    from safetensors.torch import load_file
+
+    stored = load_file(str(out / "model.safetensors"))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {getattr(torch, dtype)}
+    # the packaged weights give the run's predictions (float16 rounding moves probabilities a little)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    p_run, p_pkg = load_classifier(run).probs(x), load_classifier(out).probs(x)
+    assert np.abs(p_run - p_pkg).max() < (1e-6 if dtype == "float32" else 1e-2)
+    card = (out / "README.md").read_text()
+    assert f"{100 * state['test']['accuracy']:.2f}%" in card and "fape clf train -c X.yaml" in card
+    assert "0 expr0, 1 expr1, 2 expr2" in card
