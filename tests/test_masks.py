@@ -60,6 +60,18 @@ def test_nan_landmarks_draw_nothing_and_batch_independent():
     assert torch.equal(single[0], m[2])
 
 
+@pytest.mark.parametrize("thickness", [1.0, 4.0, 9.0])
+def test_missing_or_far_away_faces_first_in_batch_draw_nothing(thickness):
+    """The first image of a batch all NaN (a dataset without landmarks), or a face far outside
+    the frame: no index leaves the canvas and nothing reaches the image."""
+    lm = faces(3, 64)
+    lm[0] = float("nan")
+    lm[1] = lm[1] + 500.0
+    lm[2] = lm[2] - 500.0
+    m = render_pose_masks(lm, 64, "lines", thickness=thickness)
+    assert m.abs().sum() == 0
+
+
 def test_heatmaps_shapes_and_peaks():
     lm = faces(2, 64)
     h = render_pose_masks(lm, 64, "heatmaps", sigma=1.5)

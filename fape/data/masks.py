@@ -93,11 +93,13 @@ def render_lines_splat(landmarks: torch.Tensor, size: tuple[int, int], thickness
     R = int(np.ceil(r))
     off = torch.arange(-R + 1, R + 1, device=a.device)
     oy, ox = (o.reshape(-1) for o in torch.meshgrid(off, off, indexing="ij"))  # [w*w] window offsets
-    # draw on a canvas with an R-pixel border so no window needs bounds checks; points farther
-    # out are clamped into the border, where their discs cannot reach the image
-    Hp, Wp = H + 2 * R + 2, W + 2 * R + 2
-    q = q + (R + 1)
-    q = torch.stack([q[:, 0].clamp(0, Wp - R - 1), q[:, 1].clamp(0, Hp - R - 1)], 1)
+    # draw on a canvas with a (2R+1)-pixel border so no window needs bounds checks: points farther
+    # out (and the far-away stand-ins of missing landmarks) are clamped to R pixels from the canvas
+    # edge, where their windows stay on the canvas and their discs (radius r <= R) end before the image
+    E = 2 * R + 1
+    Hp, Wp = H + 2 * E, W + 2 * E
+    q = q + E
+    q = torch.stack([q[:, 0].clamp(R, Wp - R - 1), q[:, 1].clamp(R, Hp - R - 1)], 1)
     base = q.floor()
     fx, fy = base[:, 0] - q[:, 0], base[:, 1] - q[:, 1]  # [P] in (-1, 0]
     d = torch.sqrt((fx[:, None] + ox) ** 2 + (fy[:, None] + oy) ** 2)  # [P, w*w] pixels
@@ -105,7 +107,7 @@ def render_lines_splat(landmarks: torch.Tensor, size: tuple[int, int], thickness
     flat = (img * (Hp * Wp) + base[:, 1].long() * Wp + base[:, 0].long())[:, None] + (oy * Wp + ox)
     out = landmarks.new_zeros(B * Hp * Wp)
     out.scatter_reduce_(0, flat.reshape(-1), val.reshape(-1), reduce="amax")
-    out = out.view(B, 1, Hp, Wp)[:, :, R + 1:R + 1 + H, R + 1:R + 1 + W]
+    out = out.view(B, 1, Hp, Wp)[:, :, E:E + H, E:E + W]
     return out.contiguous()
 
 
