@@ -122,6 +122,23 @@ def test_chain_starts_from_previous_best(data, tmp_path, monkeypatch):
     assert run_chain(chain) == runs  # finished stages are reused
 
 
+def test_transfer_keeps_the_head_only_for_the_same_classes(data, tmp_path):
+    """FER2013 -> CK+: both have 7 classes but not the same ones, so the head is not carried over."""
+    from fape.classifiers.io import load_best_weights
+
+    real, _ = data
+    run = clf_train.train(cfg_for(real), tmp_path / "a", progress=False)
+    names = ck.load_state(ck.latest_checkpoint(run / "best"))["label_names"]
+    src = ck.load_module_state(ck.latest_checkpoint(run / "best"), "model")
+    for labels, head_kept in ((names, True), (names[::-1], False), (None, True)):
+        model = clf_train.build_model(cfg_for(real), names)
+        rep = load_best_weights(model, run, labels)
+        sd = model.state_dict()
+        assert torch.equal(sd["head.weight"], src["head.weight"]) == head_kept
+        assert ("head.weight" in rep["skipped"]) != head_kept
+        assert all(torch.equal(sd[k], src[k]) for k in src if not k.startswith("head."))
+
+
 def test_cli_train_eval_compare(data, tmp_path, capsys):
     from fape.cli import main
 

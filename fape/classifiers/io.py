@@ -25,12 +25,17 @@ def best_checkpoint(run_or_ckpt: str | Path) -> Path:
     return best
 
 
-def load_best_weights(model: nn.Module, run_or_ckpt: str | Path) -> dict:
-    """Copy a previous run's best weights into ``model``; the classifier head is kept only when
-    its shape matches (same classes), else re-initialised. Returns what was loaded/skipped."""
-    sd = ck.load_module_state(best_checkpoint(run_or_ckpt), "model")
+def load_best_weights(model: nn.Module, run_or_ckpt: str | Path, label_names: list[str] | None = None) -> dict:
+    """Copy a previous run's best weights into ``model``. The classifier head (``head.*``) is kept
+    only when it means the same classes: same shape and, when ``label_names`` is given, the same
+    label names in the same order (FER2013's 7 and CK+'s 7 are different classes); otherwise it
+    stays freshly initialised. Returns what was loaded/skipped."""
+    ckpt = best_checkpoint(run_or_ckpt)
+    sd = ck.load_module_state(ckpt, "model")
+    same_labels = label_names is None or list(ck.load_state(ckpt).get("label_names", [])) == list(label_names)
     own = model.state_dict()
-    take = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    take = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape
+            and (same_labels or not k.startswith("head."))}
     skipped = sorted(set(sd) - set(take))
     model.load_state_dict(take, strict=False)
     return {"loaded": len(take), "skipped": skipped, "missing": sorted(set(own) - set(take))}

@@ -143,16 +143,16 @@ def _optimizer(cfg: ClfConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, **kw)
 
 
-def build_model(cfg: ClfConfig, num_classes: int) -> nn.Module:
+def build_model(cfg: ClfConfig, label_names: list[str]) -> nn.Module:
     from fape.classifiers import create_classifier
     from fape.classifiers.io import load_best_weights
 
     m = cfg.model
     pretrained = {"": False, "imagenet": True}.get(m.pretrained, m.pretrained)
-    model = create_classifier(m.name, num_classes=num_classes, in_chans=cfg.data.channels,
+    model = create_classifier(m.name, num_classes=len(label_names), in_chans=cfg.data.channels,
                               img_size=cfg.data.image_size, pretrained=pretrained, **m.kwargs)
     if m.init_from:
-        load_best_weights(model, m.init_from)  # transfer: previous stage's best, head reset if K differs
+        load_best_weights(model, m.init_from, label_names)  # transfer: head kept only for the same classes
     return model
 
 
@@ -187,7 +187,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     # how `fape predict` must crop and scale faces for this model, saved with every checkpoint
     prep = preprocess_spec(cfg.data.image_size, cfg.data.channels, index.info.origin)
 
-    model = build_model(cfg, K)
+    model = build_model(cfg, label_names)
     centers = torch.zeros(K, model.num_features, device=device)
     weights = class_weights(items.labels(), K).to(device) if cfg.data.balance == "loss" else None
     opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
