@@ -143,7 +143,7 @@ def synthesize_tasks(gan_run: Path, data: Path, split_files: dict[str, str], pla
     return made
 
 
-def train_and_eval(cfg, run: Path) -> dict:
+def train_and_eval(cfg, run: Path, progress: bool = False) -> dict:
     """Train (or resume, or reuse) a classifier cell and evaluate it on its test part once."""
     from fape.classifiers.config import ClfConfig
     from fape.classifiers.evaluate import evaluate_run
@@ -154,7 +154,7 @@ def train_and_eval(cfg, run: Path) -> dict:
     if not res_path.is_file():
         if not (run / "done.json").is_file():
             resume = (run / "config.yaml").is_file()  # an interrupted cell continues with its own config
-            train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume, progress=False)
+            train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume, progress=progress)
         evaluate_run(run, "test")
     return json.loads(res_path.read_text())
 

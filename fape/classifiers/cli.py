@@ -1,4 +1,4 @@
-"""``fape clf ...``: train, eval, compare, chain."""
+"""``fape clf ...``: train, eval, compare, chain, kfold."""
 from __future__ import annotations
 
 from fape.cli import add_config_arg, add_group, lazy
@@ -46,3 +46,11 @@ def register(groups) -> None:
     q.add_argument("chain", help="chain YAML")
     q.add_argument("--base", default=None, help="folder stage config paths are relative to (default: .)")
     q.set_defaults(handler=lazy("fape.classifiers.chain", "cli_chain"), takes_overrides=True)
+
+    q = sub.add_parser("kfold", help="train and evaluate every fold of a k-fold protocol, pooled summary",
+                       description="fape clf kfold -c configs/clf/fanet_ckplus.yaml [--out DIR] [overrides]: one run "
+                                   "per fold (finished folds reused, interrupted ones resumed), each fold's test part "
+                                   "evaluated once, pooled and per-fold accuracy in DIR/summary.{json,md}.")
+    add_config_arg(q)
+    q.add_argument("--out", default=None, help="folder of the fold runs (default: RUNS_DIR/NAME-kfold)")
+    q.set_defaults(handler=lazy("fape.classifiers.kfold", "cli_kfold"))
