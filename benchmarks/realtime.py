@@ -1,6 +1,6 @@
 """Real-time expression recognition: per-stage milliseconds (per face: medians; detection and
 whole frame: means) and frames per second (1000 / mean frame ms) of ``fape predict``'s pipeline on 640x480 videos of real faces, PyTorch against ONNX Runtime, with
-the real-time options (downscaled detection, tracking between detections) against the plain
+the real-time options (a minimum face size, downscaled detection, tracking between detections) against the plain
 pipeline of the MobileNet paper (Haar detection on every full frame) measured in the same run.
 
 The videos are made here: JAFFE faces (256x256, imported with fape's adapter) pasted onto a
@@ -38,8 +38,10 @@ W, H = 640, 480
 TILE = {1: 240, 2: 200, 3: 180, 4: 150, 5: 150}  # px side of each pasted 256x256 JAFFE image
 PAPER_CLASSIFY_MS = 3.57  # MobileNet paper, per face, Quadro K4200 GPU
 CONFIGS = [("every frame, full size (reference)", DetectOptions(), 1),
+           ("min face 64 px", DetectOptions(min_face=64), 1),
            ("detect at 0.5x", DetectOptions(scale=0.5), 1),
-           ("detect at 0.5x every 3rd frame + tracking", DetectOptions(scale=0.5), 3)]
+           ("detect at 0.5x every 3rd frame + tracking", DetectOptions(scale=0.5), 3),
+           ("0.5x, min face 64 px, every 3rd + tracking", DetectOptions(scale=0.5, min_face=64), 3)]
 
 
 def faces_with_boxes(jaffe: Path, tmp: Path):
