@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from fape.classifiers.evaluate import evaluate_run
 from fape.classifiers.io import best_checkpoint
 from fape.data import splits
+from fape.data.splits import PROTOCOLS
 from fape.data.format import read_info
 from fape.predict.preprocess import preprocess_spec
 from fape.utils import checkpoint as ck
@@ -72,6 +73,7 @@ def package(run: Path, out: Path, dtype: str = "float32", command: str = "") -> 
     new_state["test"]["split_file"] = Path(res["split_file"]).name
     parts = splits.load_split(json.loads((run / "labels.json").read_text())["split"])
     new_state["split_sizes"] = {k: int(len(v)) for k, v in parts.items()}
+    new_state["protocol"] = splits.split_meta(json.loads((run / "labels.json").read_text())["split"]).get("protocol")
     atomic_write_json(out / "state.json", new_state)
     atomic_write_text(out / "README.md", model_card(out, new_state, command))
     return out
@@ -83,17 +85,20 @@ def model_card(folder: Path, s: dict, command: str) -> str:
     o, tr, d = cfg["optim"], cfg["train"], cfg["data"]
     n_params = sum(v.numel() for v in load_file(str(folder / "model.safetensors")).values())
     sizes = ", ".join(f"{k} {v:,}" for k, v in s["split_sizes"].items())
-    minutes = f"{s['train_seconds'] / 60:.1f} min ({s['train_seconds_measured_as']})" if s["train_seconds"] else "unknown"
+    minutes = f"{s['train_seconds'] / 60:.1f} min, {s['train_seconds_measured_as']}" if s["train_seconds"] else "unknown"
+    proto = PROTOCOLS.get(s.get("protocol", ""))
+    protocol = f" (`{proto.name}`: {proto.help})" if proto else ""
     lines = [
         f"# {name}", "",
         f"An expression classifier packaged by `tools/package_model.py` from the run `{s['source_run']}`; "
         "every number below is read from that run's files and from an evaluation of the weights in this folder.",
         "", "| | |", "|---|---|",
-        f"| model | `{cfg['model']['name']}` {cfg['model']['kwargs'] or ''}, {n_params:,} parameters |",
+        f"| model | `{cfg['model']['name']}`{' ' + str(cfg['model']['kwargs']) if cfg['model']['kwargs'] else ''}, "
+        f"{n_params:,} parameters |",
         f"| input | {p['image_size']}x{p['image_size']}, {p['channels']} channel(s), values in {p['value_range']}; "
         f"crop `{p['crop']}` at {p['enlarge']} x the detected face box |",
         f"| weights | `model.safetensors`, {s['weights_dtype']}, sha256 `{s['model_sha256'][:16]}...` |",
-        f"| data | `{Path(d['root']).name}`, split `{t['split_file']}`: {sizes} images |",
+        f"| data | `{Path(d['root']).name}`, split `{t['split_file']}`{protocol}: {sizes} images |",
         f"| command | `{command or 'fape clf train -c configs/clf/' + cfg['name'] + '.yaml'}` |",
         f"| training | {s['trained_epochs']} epochs ({s['trained_steps']} steps of {tr['batch_size']}), "
         f"{o['name']} lr {o['lr']} ({o['schedule']}), weight decay {o['weight_decay']}, augment `{d['augment']}`, "

@@ -123,6 +123,10 @@ def _onnx_runner(model: bytes, threads: int | None):
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
+    # ORT's worker threads spin-wait after each run by default; in `fape predict` the detector
+    # runs between classifications and the spinning threads took its cores (Haar 27 -> 36 ms per
+    # 640x480 frame on 2 cores, benchmarks/realtime.py)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
