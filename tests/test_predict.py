@@ -222,6 +222,21 @@ def test_cli_predict_and_export(tiny_run, astronaut, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "missing.png"), "--model", str(tiny_run), "--no-save"]) == 2
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_shipped_model_export_parity(astronaut, tmp_path, fmt):
+    """The shipped model exported: probabilities within 1e-4 of PyTorch on a real face crop and
+    on random inputs."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    ref = load_classifier(default_model(), "torch")
+    dst = export(default_model(), fmt, tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt"))
+    exp = load_classifier(dst)
+    _, img = astronaut
+    face = to_input(crop_faces(img, ASTRONAUT_FACE[None], ref.preprocess), ref.preprocess)  # [1, 1, 48, 48]
+    x = torch.cat([face, torch.rand(7, 1, 48, 48) * 2 - 1])
+    assert np.abs(ref.probs(x) - exp.probs(x)).max() < 1e-4
+
+
 def test_shipped_model_predicts(astronaut):
     """The model in checkpoints/ loads with the default path and finds the astronaut's face."""
     path, img = astronaut
@@ -229,3 +244,4 @@ def test_shipped_model_predicts(astronaut):
     assert clf.label_names == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     faces = Predictor(clf)(img)["faces"]
     assert len(faces) == 1 and abs(sum(faces[0]["probs"].values()) - 1) < 1e-3
+    assert faces[0]["label"] == "happy"  # she smiles broadly: a model that lost its weights would not say so
