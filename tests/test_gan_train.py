@@ -139,7 +139,9 @@ def test_grad_accumulation_matches_full_batch_without_batchnorm(data, tmp_path):
     # conv biases in front of an instance norm get a zero gradient, which Adam turns into
     # rounding-noise-sized steps of lr: those few elements may differ; everything else agrees
     assert (diff > 1e-5).float().mean() < 0.01
-    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa if k.endswith("weight"))
+    # and no weight moved by more than a twentieth of one Adam step (lr 2e-4): a mis-scaled or
+    # dropped micro-batch moves most weights by about a step; rounding leaves ~1e-6 on a few
+    assert all((wa[k] - wb[k]).abs().max() < 1e-5 for k in wa if k.endswith("weight"))
 
 
 def test_classifier_terms_need_a_classifier_run(data, tmp_path):

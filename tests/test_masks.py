@@ -42,6 +42,17 @@ def test_splat_matches_exact_distance_field():
         assert (fast - exact).abs().mean() < 0.005
 
 
+def test_splat_matches_exact_field_for_faces_crossing_the_frame():
+    """Segments leaving the frame on any side: the samples outside are clamped into the canvas
+    border, which must not paint the image's edge rows and columns (it did, up to 1.0, on the
+    right and bottom edges before the border was widened)."""
+    lm = faces(4, 32) * 1.6 - 10  # [4, 68, 2] pixels, about -10..40 in a 32 px frame
+    for th in (2.0, 4.0):
+        fast = render_pose_masks(lm, 32, "lines", thickness=th)
+        exact = render_pose_masks(lm, 32, "lines", thickness=th, method="dense")
+        assert (fast - exact).abs().max() < 0.15
+
+
 def test_line_pixel_values_analytic():
     lm = torch.full((1, 68, 2), float("nan"))
     lm[0, 36:42] = torch.tensor([[10.0, 10.0], [20.0, 10.0], [30.0, 10.0], [30.0, 10.0], [20.0, 10.0], [10.0, 10.0]])
