@@ -143,22 +143,6 @@ def synthesize_tasks(gan_run: Path, data: Path, split_files: dict[str, str], pla
     return made
 
 
-def train_and_eval(cfg, run: Path, progress: bool = False) -> dict:
-    """Train (or resume, or reuse) a classifier cell and evaluate it on its test part once."""
-    from fape.classifiers.config import ClfConfig
-    from fape.classifiers.evaluate import evaluate_run
-    from fape.classifiers.train import train
-    from fape.config import load_config
-
-    res_path = run / "eval" / "test" / "results.json"
-    if not res_path.is_file():
-        if not (run / "done.json").is_file():
-            resume = (run / "config.yaml").is_file()  # an interrupted cell continues with its own config
-            train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume, progress=progress)
-        evaluate_run(run, "test")
-    return json.loads(res_path.read_text())
-
-
 # ---------------------------------------------------------------- the experiment
 def _clf_cfg(exp: ExperimentConfig, setting: ExpSetting, task: str, split_file: str, synth: str,
              seed: int, init_from: str):
@@ -213,6 +197,7 @@ def _gan(exp: ExperimentConfig, data: Path, split_files: dict, out: Path) -> Pat
 
 def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
     from fape.classifiers.config import ClfConfig
+    from fape.classifiers.train import train_and_eval
     from fape.config import load_config
 
     if not setting.pretrain:
@@ -233,6 +218,7 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
 
 def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
     from fape.classifiers.evaluate import compare
+    from fape.classifiers.train import train_and_eval
     from fape.config import save_config
 
     t0 = time.perf_counter()

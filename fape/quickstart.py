@@ -111,7 +111,7 @@ def _bf16_or_no() -> str:
 
 
 def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, size: dict, seed: int) -> dict:
-    from fape.experiment import train_and_eval
+    from fape.classifiers.train import train_and_eval
 
     results = {}
     for task in TASKS:

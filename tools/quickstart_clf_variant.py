@@ -11,7 +11,7 @@ import copy
 import time
 from pathlib import Path
 
-from fape.experiment import train_and_eval
+from fape.classifiers.train import train_and_eval
 from fape.quickstart import SIZES, clf_config
 
 

@@ -59,7 +59,7 @@ def run_kfold(cfg, out: Path) -> dict:
 
     from fape.data import splits
     from fape.data.format import read_index
-    from fape.experiment import train_and_eval
+    from fape.classifiers.train import train_and_eval
 
     d = cfg.data
     path = Path(d.split)

@@ -7,6 +7,7 @@ The test part of a split is never read here: model selection uses the validation
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -294,6 +295,22 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         atomic_write_json(run_dir / "done.json", {"step": step, "epoch": epoch, "best": best,
                                                   "train_seconds": train_seconds()})
     return run_dir
+
+
+def train_and_eval(cfg: ClfConfig, run: Path, progress: bool = False) -> dict:
+    """Train (or resume, or reuse) one run and evaluate it on its test part once: the cell of
+    ``fape experiment``, ``fape quickstart`` and ``fape clf kfold``. Returns the test results."""
+    from fape.classifiers.evaluate import evaluate_run
+    from fape.config import load_config
+
+    res_path = run / "eval" / "test" / "results.json"
+    if not res_path.is_file():
+        if not (run / "done.json").is_file():
+            resume = (run / "config.yaml").is_file()  # an interrupted cell continues with its own config
+            train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume,
+                  progress=progress)
+        evaluate_run(run, "test")
+    return json.loads(res_path.read_text())
 
 
 def save_best(run_dir: Path, model: nn.Module, best: dict, label_names: list[str], cfg: ClfConfig,
