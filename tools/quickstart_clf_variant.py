@@ -1,5 +1,6 @@
 """Train and test one quick-start Fa-Net cell with its recipe changed: the quick start's own
-``clf_config`` (``--size`` preset) with the width, input size, epochs or split replaced. For
+``clf_config`` (``--size`` preset) with the width, input size, epochs, split, synthetic set or mix
+replaced. For
 finding a classifier that learns the synthetic expressions within the quick start's budget.
 
     python tools/quickstart_clf_variant.py fape-quickstart/data/synth runs/variants/w1 --width 1.0
@@ -25,13 +26,18 @@ def main() -> None:
     ap.add_argument("--image-size", type=int)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--synthetic", default="", help="synthesized images added to training")
+    ap.add_argument("--mix", type=float, default=-1.0,
+                    help="synthetic images per epoch / real training images (-1: all, the quick start's)")
     args = ap.parse_args()
     preset = copy.deepcopy(SIZES[args.size])
     for key, val in (("width", args.width), ("size", args.image_size), ("epochs", args.epochs)):
         if val is not None:
             preset["clf"][key] = val
     t = time.perf_counter()
-    res = train_and_eval(clf_config(args.data, args.split, "", preset, args.seed, args.out.name), args.out)
+    cfg = clf_config(args.data, args.split, args.synthetic, preset, args.seed, args.out.name)
+    cfg.data.mix = args.mix
+    res = train_and_eval(cfg, args.out)
     print(f"{args.split} test accuracy {res['accuracy']:.4f} (n={res['n']}, chance {res['chance']:.3f}), "
           f"recipe {preset['clf']}, {time.perf_counter() - t:.0f} s")
 
