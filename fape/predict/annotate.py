@@ -25,7 +25,7 @@ def draw(frame: np.ndarray, faces: list[dict], label_names: list[str]) -> np.nda
         cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 4, ty + base), BOX, -1)
         cv2.putText(out, text, (x0 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
         # one bar per class (length = probability) beside the box: right if it fits, else left, else inside
-        bar_h = int(np.clip(side / (2 * k), 4, 14))
+        bar_h = int(np.clip(side / (2 * k), 8, 14))  # 8 px at least: room for the class name
         width = int(np.clip(0.5 * side, 30, 120))
         inside = x1 + 4 + width + 30 >= w and x0 - width - 34 < 0
         bx = x0 + 2 if inside else (x1 + 4 if x1 + 4 + width + 30 < w else x0 - width - 34)
@@ -35,7 +35,7 @@ def draw(frame: np.ndarray, faces: list[dict], label_names: list[str]) -> np.nda
             yj = by + j * bar_h
             cv2.rectangle(out, (bx, yj), (bx + width, yj + bar_h - 2), (60, 60, 60), -1)
             cv2.rectangle(out, (bx, yj), (bx + int(round(p * width)), yj + bar_h - 2), BAR, -1)
-            if bar_h >= 8:
+            for color, thick in (((0, 0, 0), 3), (TEXT, 1)):  # outlined: legible on any background
                 cv2.putText(out, name[:3], (bx + width + 3, yj + bar_h - 2), cv2.FONT_HERSHEY_PLAIN,
-                            bar_h / 13, TEXT, 1, cv2.LINE_AA)
+                            bar_h / 13, color, thick, cv2.LINE_AA)
     return out
