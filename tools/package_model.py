@@ -35,13 +35,12 @@ from fape.utils.io import atomic_write_json, atomic_write_text, sha256_file
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
-def _wall_seconds(run: Path) -> tuple[float | None, str]:
+def _wall_seconds(run: Path, done: dict) -> tuple[float | None, str]:
     """Training wall time: ``done.json``'s ``train_seconds`` (summed over resumes), else the time
     between the run's config and its ``done.json`` being written (includes any pauses)."""
-    done = json.loads((run / "done.json").read_text()) if (run / "done.json").is_file() else {}
     if "train_seconds" in done:
         return float(done["train_seconds"]), "training loop, summed over resumes"
-    if (run / "done.json").is_file() and (run / "config.yaml").is_file():
+    if done and (run / "config.yaml").is_file():
         return (run / "done.json").stat().st_mtime - (run / "config.yaml").stat().st_mtime, \
             "run start to finish (file times)"
     return None, "unknown"
@@ -61,19 +60,20 @@ def package(run: Path, out: Path, dtype: str = "float32", command: str = "") -> 
     save_file(weights, str(tmp))
     tmp.replace(out / "model.safetensors")
     done = json.loads((run / "done.json").read_text()) if (run / "done.json").is_file() else {}
-    seconds, how = _wall_seconds(run)
+    seconds, how = _wall_seconds(run, done)
+    split_file = json.loads((run / "labels.json").read_text())["split"]
     new_state = {"step": state["step"], "config": cfg, "label_names": state["label_names"], "preprocess": prep,
                  "best": state["best"], "trained_steps": done.get("step"), "trained_epochs": done.get("epoch"),
                  "train_seconds": seconds, "train_seconds_measured_as": how, "weights_dtype": dtype,
+                 "num_params": sum(v.numel() for v in weights.values()),
+                 "protocol": splits.split_meta(split_file).get("protocol"),
+                 "split_sizes": {k: int(len(v)) for k, v in splits.load_split(split_file).items()},
                  "source_run": str(run), "model_sha256": sha256_file(out / "model.safetensors")}
-    atomic_write_json(out / "state.json", new_state)
+    atomic_write_json(out / "state.json", new_state)  # the folder is now a checkpoint evaluate_run can load
     with tempfile.TemporaryDirectory() as t:  # test results of exactly these (possibly rounded) weights
         res = evaluate_run(run, "test", out=t, checkpoint=out)
     new_state["test"] = {k: res[k] for k in ("accuracy", "macro_f1", "n", "split", "per_class")}
     new_state["test"]["split_file"] = Path(res["split_file"]).name
-    parts = splits.load_split(json.loads((run / "labels.json").read_text())["split"])
-    new_state["split_sizes"] = {k: int(len(v)) for k, v in parts.items()}
-    new_state["protocol"] = splits.split_meta(json.loads((run / "labels.json").read_text())["split"]).get("protocol")
     atomic_write_json(out / "state.json", new_state)
     atomic_write_text(out / "README.md", model_card(out, new_state, command))
     return out
@@ -83,7 +83,6 @@ def model_card(folder: Path, s: dict, command: str) -> str:
     name = folder.name
     cfg, t, p = s["config"], s["test"], s["preprocess"]
     o, tr, d = cfg["optim"], cfg["train"], cfg["data"]
-    n_params = sum(v.numel() for v in load_file(str(folder / "model.safetensors")).values())
     sizes = ", ".join(f"{k} {v:,}" for k, v in s["split_sizes"].items())
     minutes = f"{s['train_seconds'] / 60:.1f} min, {s['train_seconds_measured_as']}" if s["train_seconds"] else "unknown"
     proto = PROTOCOLS.get(s.get("protocol", ""))
@@ -94,7 +93,7 @@ def model_card(folder: Path, s: dict, command: str) -> str:
         "every number below is read from that run's files and from an evaluation of the weights in this folder.",
         "", "| | |", "|---|---|",
         f"| model | `{cfg['model']['name']}`{' ' + str(cfg['model']['kwargs']) if cfg['model']['kwargs'] else ''}, "
-        f"{n_params:,} parameters |",
+        f"{s['num_params']:,} parameters |",
         f"| input | {p['image_size']}x{p['image_size']}, {p['channels']} channel(s), values in {p['value_range']}; "
         f"crop `{p['crop']}` at {p['enlarge']} x the detected face box |",
         f"| weights | `model.safetensors`, {s['weights_dtype']}, sha256 `{s['model_sha256'][:16]}...` |",
@@ -116,7 +115,7 @@ def model_card(folder: Path, s: dict, command: str) -> str:
               for n, v in t["per_class"].items()]
     lines += ["", "Use: `fape predict IMAGE|FOLDER|VIDEO|camera:N` (this model is the default), or "
               f"`fape predict SOURCE --model checkpoints/{name}`; `fape export --run checkpoints/{name} --format onnx`.",
-              "", "Limits: trained on FER2013's 48x48 gray web faces (mostly frontal, adult); the preprocessing above "
+              "", f"Limits: trained on `{Path(d['root']).name}` only, at {p['image_size']} px; the preprocessing above "
               "is applied by `fape predict` from `state.json`, so crops must come from a face detector box.", ""]
     return "\n".join(lines)
 

@@ -66,9 +66,10 @@ def run_kfold(cfg, out: Path) -> dict:
     if path.suffix != ".csv":
         index = read_index(d.root)
         path = splits.save_split(index.root, splits.make_split(index, d.split, d.split_seed, **d.split_options))
-    k = splits.split_meta(path).get("num_folds")
+    meta = splits.split_meta(path)
+    k = meta.get("num_folds")
     if not k:
-        raise ValueError(f"{path}: not a k-fold split (protocol {splits.split_meta(path).get('protocol')!r})")
+        raise ValueError(f"{path}: not a k-fold split (protocol {meta.get('protocol')!r})")
     out.mkdir(parents=True, exist_ok=True)
     runs = []
     for fold in range(k):
