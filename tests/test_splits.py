@@ -66,9 +66,24 @@ def test_er_ss_proportions_and_sequences():
     assert sum(n.values()) == len(m)
     assert abs(n["train"] / len(m) - 175000 / 219719) < 0.03
     assert abs(n["test"] / len(m) - 25000 / 219719) < 0.03
+    view = (m["sequence"] + "/" + m["pose"]).to_numpy()  # default leak unit: one camera's frames
+    assert not set(view[sp.parts["train"]]) & set(view[sp.parts["test"]])
     seq = m["sequence"].to_numpy()
-    assert not set(seq[sp.parts["train"]]) & set(seq[sp.parts["test"]])
+    assert set(seq[sp.parts["train"]]) & set(seq[sp.parts["test"]])  # other views of a tested face train
+    assert sp.summary()["leak_unit"] == "sequence+pose"
     _disjoint(sp.parts)
+
+
+@pytest.mark.parametrize("protocol", ["er-ss", "er-ue"])
+def test_strict_leak_unit_keeps_every_view_of_a_sequence_together(protocol):
+    m = f2ed_like()
+    sp = make_split(m, protocol, seed=0, leak_unit="sequence")
+    seq = m["sequence"].to_numpy()
+    for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
+        assert not set(seq[sp.parts[a]]) & set(seq[sp.parts[b]])
+    assert sp.summary()["leak_unit"] == "sequence" and "leak_unit=sequence" in sp.name
+    with pytest.raises(SplitError, match="leak_unit"):
+        make_split(m, protocol, seed=0, leak_unit="subject")
 
 
 def test_determinism_same_seed_same_hash(tmp_path):

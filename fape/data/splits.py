@@ -27,10 +27,16 @@ Python::
 
 Protocols (``PROTOCOLS``): er-ss, er-ue, er-up, er-zid (F2ED tasks, paper section 4.1),
 fer2013-official, jaffe-deep-emotion, jaffe-loso, ckplus-10fold, random, subject. Every split is
-checked by :func:`check_leaks` before it is returned: the same ``sequence`` (near-duplicate
+checked by :func:`check_leaks` before it is returned: the same leak unit (near-duplicate
 frames) never lands in two parts, and subject-independent protocols never share a subject
-between parts. ``er-up`` checks (sequence, pose) instead of sequence, because the task itself
-trains on the other views of the sequences whose rare view is tested.
+between parts.
+
+The leak unit of the F2ED tasks ER-SS, ER-UE and ER-UP is one camera's frames of a sequence,
+(sequence, pose): the paper splits F2ED's images at random, so the other views of a tested face
+may train, as they do here; only a camera's near-duplicate frames are kept together. ER-UP needs
+it (the task trains on the other views of the sequences whose rare view is tested). ER-SS and
+ER-UE take ``leak_unit="sequence"`` for the stricter split that keeps every view of a sequence on
+one side (a new subject-expression pairing at test time). Other protocols use the sequence.
 """
 from __future__ import annotations
 
@@ -80,6 +86,8 @@ def subject_holdout(manifest: pd.DataFrame, fraction: float, seed: int = 0) -> t
 
 
 # ------------------------------------------------------------------ protocol table
+VIEW = "sequence+pose"  # leak unit: one camera's frames of a sequence
+LEAK_UNITS = ("sequence", VIEW)
 F2ED_SS = (175000, 19719, 25000)  # of 219719 (paper section 4.1)
 F2ED_SUBJECTS = (98, 21)  # train / test persons of 119
 POSE_ALIASES = {"half_left": "HL", "front": "F", "half_right": "HR", "bird_view": "BV",
@@ -99,8 +107,9 @@ class Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
-    Protocol("er-ss", {}, help="random 175000/19719/25000 (of 219719) proportions, sequence-aware"),
-    Protocol("er-ue", {"rare_fraction": 0.2, "rare_train_fraction": 0.1, "val_fraction": 0.1},
+    Protocol("er-ss", {"leak_unit": VIEW},
+             help="random 175000/19719/25000 (of 219719) proportions of (sequence, pose) units"),
+    Protocol("er-ue", {"rare_fraction": 0.2, "rare_train_fraction": 0.1, "val_fraction": 0.1, "leak_unit": VIEW},
              help="20% of expressions rare: 10% of their images train, 90% test; others train (+val)"),
     Protocol("er-up", {"rare_pose": "half_left", "rare_train_fraction": 0.1, "val_fraction": 0.1},
              needs=("pose",), help="one pose rare (HL): 10% train, 90% test; other poses train (+val)"),
@@ -183,7 +192,7 @@ class Split:
             "split_file": split_file or f"{self.name}.csv",
             "split_sha256": split_sha256,
             "subject_independent": proto.subject_independent,
-            "leak_unit": "sequence+pose" if self.protocol == "er-up" else "sequence",
+            "leak_unit": leak_unit(self.protocol, self.options),
             "num_folds": len(self.folds) if self.kfold else None,
         }
         out.update(self.meta)
@@ -259,7 +268,7 @@ def make_split(index_or_manifest, protocol: str, seed: int = 0, **options) -> Sp
         meta["label_names"] = label_names
     for k, parts in enumerate(folds):
         try:
-            check_leaks(m, parts, protocol)
+            check_leaks(m, parts, protocol, opts)
         except LeakError as e:  # a builder bug or a manifest whose ids collide: say where
             raise LeakError(f"{e}" + (f" (fold {k})" if len(folds) > 1 else "")) from None
     return Split(protocol, seed, opts, folds, m, sha, dataset, label_names, meta)
@@ -339,10 +348,23 @@ def load_split(path: str | Path, fold: int | None = None) -> dict[str, np.ndarra
     return {p: np.sort(df.loc[df["split"] == p, "row"].to_numpy(np.int64)) for p in PARTS}
 
 
-def check_leaks(manifest: pd.DataFrame, parts: dict, protocol: str) -> None:
-    """Raise :class:`LeakError` (a ``ValueError``) when two parts share a row, a sequence (any
-    protocol; (sequence, pose) for er-up) or, for subject-independent protocols, a subject."""
+def leak_unit(protocol: str, options: dict | None = None) -> str:
+    """``"sequence+pose"`` or ``"sequence"``: what must not be shared between the parts of a split."""
+    if protocol == "er-up":
+        return VIEW
+    unit = (options or {}).get("leak_unit", PROTOCOLS[protocol].defaults.get("leak_unit", "sequence")
+                               if protocol in PROTOCOLS else "sequence")
+    if unit not in LEAK_UNITS:
+        raise SplitError(f"protocol {protocol}: leak_unit must be one of {', '.join(LEAK_UNITS)}, got {unit!r}")
+    return unit
+
+
+def check_leaks(manifest: pd.DataFrame, parts: dict, protocol: str, options: dict | None = None) -> None:
+    """Raise :class:`LeakError` (a ``ValueError``) when two parts share a row, a leak unit
+    (:func:`leak_unit`: a sequence, or a sequence's frames of one pose) or, for subject-independent
+    protocols, a subject."""
     proto = PROTOCOLS.get(protocol)
+    unit = leak_unit(protocol, options)
     names = [p for p in parts if len(parts[p])]
     rows = {p: np.asarray(parts[p], np.int64) for p in names}
     for i, a in enumerate(names):
@@ -356,7 +378,7 @@ def check_leaks(manifest: pd.DataFrame, parts: dict, protocol: str) -> None:
                        f"protocol {protocol} is subject-independent"))
     if "sequence" in manifest.columns:
         seq = manifest["sequence"].fillna("").astype(str).to_numpy()
-        if protocol == "er-up" and "pose" in manifest.columns:
+        if unit == VIEW and "pose" in manifest.columns:
             pose = manifest["pose"].fillna("").astype(str).to_numpy()
             seq = np.where(seq == "", "", np.char.add(np.char.add(seq.astype(str), " (pose "),
                                                       np.char.add(pose.astype(str), ")")))
@@ -475,7 +497,7 @@ def _fraction_split(m, rows, fractions, rng, key="sequence") -> dict:
     if key == "subject":
         gid, sizes = _groups(m["subject"].to_numpy().astype(str)[rows])
     else:
-        gid, sizes = _seq_groups(m, rows)
+        gid, sizes = _seq_groups(m, rows, with_pose=key == VIEW)
     part = _allocate(sizes, fractions, rng)
     return _by_groups(rows, gid, part, PARTS)
 
@@ -496,7 +518,8 @@ def _carve_val(m, train_rows, val_fraction, rng, with_pose=False) -> tuple[np.nd
 # ------------------------------------------------------------------ protocol builders
 def _er_ss(m, rng, opts, meta, **_):
     meta["proportions"] = {"train": F2ED_SS[0], "val": F2ED_SS[1], "test": F2ED_SS[2], "of": sum(F2ED_SS)}
-    return [_fraction_split(m, np.arange(len(m)), np.asarray(F2ED_SS, float) / sum(F2ED_SS), rng)]
+    return [_fraction_split(m, np.arange(len(m)), np.asarray(F2ED_SS, float) / sum(F2ED_SS), rng,
+                            key=leak_unit("er-ss", opts))]
 
 
 def _random(m, rng, opts, **_):
@@ -544,7 +567,7 @@ def _er_ue(m, rng, opts, meta, label_names, **_):
     meta["rare_labels"] = [int(x) for x in rare]
     meta["rare_label_names"] = [label_names[x] if x < len(label_names) else str(x) for x in rare]
     meta["val"] = "val_fraction of the training leak units of each class group (common, each rare class)"
-    return [_rare_split(m, rng, opts, np.isin(labels, rare), labels)]
+    return [_rare_split(m, rng, opts, np.isin(labels, rare), labels, with_pose=leak_unit("er-ue", opts) == VIEW)]
 
 
 def _resolve_pose(m, wanted: str, pose_names, default: bool) -> str:
