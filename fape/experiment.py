@@ -71,6 +71,7 @@ class ExperimentConfig:
     # synthesis plan per task (a built-in plan, "per-pose:F" = every pose up to F x its count, or a
     # plan YAML); the key "default" covers the tasks not listed
     plans: dict = field(default_factory=lambda: {"default": "per-pose:1.5"})
+    gate: str = ""  # synthesis quality gate (fape.gan.gates), e.g. "pose:0.15"; "" keeps every face
     classifier: str = ""  # classifier config YAML ("" = the ClfConfig defaults)
     classifier_overrides: list[str] = field(default_factory=list)
     settings: list[ExpSetting] = field(default_factory=lambda: [ExpSetting("without"),
@@ -123,10 +124,11 @@ def per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5)
 
 
 def synthesize_tasks(gan_run: Path, data: Path, split_files: dict[str, str], plans: dict, out: Path,
-                     seed: int) -> dict[str, str]:
+                     seed: int, gate: str = "") -> dict[str, str]:
     """One synthesized set per task from its training rows: ``out/TASK``; ``{task: folder or ""}``
     ("" when the plan needs no image)."""
     from fape.data import splits
+    from fape.gan.gates import parse_gate
     from fape.gan.synthesize import synthesize
 
     made = {}
@@ -136,9 +138,12 @@ def synthesize_tasks(gan_run: Path, data: Path, split_files: dict[str, str], pla
         if plan.startswith("per-pose:"):
             plan = str(per_pose_plan(data, train, out / f"plan_{Path(task).stem}.yaml", float(plan.split(":")[1])))
         dest = out / Path(task).stem
-        res = synthesize(gan_run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False)
+        res = synthesize(gan_run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False,
+                         gate=parse_gate(gate))
         made[task] = str(dest) if res is not None else ""
-        print(f"    {task}: plan {Path(plan).name} -> {getattr(res, 'written', 0) if res else 0} images", flush=True)
+        n, rej = (res.written, res.rejected) if res is not None else (0, 0)
+        print(f"    {task}: plan {Path(plan).name} -> {n} images"
+              + (f" ({rej} rejected by the gate {gate})" if gate else ""), flush=True)
     atomic_write_json(out / "synth.json", made)
     return made
 
@@ -238,7 +243,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
         gan_run = _gan(exp, data, split_files, out)
         synth_json = out / "synth" / "synth.json"
         synth = json.loads(synth_json.read_text()) if synth_json.is_file() else \
-            synthesize_tasks(gan_run, data, split_files, exp.plans, out / "synth", exp.split_seed)
+            synthesize_tasks(gan_run, data, split_files, exp.plans, out / "synth", exp.split_seed, exp.gate)
     init = {s.name: _pretrain(exp, s, out) for s in exp.settings}
 
     cells: dict[str, dict[str, list[str]]] = {}

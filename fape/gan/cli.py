@@ -31,5 +31,8 @@ def register(groups) -> None:
     q.add_argument("--batch-size", type=int, default=64)
     q.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     q.add_argument("--no-ema", action="store_true", help="use G instead of its EMA when both exist")
+    q.add_argument("--gate", default="", metavar="SPEC",
+                   help="quality gate: pose:MAX_NME[:detect|cropped] drops faces whose landmarks (dlib) are "
+                        "farther than MAX_NME (inter-ocular) from the target pose; default: keep every face")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(handler=lazy("fape.gan.synthesize", "cli_synthesize"))
