@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -50,6 +52,18 @@ def test_single_pose_set_needs_mirror_or_identity(tmp_path):
     s = PairSampler(ds.index.manifest, ds.index.landmarks_ok, PairConfig(pose=1, mirror=1))
     kinds = s.draw(0)["kind"]
     assert set(kinds.tolist()) == {MIRROR}  # pose weight falls back: no partner exists
+
+
+def test_source_without_partner_under_pose_only_weights_is_its_own_target(tmp_path):
+    root = make_multipose(tmp_path / "d", missing_landmarks=(1, 2))  # row 0's pose partners have no landmarks
+    ds, sampler = _sampler(root, pose=1)
+    assert sampler.num_partners()[0] == 0 and sampler.num_partners()[3] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NaN weights on the way
+        p = sampler.draw(0)
+    at = int(np.flatnonzero(p["src"] == 0)[0])
+    assert p["tgt"][at] == 0 and p["kind"][at] == IDENTITY and not p["flip"][at]
+    assert (p["kind"][p["src"] != 0] == POSE).all()
 
 
 def test_missing_landmarks_are_never_targets_or_sources(tmp_path):

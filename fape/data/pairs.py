@@ -91,6 +91,7 @@ class PairSampler:
         has = self.num_partners()[src] > 0
         w = np.broadcast_to(self.weights, (len(src), 3)).copy()  # [N, 3]
         w[~has, POSE] = 0.0
+        w[w.sum(1) == 0, IDENTITY] = 1.0  # pose pairs only, and no partner: the source is its own target
         w /= w.sum(1, keepdims=True)
         kind = (rng.random(len(src))[:, None] > np.cumsum(w, 1)).sum(1)  # inverse-CDF draw, [N]
         kind = np.minimum(kind, 2)
