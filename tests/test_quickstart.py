@@ -1,15 +1,18 @@
 import json
+import os
 import re
 import subprocess
 import sys
 
+import torch
+
 from fape.cli import main
-from fape.quickstart import TASKS
+from fape.quickstart import SIZES, TASKS, train_classifiers
 
 
 def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     out = tmp_path / "qs"
-    assert main(["quickstart", "--size", "tiny", "--out", str(out)]) == 0
+    assert main(["quickstart", "--size", "tiny", "--out", str(out), "--workers", "2"]) == 0
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
     stages = json.loads((out / "stages.json").read_text())
@@ -35,6 +38,18 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     assert main(["quickstart", "--size", "tiny", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "data: reused" in printed and "classifiers: reused" in printed
+
+    # the 2 cells-at-once run gave what one process training the cells in turn gives, with the
+    # same threads per cell
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        serial = train_classifiers(out / "data" / "synth", results["splits"],
+                                   json.loads((out / "synth" / "synth.json").read_text()), tmp_path / "serial",
+                                   SIZES["tiny"], 0, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert list(serial) == list(results["classification"]) and serial == results["classification"]
 
 
 def test_python_dash_m_fape():

@@ -29,17 +29,19 @@ def main() -> None:
     ap.add_argument("--synthetic", default="", help="synthesized images added to training")
     ap.add_argument("--mix", type=float, default=-1.0,
                     help="synthetic images per epoch / real training images (-1: all, the quick start's)")
-    args = ap.parse_args()
+    ap.add_argument("overrides", nargs="*", help="further dotted config overrides, e.g. --data.channels=1")
+    args, extra = ap.parse_known_args()
+    extra = [*args.overrides, *extra]
     preset = copy.deepcopy(SIZES[args.size])
     for key, val in (("width", args.width), ("size", args.image_size), ("epochs", args.epochs)):
         if val is not None:
             preset["clf"][key] = val
     t = time.perf_counter()
-    cfg = clf_config(args.data, args.split, args.synthetic, preset, args.seed, args.out.name)
-    cfg.data.mix = args.mix
+    cfg = clf_config(args.data, args.split, args.synthetic, preset, args.seed, args.out.name,
+                     extra=[f"--data.mix={args.mix}", *extra])
     res = train_and_eval(cfg, args.out)
     print(f"{args.split} test accuracy {res['accuracy']:.4f} (n={res['n']}, chance {res['chance']:.3f}), "
-          f"recipe {preset['clf']}, {time.perf_counter() - t:.0f} s")
+          f"recipe {preset['clf']} {extra}, {time.perf_counter() - t:.0f} s")
 
 
 if __name__ == "__main__":

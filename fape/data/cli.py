@@ -86,7 +86,8 @@ def register(groups) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default=None, help="csv path (default: DIR/splits/<name>.csv)")
     q.add_argument("--option", action="extend", nargs="+", default=[], metavar="K=V",
-                   help="protocol option, e.g. rare_fraction=0.2, rare_pose=HL, classes=6, fractions=0.8,0.1,0.1")
+                   help="protocol option, e.g. rare_fraction=0.2, rare_pose=HL, classes=6, fractions=0.8,0.1,0.1, "
+                        "leak_unit=sequence (er-ss, er-ue: every view of a sequence on one side)")
     q.set_defaults(handler=lazy("fape.data.splits", "cli_split"))
 
     # ---- cache / info / reindex
