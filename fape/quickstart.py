@@ -114,12 +114,6 @@ def _bf16_or_no() -> str:
     return "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else "no"
 
 
-def _cell(cfg, run: Path) -> dict:
-    from fape.classifiers.train import train_and_eval
-
-    return train_and_eval(cfg, run)
-
-
 def _worker_init(threads: int) -> None:
     import torch
 
@@ -144,6 +138,8 @@ def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, siz
     order, only (through float summation order) slightly on its thread count."""
     import os
 
+    from fape.classifiers.train import train_and_eval
+
     cells = []
     for task in TASKS:
         for setting in ("without", "with"):
@@ -162,7 +158,7 @@ def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, siz
 
     if workers <= 1:
         for key, cfg, run in cells:
-            record(key, _cell(cfg, run))
+            record(key, train_and_eval(cfg, run))
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -174,7 +170,7 @@ def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, siz
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                  initargs=(threads,)) as pool:
-            futures = {pool.submit(_cell, cfg, run): key for key, cfg, run in sorted(cells, key=size_of, reverse=True)}
+            futures = {pool.submit(train_and_eval, cfg, run): key for key, cfg, run in sorted(cells, key=size_of, reverse=True)}
             for fut in as_completed(futures):
                 record(futures[fut], fut.result())
     results = {key: results[key] for key, _, _ in cells}  # table order, whatever finished first
