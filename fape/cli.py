@@ -9,6 +9,7 @@ stays instant.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from fape import __version__
@@ -71,6 +72,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = run(argv)
+    if argv is None and distributed_worker():
+        exit_now(code)
+    return code
+
+
+def distributed_worker() -> bool:
+    """True in a process started by ``torchrun`` / ``accelerate launch`` with several ranks."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ
+
+
+def exit_now(code: int) -> None:
+    """Leave a distributed worker without the interpreter's and C++ runtime's teardown.
+
+    Why: constructing ``DistributedDataParallel`` leaks C++ references to the process group
+    (torch 2.14.1, measured on an nn.Linear: 11 taken, 1 given back when the DDP model is freed), so
+    ``destroy_process_group()`` never destroys the gloo backend and its threads (``gloo_tcp_loop``,
+    ``pt_gloo_runloop``) are still running when the process exits. Tearing the runtime
+    down around live gloo threads occasionally aborts the process ("terminate called without an
+    active exception", exit -6; 1 of 120 two-process GAN runs here, after both ranks had printed
+    their result), which makes the launcher report a failed job. Every output is already written atomically and closed by now;
+    only stdio and logging need flushing.
+    """
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and not getattr(args, "takes_overrides", False):

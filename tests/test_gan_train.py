@@ -127,6 +127,18 @@ def test_two_process_cpu_run_has_identical_weights(data, tmp_path):
     assert len(set(done["G_params_sha256_per_rank"])) == 1
 
 
+def test_distributed_worker_exit_flushes_output_and_keeps_exit_code(data, tmp_path):
+    # a torchrun worker leaves through os._exit (fape.cli.exit_now): its piped, block-buffered
+    # output must still arrive, and the exit code must be the command's
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    ok = subprocess.run([sys.executable, "-m", "fape", "data", "info", str(data)], capture_output=True, text=True,
+                        env=env, timeout=120)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["images"] == 18  # 3 subjects x 2 expressions x 3 poses
+    bad = subprocess.run([sys.executable, "-m", "fape", "data", "info", str(tmp_path / "absent")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "absent" in bad.stderr
+
+
 def test_grad_accumulation_matches_full_batch_without_batchnorm(data, tmp_path):
     # with instance norm and no dropout, 2 micro-batches of 2 = one batch of 4 for D and G updates
     # up to float rounding (D sees freshly drawn fakes in the accumulated path: same G, same input)
