@@ -87,13 +87,13 @@ def exit_now(code: int) -> None:
     """Leave a distributed worker without the interpreter's and C++ runtime's teardown.
 
     Why: constructing ``DistributedDataParallel`` leaks C++ references to the process group
-    (torch 2.14.1, measured on an nn.Linear: 11 taken, 1 given back when the DDP model is freed), so
-    ``destroy_process_group()`` never destroys the gloo backend and its threads (``gloo_tcp_loop``,
-    ``pt_gloo_runloop``) are still running when the process exits. Tearing the runtime
-    down around live gloo threads occasionally aborts the process ("terminate called without an
-    active exception", exit -6; 1 of 120 two-process GAN runs here, after both ranks had printed
-    their result), which makes the launcher report a failed job. Every output is already written atomically and closed by now;
-    only stdio and logging need flushing.
+    (torch 2.14.1, measured on an nn.Linear: 11 taken, 1 given back when the DDP model is freed),
+    so ``destroy_process_group()`` never destroys the gloo backend, and its threads
+    (``gloo_tcp_loop``, ``pt_gloo_runloop``) are still running when the process exits. Tearing
+    the runtime down around them occasionally aborts the process ("terminate called without an
+    active exception", exit -6): 1 of 120 two-process GAN runs here, after both ranks had printed
+    their result; 0 of 120 with this exit. The launcher then reports a failed job. Every output
+    is already written atomically and closed by now; only stdio and logging need flushing.
     """
     import logging
 
