@@ -92,7 +92,7 @@ def exit_now(code: int) -> None:
     (``gloo_tcp_loop``, ``pt_gloo_runloop``) are still running when the process exits. Tearing
     the runtime down around them occasionally aborts the process ("terminate called without an
     active exception", exit -6): 1 of 120 two-process GAN runs here, after both ranks had printed
-    their result; 0 of 120 with this exit. The launcher then reports a failed job. Every output
+    their result; 0 of 240 with this exit. The launcher then reports a failed job. Every output
     is already written atomically and closed by now; only stdio and logging need flushing.
     """
     import logging
