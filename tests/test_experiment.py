@@ -75,7 +75,7 @@ def test_pretrain_setting_starts_cells_from_its_weights(tmp_path):
     assert (tmp_path / "out/pretrain/pre/done.json").is_file()
 
 
-@pytest.mark.parametrize("name", ["f2ed_table5", "fer2013_to_jaffe", "fer2013_rare_expression"])
+@pytest.mark.parametrize("name", ["f2ed_table5", "f2ed_table5_medium", "fer2013_to_jaffe", "fer2013_rare_expression"])
 def test_shipped_experiments_parse(name):
     exp = load_config(ExperimentConfig, REPO / f"configs/experiments/{name}.yaml")
     assert exp.tasks and len(exp.settings) == 2 and exp.seeds == [0, 1, 2]
@@ -89,3 +89,37 @@ def test_missing_dataset_is_named(tmp_path):
     code = main(["experiment", str(REPO / "configs/experiments/fer2013_to_jaffe.yaml"),
                  f"--data.root={tmp_path / 'nope'}", "--out", str(tmp_path / "o")])
     assert code == 2
+
+
+@pytest.mark.parametrize("name,size", [("f2ed_table5", "small"), ("f2ed_table5_medium", "medium")])
+def test_table5_experiments_train_what_the_quick_start_trains(name, size):
+    # the experiment files copy the quick start's Fa-Net recipe (fape/quickstart.py SIZES); the
+    # medium one is the quick start's medium comparison, so its GAN and synthetic set match too
+    # (f2ed_table5 keeps the full configs/gan/quick.yaml GAN, meant for any dataset)
+    import dataclasses
+
+    from fape.config import to_dict
+    from fape.data.synth import SynthConfig
+    from fape.experiment import _clf_cfg
+    from fape.gan.config import GANConfig
+    from fape.quickstart import QUICK_GAN, SIZES, clf_config
+
+    exp = load_config(ExperimentConfig, REPO / f"configs/experiments/{name}.yaml")
+    ours = to_dict(_clf_cfg(exp, exp.settings[1], "er-ss", "s.csv", "syn", 0, ""))
+    quick = to_dict(clf_config(exp.data.root, "s.csv", "syn", SIZES[size], 0, "x"))
+    for part in ("model", "optim"):
+        assert ours[part] == quick[part], part
+    for key in ("image_size", "channels", "augment", "synthetic", "mix"):
+        assert ours["data"][key] == quick["data"][key], key
+    for key in ("epochs", "batch_size", "channels_last", "mixed_precision"):
+        assert ours["train"][key] == quick["train"][key], key
+    if size != "medium":
+        return
+    over = ["--data.root=d", "--data.rows=r"]
+    gan = to_dict(load_config(GANConfig, REPO / exp.gan.config, [*exp.gan.overrides, *over]))
+    gan_quick = to_dict(load_config(GANConfig, None, [*QUICK_GAN, *over, *SIZES[size]["gan"]]))
+    for part in ("generator", "discriminator", "loss", "optim"):
+        assert gan[part] == gan_quick[part], part
+    assert gan["train"]["epochs"] == gan_quick["train"]["epochs"]
+    synth = load_config(SynthConfig, REPO / exp.data.synth)
+    assert dataclasses.replace(synth, **SIZES[size]["synth"]) == synth
