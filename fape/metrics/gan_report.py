@@ -104,8 +104,9 @@ def _clean(o):
 
 def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_random_backbone=False,
                 features=None, pose_mode="detect", progress=True, identity_pairs: int | None = None) -> dict:
-    """``identity_pairs``: score identity on the first N pairs only (the dlib face embedding costs
-    ~0.1 s per image on a CPU core, the bulk of this report's time); None = every pair."""
+    """``identity_pairs``: score identity on N pairs spread evenly over the held-out pairs (the dlib
+    face embedding costs ~0.1 s per image on a CPU core, the bulk of this report's time); None =
+    every pair. The held-out pairs come grouped by subject, so the first N could all be one face."""
     from fape.metrics import fid as F
     from fape.metrics.paired import paired_metrics, summarize
 
@@ -174,12 +175,13 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
         from fape.metrics.identity import embed, identity_preservation, reference_similarities
 
         k = len(fake) if identity_pairs is None else min(int(identity_pairs), len(fake))
-        ip = identity_preservation(src[:k], fake[:k])
+        pick = np.unique(np.linspace(0, len(fake) - 1, k).round().astype(int))  # [k] pair indices
+        ip = identity_preservation(src[pick], fake[pick])
         faces = g["faces"]
-        rows = np.unique(np.concatenate([g["src"][:k], g["tgt"][:k]]))
+        rows = np.unique(np.concatenate([g["src"][pick], g["tgt"][pick]]))  # real faces of the scored pairs' subjects
         emb = embed(np.stack([faces.load(int(r)) for r in rows]))
         ref = reference_similarities(emb, faces.index.manifest["subject"].to_numpy()[rows])
-        M["identity"] = {"source_vs_generated": ip["similarity"], "failure_rate": ip["failure_rate"], "pairs": k,
+        M["identity"] = {"source_vs_generated": ip["similarity"], "failure_rate": ip["failure_rate"], "pairs": int(len(pick)),
                          "real_reference": ref, "extractor": "dlib face_recognition_model_v1 (128-d), cosine"}
     except Exception as e:  # noqa: BLE001
         S["identity"] = str(e)
@@ -218,9 +220,10 @@ def to_markdown(rep: dict) -> str:
     if "identity" in M:
         i = M["identity"]
         ref = i["real_reference"]
+        mean = lambda d: f"{d['mean']:.4f}" if d.get("n") else "n/a (no such pair)"  # noqa: E731
         row("identity cosine (source vs generated)", i["source_vs_generated"].get("mean"),
-            f"{i.get('pairs', rep['pairs'])} pairs; real same-subject {ref['same_subject'].get('mean')}, "
-            f"different {ref['different_subject'].get('mean')}")
+            f"{i.get('pairs', rep['pairs'])} pairs; real same-subject {mean(ref['same_subject'])}, "
+            f"different {mean(ref['different_subject'])}")
     if "expression" in M:
         row("expression agreement", M["expression"]["agreement_generated"],
             f"{M['expression']['extractor']}; accuracy on sources {M['expression']['accuracy_on_sources']:.4f}")
