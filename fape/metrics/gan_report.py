@@ -181,8 +181,9 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
         rows = np.unique(np.concatenate([g["src"][pick], g["tgt"][pick]]))  # real faces of the scored pairs' subjects
         emb = embed(np.stack([faces.load(int(r)) for r in rows]))
         ref = reference_similarities(emb, faces.index.manifest["subject"].to_numpy()[rows])
-        M["identity"] = {"source_vs_generated": ip["similarity"], "failure_rate": ip["failure_rate"], "pairs": int(len(pick)),
-                         "real_reference": ref, "extractor": "dlib face_recognition_model_v1 (128-d), cosine"}
+        M["identity"] = {"source_vs_generated": ip["similarity"], "failure_rate": ip["failure_rate"],
+                         "pairs": int(len(pick)), "real_reference": ref,
+                         "extractor": "dlib face_recognition_model_v1 (128-d), cosine"}
     except Exception as e:  # noqa: BLE001
         S["identity"] = str(e)
     return _clean(rep)
