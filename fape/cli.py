@@ -13,10 +13,7 @@ import os
 import sys
 
 from fape import __version__
-
-
-class UserError(Exception):
-    """An error caused by input (bad file, bad value): printed as one line, exit code 2."""
+from fape.errors import FapeError, UserError  # noqa: F401  (UserError re-exported for old imports)
 
 
 def add_config_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -111,12 +108,9 @@ def run(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if rest and not getattr(args, "takes_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    from fape.config import ConfigError
-    from fape.data.format import DatasetError
-
     try:
         return int(args.handler(args, rest) or 0)
-    except (UserError, ConfigError, DatasetError, FileExistsError, FileNotFoundError) as e:
+    except (FapeError, FileExistsError, FileNotFoundError) as e:
         print(f"fape: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

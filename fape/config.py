@@ -2,12 +2,15 @@
 
 A config is a (possibly nested) dataclass. ``load_config(Cls, path, overrides)`` starts from the
 dataclass defaults, applies the YAML file, then the overrides (``a.b=3`` or ``--a.b=3``), and
-checks every key and type, so a typo fails with the key's name instead of being ignored.
-The resolved config is written next to every output (``save_config``).
+checks every key, type and range, so a typo or an out-of-range value fails with the key's full
+dotted name (``train.epochs``) instead of being ignored or failing deep inside a run.
+Ranges are declared on the field (``epochs: int = bounded(100, ge=1)``); every float must also be
+finite. The resolved config is written next to every output (``save_config``).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -15,11 +18,39 @@ from typing import Any, TypeVar
 
 import yaml
 
+from fape.errors import ConfigError  # noqa: F401  (re-exported: fape.config.ConfigError)
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    pass
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None) -> Any:
+    """A dataclass field whose value ``load_config`` checks against these bounds (inclusive ``ge``/``le``,
+    exclusive ``gt``/``lt``)."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    return dataclasses.field(default=default, metadata={"bounds": bounds})
+
+
+_BOUND_TEXT = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
+               "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
+
+
+def validate(cfg: Any, prefix: str = "") -> None:
+    """Check every bounded field of ``cfg`` (and its sections) and that no float is NaN or infinite.
+
+    Raises ``ConfigError`` naming the full dotted key, the value and the allowed range.
+    """
+    for f in dataclasses.fields(cfg):
+        key, value = prefix + f.name, getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            validate(value, key + ".")
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value}")
+        for name, bound in f.metadata.get("bounds", {}).items():
+            sign, ok = _BOUND_TEXT[name]
+            if isinstance(value, (int, float)) and not ok(value, bound):
+                raise ConfigError(f"{key}: must be {sign} {bound}, got {value}")
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -56,7 +87,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
-        return _from_dict(tp, value, prefix=key + ".")
+        return from_dict(tp, value, prefix=key + ".")
     if origin in (list, tuple) or tp in (list, tuple):
         if isinstance(value, str):
             value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v != ""]
@@ -93,7 +124,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:
@@ -108,7 +139,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def _from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+    """Build ``cls`` from a plain mapping (as YAML gives), checking keys and types; ``prefix`` names
+    the section in errors. Ranges are checked by ``validate``."""
     types_ = _field_types(cls)
     unknown = set(data) - set(types_)
     if unknown:
@@ -141,20 +174,34 @@ def parse_overrides(items: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def apply_override(cfg: T, dotted: str, value: Any) -> T:
-    """Return a copy of ``cfg`` with the field at ``dotted`` (``a.b.c``) set from ``value``."""
+def apply_override(cfg: T, dotted: str, value: Any, _prefix: str = "") -> T:
+    """Return a copy of ``cfg`` with the field at ``dotted`` (``a.b.c``) set from ``value``.
+
+    ``value`` is a typed value or a command-line string; either is coerced to the field's type.
+    """
     head, _, rest = dotted.partition(".")
+    full = _prefix + dotted
     types_ = _field_types(type(cfg))
     if head not in types_:
-        raise ConfigError(f"unknown config key {dotted!r}; {type(cfg).__name__} has {sorted(types_)}")
+        where = f"section {_prefix[:-1]!r}" if _prefix else type(cfg).__name__
+        raise ConfigError(f"unknown config key {full!r}; {where} has {sorted(_prefix + k for k in types_)}")
     if rest:
         sub = getattr(cfg, head)
         if not dataclasses.is_dataclass(sub):
-            raise ConfigError(f"{head!r} is not a section; cannot set {dotted!r}")
-        return dataclasses.replace(cfg, **{head: apply_override(sub, rest, value)})
+            raise ConfigError(f"{_prefix + head!r} is not a section; cannot set {full!r}")
+        return dataclasses.replace(cfg, **{head: apply_override(sub, rest, value, _prefix + head + ".")})
     if isinstance(value, str) and typing.get_origin(types_[head]) is None and dataclasses.is_dataclass(types_[head]):
         value = yaml.safe_load(value)
-    return dataclasses.replace(cfg, **{head: _coerce(value, types_[head], dotted)})
+    return dataclasses.replace(cfg, **{head: _coerce(value, types_[head], full)})
+
+
+def override(cfg: T, values: dict[str, Any]) -> T:
+    """A copy of ``cfg`` with typed values set at dotted keys, checked like ``load_config``'s:
+    ``override(cfg, {"data.mix": 0.25, "train.seed": 3})``."""
+    for k, v in values.items():
+        cfg = apply_override(cfg, k, v)
+    validate(cfg)
+    return cfg
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
@@ -171,11 +218,12 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p} must hold a mapping at top level")
     try:
-        cfg = _from_dict(cls, data)
+        cfg = from_dict(cls, data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
     for k, v in parse_overrides(overrides or []):
         cfg = apply_override(cfg, k, v)
+    validate(cfg)
     return cfg
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fape.utils.io import atomic_write_json, atomic_write_text
+from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
 
 PLANS = ("balance-pose", "balance-expression", "balance-identity")
 
@@ -233,7 +233,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
     if len(set(names)) != len(names):
         raise ValueError(f"experiment {exp.name!r}: setting names repeat: {names}")
     out = Path(out or exp.out or f"runs/experiments/{exp.name}")
-    out.mkdir(parents=True, exist_ok=True)
+    claim_dir(out, ("config.yaml",))  # an experiment's folder, an empty one, or a new one: never a user's
     save_config(exp, out / "config.yaml")
     data = _build_data(exp)
     split_files = make_splits(data, exp.tasks, exp.split_seed, exp.split_options)

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fape.utils.io import atomic_write_json, atomic_write_text
+from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
+
+STAGES_FILE = "stages.json"  # per-stage times; also marks a folder as a quick start's output
 
 TASKS = ("er-ss", "er-ue", "er-up", "er-zid")
 PAPER_TABLE5 = {"without": {"er-ss": 72.7, "er-ue": 27.3, "er-up": 36.3, "er-zid": 6.7},
@@ -58,7 +60,7 @@ class Stages:
 
     def __init__(self, out: Path, fresh: bool, total: int):
         self.out, self.fresh, self.total = out, fresh, total
-        self.log_path = out / "stages.json"
+        self.log_path = out / STAGES_FILE
         self.times: dict[str, dict] = {}
         self.count = 0
         if self.log_path.exists() and not fresh:
@@ -258,7 +260,10 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, work
 
     t0 = time.perf_counter()
     preset = SIZES[size]
-    out.mkdir(parents=True, exist_ok=True)
+    # --out may be a user's folder: write (and --fresh clean) only an empty one or our own
+    claim_dir(out, (STAGES_FILE,))
+    if not (out / STAGES_FILE).exists():
+        atomic_write_json(out / STAGES_FILE, {})  # marks the folder as a quick start's from the start
     if fresh:  # trainers resume from what they find: start them from nothing
         import shutil
 

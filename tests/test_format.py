@@ -77,7 +77,7 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("killed")
     assert not out.exists() and list(tmp_path.iterdir()) == []
     with atomic_dir(out) as tmp:
-        (tmp / "a.txt").write_text("1")
+        (tmp / "dataset.json").write_text("1")  # a dataset of ours: --overwrite may replace it
     with pytest.raises(FileExistsError, match="out"):
         with atomic_dir(out):
             pass

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fape.config import bounded
+
 
 @dataclass
 class ModelConfig:
@@ -19,48 +21,48 @@ class ClfDataConfig:
     split: str = "er-ss"  # a split file (DIR/splits/*.csv) or a protocol name made on the fly
     split_options: dict = field(default_factory=dict)
     split_seed: int = 0
-    fold: int = -1  # k-fold protocols: which fold is the test part
-    image_size: int = 64
-    channels: int = 3
+    fold: int = bounded(-1, ge=-1)  # k-fold protocols: which fold is the test part
+    image_size: int = bounded(64, ge=8)
+    channels: Literal[1, 3] = 3
     # synthesized images (a dataset in the fape format with the same label names) added to the
     # training part: mix = synthetic images per epoch as a fraction of the real training images
     synthetic: str = ""
-    mix: float = 0.5
+    mix: float = bounded(0.5, ge=-1.0)  # -1: every synthetic image, each epoch
     balance: Literal["none", "sampler", "loss"] = "none"  # class balancing of the training part
     augment: Literal["none", "flip", "mobilenet", "cife"] = "flip"
-    num_workers: int = 0
+    num_workers: int = bounded(0, ge=0)
 
 
 @dataclass
 class ClfOptimConfig:
     name: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = bounded(0.01, gt=0.0)
+    momentum: float = bounded(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = bounded(5e-4, ge=0.0)
     schedule: Literal["step", "none", "cosine"] = "step"
-    step_epochs: int = 10  # step schedule: multiply lr by gamma every step_epochs epochs
-    gamma: float = 0.457  # F2ED paper: lr x 0.457 every 10 epochs
+    step_epochs: int = bounded(10, ge=1)  # step schedule: multiply lr by gamma every step_epochs epochs
+    gamma: float = bounded(0.457, gt=0.0)  # F2ED paper: lr x 0.457 every 10 epochs
     fused: bool = False
 
 
 @dataclass
 class CenterLossConfig:
-    weight: float = 0.0  # lambda (MobileNet paper: 0.001)
-    alpha: float = 0.001  # centre learning rate of Wen et al.'s delta rule
+    weight: float = bounded(0.0, ge=0.0)  # lambda (MobileNet paper: 0.001)
+    alpha: float = bounded(0.001, gt=0.0)  # centre learning rate of Wen et al.'s delta rule
 
 
 @dataclass
 class ClfTrainConfig:
-    epochs: int = 100
-    max_steps: int = 0  # stop after this many steps (0 = epochs decide)
-    batch_size: int = 128
+    epochs: int = bounded(100, ge=1)
+    max_steps: int = bounded(0, ge=0)  # stop after this many steps (0 = epochs decide)
+    batch_size: int = bounded(128, ge=1)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     channels_last: bool = False  # NHWC memory: 1.1-1.4x faster on this CPU (benchmarks/clf_step.py)
-    label_smoothing: float = 0.0
+    label_smoothing: float = bounded(0.0, ge=0.0, lt=1.0)
     seed: int = 0
-    eval_every: int = 1  # epochs between validation passes (model selection on val only)
-    log_every: int = 50
-    keep_checkpoints: int = 1
+    eval_every: int = bounded(1, ge=1)  # epochs between validation passes (model selection on val only)
+    log_every: int = bounded(50, ge=1)
+    keep_checkpoints: int = bounded(1, ge=1)
     trackers: list[str] = field(default_factory=lambda: ["jsonl"])
     cpu: bool = False
 

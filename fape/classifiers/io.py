@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fape.config import _from_dict
+from fape.config import from_dict
 from fape.utils import checkpoint as ck
 
 
@@ -57,7 +57,7 @@ def load_run(run_or_ckpt: str | Path, device: str | torch.device = "cpu") -> Loa
 
     ckpt = best_checkpoint(run_or_ckpt)
     state = ck.load_state(ckpt)
-    cfg = _from_dict(ClfConfig, state["config"])
+    cfg = from_dict(ClfConfig, state["config"])
     names = list(state["label_names"])
     model = create_classifier(cfg.model.name, num_classes=len(names), in_chans=cfg.data.channels,
                               img_size=cfg.data.image_size, pretrained=False, **cfg.model.kwargs)

@@ -207,10 +207,10 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         model = model.to(memory_format=torch.channels_last)
     net, opt = accelerator.prepare(WithFeatures(model), opt)
 
+    steps_per_epoch = epoch_steps(len(items), tc.batch_size, world, "training images")  # before the run folder
     log = open_run(accelerator, cfg, run_dir, step if ckpt else None)
     if main:
         atomic_write_json(run_dir / "labels.json", {"label_names": label_names, "split": str(split_path)})
-    steps_per_epoch = epoch_steps(len(items), tc.batch_size, world, "training images")
     total = tc.max_steps or tc.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True)
     t_last, step_last = time.perf_counter(), step

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fape.errors import DatasetError  # noqa: F401  (re-exported)
 from fape.utils.io import atomic_save_npy, atomic_write_bytes, atomic_write_json, sha256_bytes
 
 MANIFEST_COLUMNS = ("path", "subject", "expression", "label", "pose", "sequence", "frame", "source")
@@ -32,8 +33,6 @@ FORMAT_VERSION = 1
 UNKNOWN = ""  # value of a string column that a source does not provide (e.g. FER2013 subject)
 
 
-class DatasetError(ValueError):
-    """A dataset folder or file that cannot be read as the fape format; the message names it."""
 
 
 @dataclass

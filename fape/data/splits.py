@@ -49,17 +49,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fape.data.format import DatasetError
+from fape.errors import DatasetError, LeakError, SplitError  # noqa: F401  (re-exported)
 
 PARTS = ("train", "val", "test")
 
 
-class SplitError(DatasetError):
-    """A split that cannot be made, saved or loaded; the message names the column / file / option."""
-
-
-class LeakError(SplitError):
-    """A split that puts one subject or sequence into two parts."""
 
 
 # ------------------------------------------------------------------ legacy helper (GAN trainer)

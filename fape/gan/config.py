@@ -8,24 +8,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fape.config import bounded
 from fape.data.pairs import PairConfig
 
 
 @dataclass
 class GeneratorConfig:
     name: str = "unet"  # registry name: unet | resnet
-    width: int = 64  # channels of the first encoder layer
-    depth: int = 0  # unet: down-sampling steps (0 = down to 1x1 as pix2pix); resnet: down-sampling steps
-    n_blocks: int = 6  # resnet: residual blocks at the bottleneck
+    width: int = bounded(64, ge=1)  # channels of the first encoder layer
+    depth: int = bounded(0, ge=0)  # unet: down-sampling steps (0 = down to 1x1 as pix2pix); resnet: down-sampling steps
+    n_blocks: int = bounded(6, ge=0)  # resnet: residual blocks at the bottleneck
     norm: Literal["batch", "instance", "none"] = "batch"
-    dropout: float = 0.5  # pix2pix's dropout in the inner decoder layers (its only noise source)
+    dropout: float = bounded(0.5, ge=0.0, lt=1.0)  # pix2pix's dropout in the inner decoder layers (its only noise source)
 
 
 @dataclass
 class DiscriminatorConfig:
     name: str = "patchgan"
-    width: int = 64
-    layers: int = 3  # strided conv layers: 3 gives 70x70 receptive fields (pix2pix)
+    width: int = bounded(64, ge=1)
+    layers: int = bounded(3, ge=1)  # strided conv layers: 3 gives 70x70 receptive fields (pix2pix)
     norm: Literal["batch", "instance", "none"] = "batch"
     condition_on_mask: bool = True  # D also sees the target pose mask
     condition_on_source: bool = False  # D also sees the source image (pix2pix conditioning)
@@ -37,50 +38,50 @@ class DiscriminatorConfig:
 @dataclass
 class LossConfig:
     adversarial: Literal["nonsaturating", "lsgan", "hinge"] = "nonsaturating"  # paper: log loss, eq. 1-2
-    l1_weight: float = 10.0  # lambda of eq. 3
-    identity_weight: float = 0.0  # feature distance through a frozen classifier (needs classifier_run)
-    expression_weight: float = 0.0  # cross-entropy of a frozen classifier on the source label
+    l1_weight: float = bounded(10.0, ge=0.0)  # lambda of eq. 3
+    identity_weight: float = bounded(0.0, ge=0.0)  # feature distance through a frozen classifier (needs classifier_run)
+    expression_weight: float = bounded(0.0, ge=0.0)  # cross-entropy of a frozen classifier on the source label
     classifier_run: str | None = None
 
 
 @dataclass
 class OptimConfig:
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = bounded(2e-4, gt=0.0)
+    lr_d: float = bounded(2e-4, gt=0.0)
     betas: tuple[float, float] = (0.5, 0.999)
-    weight_decay: float = 0.0
+    weight_decay: float = bounded(0.0, ge=0.0)
     fused: bool = False  # fused Adam kernel when the device supports it
-    decay_start_epoch: int = -1  # linear decay to 0 from this epoch (pix2pix); -1 = constant lr
+    decay_start_epoch: int = bounded(-1, ge=-1)  # linear decay to 0 from this epoch (pix2pix); -1 = constant lr
 
 
 @dataclass
 class GANDataConfig:
     root: str = "data/synth_small"
-    image_size: int = 64
-    channels: int = 3
+    image_size: int = bounded(64, ge=8)
+    channels: Literal[1, 3] = 3
     mask_style: Literal["lines", "heatmaps"] = "lines"
     mask_per: Literal["landmark", "part"] = "part"  # heatmaps per landmark (68 ch) or per part (7 ch)
-    mask_thickness: float = 0.0  # lines, pixels; 0 = image_size / 64
+    mask_thickness: float = bounded(0.0, ge=0.0)  # lines, pixels; 0 = image_size / 64
     rows: str = ""  # file of manifest rows the GAN may use (e.g. the training parts of a split); "" = all
-    heldout_subjects: float = 0.2  # fraction of those rows' subjects kept out of training (for evaluation)
+    heldout_subjects: float = bounded(0.2, ge=0.0, lt=1.0)  # fraction of those rows' subjects kept out of training (for evaluation)
     split_seed: int = 0
     pairs: PairConfig = field(default_factory=PairConfig)
-    num_workers: int = 0
+    num_workers: int = bounded(0, ge=0)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100
-    max_steps: int = 0  # stop after this many optimizer steps (0 = epochs decide)
-    batch_size: int = 16  # per process
-    grad_accum: int = 1  # split each per-process batch into this many micro-batches (less memory)
+    epochs: int = bounded(100, ge=1)
+    max_steps: int = bounded(0, ge=0)  # stop after this many optimizer steps (0 = epochs decide)
+    batch_size: int = bounded(16, ge=1)  # per process
+    grad_accum: int = bounded(1, ge=1)  # split each per-process batch into this many micro-batches (less memory)
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    ema_decay: float = 0.0  # 0 = no EMA of G; e.g. 0.999
+    ema_decay: float = bounded(0.0, ge=0.0, lt=1.0)  # 0 = no EMA of G; e.g. 0.999
     seed: int = 0
-    log_every: int = 20  # steps
-    sample_every: int = 200  # steps; PNG grid source | mask | generated | target
-    ckpt_every: int = 500  # steps; also at the end of every epoch
-    keep_checkpoints: int = 2
+    log_every: int = bounded(20, ge=1)  # steps
+    sample_every: int = bounded(200, ge=1)  # steps; PNG grid source | mask | generated | target
+    ckpt_every: int = bounded(500, ge=1)  # steps; also at the end of every epoch
+    keep_checkpoints: int = bounded(2, ge=1)
     compile: bool = False  # torch.compile G and D
     trackers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, wandb
     cpu: bool = False  # force CPU even when a GPU is present

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from fape.config import _from_dict
+from fape.config import from_dict
 from fape.data.masks import mask_channels, render_pose_masks
 from fape.gan.config import GANConfig, GANDataConfig
 from fape.utils.checkpoint import latest_checkpoint, load_module_state, load_state
@@ -35,7 +35,7 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
 
 
 def config_from_checkpoint(ckpt: Path) -> GANConfig:
-    return _from_dict(GANConfig, load_state(ckpt)["config"])
+    return from_dict(GANConfig, load_state(ckpt)["config"])
 
 
 @dataclass

@@ -80,7 +80,7 @@ import pandas as pd
 
 from fape.data.format import DatasetInfo, FaceIndex, read_index, save_image, write_index
 from fape.data.splits import read_rows  # noqa: F401  (re-exported: the --rows reader)
-from fape.utils.io import atomic_write_json, atomic_write_text, replace_dir
+from fape.utils.io import DATASET_MARKERS, atomic_write_json, atomic_write_text, check_replaceable, replace_dir
 
 PLAN_KEYS = ("expression", "pose", "subject")
 BUILTIN_PLANS = ("balance-pose", "balance-expression", "balance-identity")
@@ -473,6 +473,7 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"output folder already exists: {out} (pass --overwrite to replace it)")
+    check_replaceable(out, DATASET_MARKERS)  # before any work: only a synthesized set is replaced
     if batch_size < 1:
         raise _user_error(f"--batch-size must be >= 1, got {batch_size}")
     index = read_index(data)
@@ -522,13 +523,14 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
         prog = _read_progress(partial)
         if prog is not None and prog.get("fingerprint") == fingerprint:
             done, rejected = int(prog["done"]), list(prog.get("rejected", []))
-        elif overwrite:
+        elif overwrite and prog is not None:  # our own interrupted run (it has a progress file)
             shutil.rmtree(partial)
+        elif prog is None:
+            raise _user_error(f"{partial} exists but holds no readable {PROGRESS}, so it is not an interrupted "
+                              f"synthesis of fape's; it is left alone: move it away or choose another --out")
         else:
-            diff = []
-            if prog is not None:
-                old = prog.get("inputs", {})
-                diff = [k for k in fp_payload if old.get(k) != fp_payload[k]]
+            old = prog.get("inputs", {})
+            diff = [k for k in fp_payload if old.get(k) != fp_payload[k]]
             raise _user_error(
                 f"{partial} holds an interrupted synthesis of different inputs"
                 f"{' (differs in: ' + ', '.join(diff) + ')' if diff else ''}; delete it or pass --overwrite")
@@ -593,7 +595,7 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
     atomic_write_json(partial / "plan_report.json", report)
     atomic_write_text(partial / "plan_report.md", report_markdown(report, index.info.pose_names))
     (partial / PROGRESS).unlink(missing_ok=True)
-    replace_dir(partial, out)
+    replace_dir(partial, out, DATASET_MARKERS)
     n = int(keep_mask.sum())
     made = len(jobs) - resumed_from
     if progress:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from fape.config import to_dict
+from fape.errors import ConfigError
 from fape.data.dataset import FaceDataset, to_float, to_uint8
 from fape.data.pairs import PairDataset, PairSampler
 from fape.data.splits import subject_holdout
@@ -210,10 +211,10 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
 
     tc = cfg.train
     if (cfg.loss.identity_weight or cfg.loss.expression_weight) and not cfg.loss.classifier_run:
-        raise ValueError("loss.identity_weight / loss.expression_weight need loss.classifier_run: "
-                         "a `fape clf train` run whose classifier judges identity and expression")
+        raise ConfigError("loss.identity_weight / loss.expression_weight need loss.classifier_run: "
+                          "a `fape clf train` run whose classifier judges identity and expression")
     if tc.batch_size % tc.grad_accum:
-        raise ValueError(f"train.batch_size {tc.batch_size} is not a multiple of train.grad_accum {tc.grad_accum}")
+        raise ConfigError(f"train.batch_size {tc.batch_size} is not a multiple of train.grad_accum {tc.grad_accum}")
     accelerator = make_accelerator(tc, run_dir, tracker_names(tc.trackers) or None)
     main = accelerator.is_main_process
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
@@ -248,10 +249,10 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
         G, D = torch.compile(G), torch.compile(D)
     G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
 
+    steps_per_epoch = epoch_steps(len(pairs), tc.batch_size, world, "training pairs")  # before the run folder
     log = open_run(accelerator, cfg, run_dir, log_truncate)
     if main:
         (run_dir / "samples").mkdir(exist_ok=True)
-    steps_per_epoch = epoch_steps(len(pairs), tc.batch_size, world, "training pairs")
     total = tc.max_steps or tc.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True)
     images_per_step = tc.batch_size * world

@@ -1,4 +1,13 @@
-"""Atomic writes: a kill mid-write leaves the previous file or folder intact, never half of one."""
+"""Atomic writes: a kill mid-write leaves the previous file or folder intact, never half of one.
+
+What fape may replace: an output folder is replaced (``--overwrite``) only when it is absent,
+empty, or already a fape output of the same kind, recognised by its marker file (a dataset's
+``dataset.json``, ...). Anything else, a user's folder or a plain file, is refused with an
+``OutputError`` naming it, before any work starts and again just before the rename.
+
+Permissions: files and folders come out as an ordinary ``open()`` / ``mkdir()`` would make them
+under the process umask (``tempfile`` alone would leave them 0600 / 0700).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -9,9 +18,58 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
+
+from fape.errors import OutputError
+
+DATASET_MARKERS = ("dataset.json",)  # a fape dataset folder: import, synth, synthesize
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` is a swap)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _chmod_default(path: Path, is_dir: bool) -> None:
+    """Give a ``tempfile`` file (0600) or folder (0700) the mode ``open``/``mkdir`` would have given."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~current_umask())
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A fresh temporary folder in ``parent`` named ``{prefix}{pid}-{random}``, with umask permissions.
+
+    The owner's pid in the name lets a later run tell a dead run's leftover from a live one's.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+    _chmod_default(tmp, is_dir=True)
+    return tmp
+
+
+def check_replaceable(out: Path, markers: Sequence[str]) -> None:
+    """Raise ``OutputError`` unless ``out`` may be replaced by a new output of the kind ``markers`` name.
+
+    Allowed: ``out`` absent, an empty folder, or a folder holding one of ``markers`` (then it is
+    fape's own output of that kind). Refused: a file, a link, any other folder.
+    """
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise OutputError(f"refusing to replace {out}: it is a {'link' if out.is_symlink() else 'file'}, "
+                          f"not a fape output folder; choose another --out")
+    if any(out.iterdir()) and not any((out / m).exists() for m in markers):
+        raise OutputError(f"refusing to replace {out}: it is not empty and holds no {' or '.join(markers)}, "
+                          f"so it is not a fape output of this kind; choose another --out or empty it yourself")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -29,9 +87,13 @@ def _fsync_dir(path: Path) -> None:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -70,33 +132,72 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def claim_dir(out: str | Path, markers: Sequence[str]) -> Path:
+    """Make ``out`` a folder a fape command may write into and later clean: it must be absent
+    (it is created), empty, or that command's own earlier output (it holds one of ``markers``)."""
+    out = Path(out)
+    check_replaceable(out, markers)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write output folder {out}: {e.strerror or e}") from None
+    return out
+
+
+def partial_prefix(out: Path) -> str:
+    """Name prefix of ``atomic_dir``'s temporary folders for ``out``: ``.{name}.partial-{pid}-{random}``."""
+    return f".{out.name}.partial-"
+
+
 @contextlib.contextmanager
-def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(out: str | Path, overwrite: bool = False,
+               markers: Sequence[str] = DATASET_MARKERS) -> Iterator[Path]:
     """Yield a temporary folder beside ``out``; rename it to ``out`` only when the block ends cleanly.
 
     An interrupted or failed block removes the temporary folder, so ``out`` is either absent,
-    the previous complete version, or the new complete version.
+    the previous complete version, or the new complete version. With ``overwrite``, an existing
+    ``out`` is replaced only if ``check_replaceable(out, markers)`` allows it, checked before the
+    block runs (so no work is wasted) and again before the rename.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"output folder already exists: {out} (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"output folder already exists: {out} (pass --overwrite to replace it)")
+        check_replaceable(out, markers)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(out.parent, partial_prefix(out))
+    except OSError as e:
+        raise OutputError(f"cannot write output folder {out}: {e.strerror or e}") from None
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    replace_dir(tmp, out)
+    try:
+        replace_dir(tmp, out, markers)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
-def replace_dir(src: Path, out: Path) -> None:
-    """Move the complete folder ``src`` to ``out``, replacing any previous ``out`` (renames only)."""
+def replace_dir(src: Path, out: Path, markers: Sequence[str]) -> None:
+    """Move the complete folder ``src`` to ``out``, replacing a previous ``out`` (renames only).
+
+    ``out`` must pass ``check_replaceable(out, markers)``: only an empty folder or fape's own
+    output of the same kind is ever replaced, and only after the new one is complete.
+    """
+    check_replaceable(out, markers)
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
-    os.replace(src, out)
+    try:
+        os.replace(src, out)
+    except OSError as e:
+        if old is not None:
+            os.replace(old, out)  # put the previous version back
+        raise OutputError(f"cannot write output folder {out}: {e.strerror or e}") from None
     _fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from fape.config import load_config
+from fape.errors import ConfigError
+from fape.utils.io import check_replaceable
 from fape.utils.runs import next_run_dir
 
 
@@ -93,7 +95,8 @@ def resolve_run_dir(cls, args, overrides):
             raise FileNotFoundError(f"cannot resume: {run / 'config.yaml'} not found")
         return load_config(cls, run / "config.yaml", overrides), run, True
     cfg = load_config(cls, args.config, overrides)
-    if args.run_dir:
+    if args.run_dir:  # a user-named folder: only an empty one or a run of ours is written into
+        check_replaceable(Path(args.run_dir), ("config.yaml",))
         return cfg, Path(args.run_dir), False
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
@@ -125,6 +128,6 @@ def open_run(accelerator, cfg, run_dir: Path, resumed_step: int | None):
 def steps_per_epoch(n_items: int, batch: int, world: int, what: str) -> int:
     steps = n_items // (batch * world)
     if steps == 0:
-        raise ValueError(f"{n_items} {what} are fewer than one global batch ({batch} x {world} processes): "
-                         f"lower train.batch_size")
+        raise ConfigError(f"train.batch_size: {n_items} {what} are fewer than one global batch "
+                          f"({batch} x {world} processes); lower train.batch_size")
     return steps

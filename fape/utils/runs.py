@@ -10,10 +10,14 @@ from fape.utils.io import atomic_write_text
 
 
 def next_run_dir(root: str | Path, name: str) -> Path:
-    """``root/NNNNN-name`` with NNNNN one more than the largest number already there."""
+    """``root/NNNNN-name`` with NNNNN one more than the largest number already there.
+
+    Nothing is created: the run folder (and ``root``) appear only once the run has started, so a
+    run that fails on its inputs leaves no empty folder behind.
+    """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    nums = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"^(\d{5})-", p.name))]
+    names = [p.name for p in root.iterdir()] if root.is_dir() else []
+    nums = [int(m.group(1)) for n in names if (m := re.match(r"^(\d{5})-", n))]
     return root / f"{max(nums, default=-1) + 1:05d}-{name}"
 
 
