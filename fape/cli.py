@@ -113,10 +113,12 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     from fape.config import ConfigError
     from fape.data.format import DatasetError
+    from fape.utils.errors import CheckpointError, TrainingDiverged
 
     try:
         return int(args.handler(args, rest) or 0)
-    except (UserError, ConfigError, DatasetError, FileExistsError, FileNotFoundError) as e:
+    except (UserError, ConfigError, DatasetError, FileExistsError, FileNotFoundError, CheckpointError,
+            TrainingDiverged) as e:
         print(f"fape: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

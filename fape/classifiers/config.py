@@ -60,7 +60,7 @@ class ClfTrainConfig:
     seed: int = 0
     eval_every: int = 1  # epochs between validation passes (model selection on val only)
     log_every: int = 50
-    keep_checkpoints: int = 1
+    keep_checkpoints: int = 2  # the previous one is what --resume falls back to if the newest is damaged
     trackers: list[str] = field(default_factory=lambda: ["jsonl"])
     cpu: bool = False
 
