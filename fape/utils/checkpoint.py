@@ -145,9 +145,9 @@ def load_newest(run_dir: str | Path, read: Callable[[Path], T], report: bool = T
     """``(checkpoint, read(checkpoint))`` for the newest checkpoint that ``read`` loads fully.
 
     ``read`` must only read (into memory), so a checkpoint that fails halfway changes nothing. A
-    checkpoint that does not load (a truncated or corrupt file) is named on stderr (when ``report``:
-    one process of several reports) and the next older one is tried; ``None`` when the run has no checkpoint; ``CheckpointError`` naming
-    every bad file when none loads.
+    checkpoint that does not load (a truncated or corrupt file) is named on stderr (when ``report``,
+    so one process of several reports) and the next older one is tried. ``None`` when the run has
+    no checkpoint; ``CheckpointError`` naming every bad file when none loads.
     """
     failed = []
     for ckpt in checkpoints_newest_first(run_dir):

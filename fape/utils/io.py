@@ -56,9 +56,10 @@ def atomic_write_json(path: str | Path, obj) -> None:
 def json_text(obj, **kw) -> str:
     """Strict JSON for ``obj``: every NaN or +-inf float becomes ``null``.
 
-    Python's ``json`` writes bare ``NaN`` / ``Infinity`` tokens, which strict readers (browsers,
-    jq, pandas' ``lines=True`` with some engines, other languages) reject; ``null`` says "no
-    finite value" in any reader. ``allow_nan=False`` guarantees no such token slips through.
+    Python's ``json`` writes bare ``NaN`` / ``Infinity`` tokens, which strict readers (``JSON.parse``,
+    most non-Python parsers) reject; ``null`` says "no finite value" in any reader (a diverged
+    loss in ``metrics.jsonl`` reads as ``null``). ``allow_nan=False`` makes sure no such token slips
+    through.
     """
     return json.dumps(_finite(obj), allow_nan=False, default=_json_default, **kw)
 
