@@ -34,3 +34,11 @@ class LeakError(SplitError):
 
 class OutputError(UserError):
     """An output path that fape may not write or replace (it is not fape's own, or not writable)."""
+
+
+class TrainingDiverged(FapeError, RuntimeError):
+    """The loss (or the weights) became NaN or infinite; the run stopped without checkpointing them."""
+
+
+class CheckpointError(FapeError, RuntimeError):
+    """No checkpoint of a run loads (each is truncated, corrupt or incomplete)."""

@@ -62,7 +62,7 @@ class ClfTrainConfig:
     seed: int = 0
     eval_every: int = bounded(1, ge=1)  # epochs between validation passes (model selection on val only)
     log_every: int = bounded(50, ge=1)
-    keep_checkpoints: int = bounded(1, ge=1)
+    keep_checkpoints: int = bounded(2, ge=1)  # the previous one is what --resume falls back to if the newest is damaged
     trackers: list[str] = field(default_factory=lambda: ["jsonl"])
     cpu: bool = False
 

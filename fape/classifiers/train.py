@@ -23,6 +23,7 @@ from fape.config import to_dict
 from fape.data.dataset import FaceDataset, to_float
 from fape.predict.preprocess import preprocess_spec
 from fape.utils import checkpoint as ck
+from fape.utils.finite import DivergenceWatch, tensors_of
 from fape.utils.io import atomic_write_json
 from fape.utils.loop import collate, epoch_batches, make_accelerator, open_run, resolve_run_dir
 from fape.utils.loop import steps_per_epoch as epoch_steps
@@ -157,6 +158,12 @@ def build_model(cfg: ClfConfig, label_names: list[str]) -> nn.Module:
     return model
 
 
+def read_checkpoint(ckpt: Path) -> tuple[dict, dict, dict, dict]:
+    """What a resume needs from ``ckpt`` (state, weights, centres, optimizer), read before anything is applied."""
+    return (ck.load_state(ckpt), ck.load_module_state(ckpt, "model"), ck.load_module_state(ckpt, "centers"),
+            ck.load_optimizer_state(ckpt, "model"))
+
+
 def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
     from accelerate.utils import set_seed
     from tqdm import tqdm
@@ -195,14 +202,15 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
 
     step, best = 0, {"val_acc": -1.0, "epoch": -1, "step": 0}
     seconds_before = 0.0  # training wall time of earlier processes of this run (resumes add up)
-    ckpt = ck.latest_checkpoint(run_dir) if resume else None
-    if ckpt is not None:
-        state = ck.load_state(ckpt)
+    found = ck.load_newest(run_dir, read_checkpoint, main) if resume else None
+    ckpt = found[0] if found else None
+    if found is not None:
+        state, weights_sd, centers_sd, opt_sd = found[1]
         step, best = int(state["step"]), state["best"]
         seconds_before = float(state.get("train_seconds", 0.0))
-        model.load_state_dict(ck.load_module_state(ckpt, "model"))
-        centers = ck.load_module_state(ckpt, "centers", device)["centers"]
-        opt.load_state_dict(ck.load_optimizer_state(ckpt, "model"))
+        model.load_state_dict(weights_sd)
+        centers = centers_sd["centers"].to(device)
+        opt.load_state_dict(opt_sd)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
     net, opt = accelerator.prepare(WithFeatures(model), opt)
@@ -217,6 +225,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     t_start = t_last
     train_seconds = lambda: round(seconds_before + time.perf_counter() - t_start, 1)  # noqa: E731
     inner = lambda: accelerator.unwrap_model(net).model  # noqa: E731
+
+    watch = DivergenceWatch(accelerator, run_dir, bar)
 
     def checkpoint(epoch: int) -> None:
         if main:
@@ -262,6 +272,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
             opt.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             opt.step()
+            watch.observe(step + 1, loss)  # on the device: checked at log and checkpoint steps
             if cfg.center_loss.weight > 0:  # every rank applies the same update from gathered features
                 f_all = accelerator.gather(feats.detach().float())
                 centers = center_update(f_all, accelerator.gather(b["label"]), centers, cfg.center_loss.alpha)
@@ -278,8 +289,11 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
                 if main:
                     log.write(rec)
                 accelerator.log(rec, step=step)
+                watch.check(step)
             end_of_epoch = k == steps_per_epoch - 1
             if end_of_epoch or step == total:
+                # before validation (which may save best/) and the checkpoint: never save non-finite weights
+                watch.check(step, [*tensors_of(net), centers])
                 if main and ((epoch + 1) % tc.eval_every == 0 or step == total):
                     validate(epoch)
                 checkpoint(epoch + 1 if end_of_epoch else epoch)

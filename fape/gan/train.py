@@ -26,6 +26,7 @@ from fape.gan import losses
 from fape.gan.config import GANConfig
 from fape.gan.io import num_mask_channels, pose_masks
 from fape.utils import checkpoint as ck
+from fape.utils.finite import DivergenceWatch, tensors_of
 from fape.utils.io import atomic_write_json
 from fape.utils.loop import collate, epoch_batches, make_accelerator, open_run, resolve_run_dir, state_digest
 from fape.utils.loop import steps_per_epoch as epoch_steps
@@ -201,6 +202,15 @@ def _adam(params, lr, cfg: GANConfig, device) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, **kw)
 
 
+def read_checkpoint(ckpt: Path, ema: bool) -> dict:
+    """Everything a resume needs from ``ckpt``, read into memory (CPU) before anything is applied."""
+    out = {"state": ck.load_state(ckpt), "G": ck.load_module_state(ckpt, "G"), "D": ck.load_module_state(ckpt, "D"),
+           "opt_G": ck.load_optimizer_state(ckpt, "G"), "opt_D": ck.load_optimizer_state(ckpt, "D")}
+    if ema:
+        out["G_ema"] = ck.load_module_state(ckpt, "G_ema")
+    return out
+
+
 def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) a run; returns the run directory."""
     from accelerate.utils import set_seed
@@ -234,16 +244,16 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     opt_d = _adam(D.parameters(), cfg.optim.lr_d, cfg, device)
 
     step, log_truncate = 0, None
-    ckpt = ck.latest_checkpoint(run_dir) if resume else None
-    if ckpt is not None:
-        state = ck.load_state(ckpt)
-        step = int(state["step"])
-        G.load_state_dict(ck.load_module_state(ckpt, "G"))
-        D.load_state_dict(ck.load_module_state(ckpt, "D"))
+    found = ck.load_newest(run_dir, lambda c: read_checkpoint(c, G_ema is not None), main) if resume else None
+    if found is not None:
+        got = found[1]
+        step = int(got["state"]["step"])
+        G.load_state_dict(got["G"])
+        D.load_state_dict(got["D"])
         if G_ema is not None:
-            G_ema.load_state_dict(ck.load_module_state(ckpt, "G_ema", device))
-        opt_g.load_state_dict(ck.load_optimizer_state(ckpt, "G"))
-        opt_d.load_state_dict(ck.load_optimizer_state(ckpt, "D"))
+            G_ema.load_state_dict(got["G_ema"])
+        opt_g.load_state_dict(got["opt_G"])
+        opt_d.load_state_dict(got["opt_D"])
         log_truncate = step
     if tc.compile:
         G, D = torch.compile(G), torch.compile(D)
@@ -258,7 +268,10 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     images_per_step = tc.batch_size * world
     t_last, step_last = time.perf_counter(), step
 
+    watch = DivergenceWatch(accelerator, run_dir, bar)
+
     def checkpoint(epoch: int) -> None:
+        watch.check(step, tensors_of(G, D, G_ema))  # never save non-finite weights
         if main:
             unwrap = lambda m: getattr(accelerator.unwrap_model(m), "_orig_mod", accelerator.unwrap_model(m))
             modules = {"G": unwrap(G).state_dict(), "D": unwrap(D).state_dict()}
@@ -281,6 +294,7 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
             torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)  # dropout noise = f(seed, rank, step)
             micro = [prepare_batch(cfg, collate(pairs, idx, device)) for idx in np.array_split(batches[k], tc.grad_accum)]
             parts = gan_step(cfg, G, D, opt_g, opt_d, micro, accelerator, preserve)
+            watch.observe(step + 1, parts["g_total"], parts["d_total"])  # floats: synced already
             if G_ema is not None:
                 ema_update(G_ema, accelerator.unwrap_model(G), tc.ema_decay)
             step += 1
@@ -295,6 +309,7 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
                 if main:
                     log.write(rec)
                 accelerator.log(rec, step=step)
+                watch.check(step)
             if main and (step % tc.sample_every == 0 or step == total):
                 save_image(run_dir / "samples" / f"step_{step:08d}.png",
                            sample_grid(cfg, G_ema or accelerator.unwrap_model(G), heldout or pairs, device))

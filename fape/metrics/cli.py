@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -56,22 +55,24 @@ def _stats(model_box: list, args, src: str):
 
 def cli_fid(args, overrides) -> int:
     from fape.metrics.fid import extractor_name, frechet_distance
+    from fape.utils.io import json_text
 
     box: list = []
     s1, s2 = _stats(box, args, args.a), _stats(box, args, args.b)
     d = frechet_distance(*s1, *s2)
     ext = extractor_name(box[0]) if box else "precomputed .npz statistics"
-    print(json.dumps({"fid": d, "a": args.a, "b": args.b, "extractor": ext}, indent=2))
+    print(json_text({"fid": d, "a": args.a, "b": args.b, "extractor": ext}, indent=2))
     return 0
 
 
 def cli_kid(args, overrides) -> int:
     from fape.metrics.fid import extractor_name, kid
+    from fape.utils.io import json_text
 
     model = _extractor(args)
     f1, f2 = _features(model, args.a, args.batch_size), _features(model, args.b, args.batch_size)
     m, s = kid(f1, f2, args.subsets, args.subset_size)
-    print(json.dumps({"kid": m, "kid_std": s, "a": args.a, "b": args.b, "n": [len(f1), len(f2)],
+    print(json_text({"kid": m, "kid_std": s, "a": args.a, "b": args.b, "n": [len(f1), len(f2)],
                       "subset_size": min(args.subset_size, len(f1), len(f2)), "extractor": extractor_name(model)},
                      indent=2))
     return 0

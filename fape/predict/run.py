@@ -8,7 +8,6 @@ for the whole frame (annotation excluded).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -109,7 +108,7 @@ def run(source: str, clf: Classifier, opts: PredictOptions, out: Path | None, an
 
     from fape.predict.annotate import draw
     from fape.predict.sources import open_source
-    from fape.utils.io import atomic_write_bytes, atomic_write_json
+    from fape.utils.io import atomic_write_bytes, atomic_write_json, json_text
 
     src = open_source(source, max_frames)
     predictor = Predictor(clf, opts)
@@ -146,7 +145,7 @@ def run(source: str, clf: Classifier, opts: PredictOptions, out: Path | None, an
                         atomic_write_bytes(dst, cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes())
             records.append(rec)
             if log is not None:
-                log.write(json.dumps(rec) + "\n")
+                log.write(json_text(rec) + "\n")
                 log.flush()
     finally:  # an interrupted run keeps every complete line and the video so far
         if log is not None:

@@ -8,22 +8,30 @@ A checkpoint is a folder ``RUN/checkpoints/step_00001234/``::
     state.json                    step, epoch, optimizer param groups and scalars, scheduler
                                   state, the resolved config, anything else JSON-able
 
-It is written into a temporary folder and renamed into place, then ``RUN/checkpoints/latest``
-(a one-line text file) is replaced atomically; a kill at any moment leaves the previous
-checkpoint intact and ``latest`` pointing at a complete one.
+It is written into a temporary folder, every file of it fsynced, and renamed into place, then
+``RUN/checkpoints/latest`` (a one-line text file) is replaced atomically; a kill or power loss at
+any moment leaves the previous checkpoint intact and ``latest`` pointing at a complete one. Older
+checkpoints are removed only after the new one is complete. Should a checkpoint still be damaged
+later (a truncated file), ``load_newest`` resumes from the newest one that loads and says so.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fape.errors import CheckpointError
 from fape.utils.io import _fsync_dir, atomic_write_json, atomic_write_text
+
+T = TypeVar("T")
 
 
 def _contiguous(sd: dict) -> dict:
@@ -87,6 +95,9 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, dict], op
             save_file(tensors, str(tmp / f"{name}.optim.safetensors"))
         save_file(_contiguous(rng_state()), str(tmp / "rng.safetensors"))
         atomic_write_json(tmp / "state.json", {**state, "step": step, "optimizers": optim_meta})
+        for f in tmp.iterdir():  # on disk before the rename publishes them (safetensors does not fsync)
+            _fsync_file(f)
+        _fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -95,9 +106,20 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, dict], op
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     atomic_write_text(ckpts / "latest", final.name + "\n")
-    for old in sorted(ckpts.glob("step_*"))[:-keep] if keep > 0 else []:
+    # prune among checkpoints up to this one: later ones exist only when a run resumed from an
+    # older checkpoint because they did not load; they are replaced when the run gets there
+    older = sorted(p for p in ckpts.glob("step_*") if p.name <= final.name)
+    for old in older[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -111,11 +133,56 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load_state(ckpt: str | Path) -> dict:
-    p = Path(ckpt) / "state.json"
+def checkpoints_newest_first(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints (with ``state.json``): the one ``latest`` names, then the others by step."""
+    ckpts = Path(run_dir) / "checkpoints"
+    done = sorted((p for p in ckpts.glob("step_*") if (p / "state.json").is_file()), reverse=True)
+    first = latest_checkpoint(run_dir)
+    return [first, *(p for p in done if p != first)] if first is not None else done
+
+
+def load_newest(run_dir: str | Path, read: Callable[[Path], T], report: bool = True) -> tuple[Path, T] | None:
+    """``(checkpoint, read(checkpoint))`` for the newest checkpoint that ``read`` loads fully.
+
+    ``read`` must only read (into memory), so a checkpoint that fails halfway changes nothing. A
+    checkpoint that does not load (a truncated or corrupt file) is named on stderr (when ``report``,
+    so one process of several reports) and the next older one is tried. ``None`` when the run has
+    no checkpoint; ``CheckpointError`` naming every bad file when none loads.
+    """
+    failed = []
+    for ckpt in checkpoints_newest_first(run_dir):
+        try:
+            out = read(ckpt)
+        except (CheckpointError, OSError, KeyError, ValueError) as e:
+            failed.append(f"{ckpt.name}: {e}" if isinstance(e, (CheckpointError, OSError))
+                          else f"{ckpt.name}: {type(e).__name__} {e}")
+            continue
+        for f in failed if report else []:
+            print(f"fape: warning: checkpoint {f}; resuming from {ckpt} instead", file=sys.stderr, flush=True)
+        return ckpt, out
+    if failed:
+        raise CheckpointError(f"no checkpoint of {run_dir} loads: " + "; ".join(failed))
+    return None
+
+
+def _read_json(p: Path) -> dict:
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint state not found: {p}")
-    return json.loads(p.read_text())
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"{p} is not valid JSON ({e})") from None
+
+
+def _read_tensors(p: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(p), device=str(device))
+    except SafetensorError as e:  # e.g. a truncated file: "incomplete metadata, file not fully covered"
+        raise CheckpointError(f"{p} does not load ({e})") from None
+
+
+def load_state(ckpt: str | Path) -> dict:
+    return _read_json(Path(ckpt) / "state.json")
 
 
 def load_module_state(ckpt: str | Path, name: str, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -123,13 +190,13 @@ def load_module_state(ckpt: str | Path, name: str, device: str | torch.device = 
     if not p.is_file():
         have = sorted(x.name for x in Path(ckpt).glob("*.safetensors"))
         raise FileNotFoundError(f"weights not found: {p} (the checkpoint has {have})")
-    return load_file(str(p), device=str(device))
+    return _read_tensors(p, device)
 
 
 def load_optimizer_state(ckpt: str | Path, name: str) -> dict:
     meta = load_state(ckpt)["optimizers"][name]
-    return optimizer_from_flat(load_file(str(Path(ckpt) / f"{name}.optim.safetensors")), meta)
+    return optimizer_from_flat(_read_tensors(Path(ckpt) / f"{name}.optim.safetensors"), meta)
 
 
 def load_rng_state(ckpt: str | Path) -> None:
-    set_rng_state(load_file(str(Path(ckpt) / "rng.safetensors")))
+    set_rng_state(_read_tensors(Path(ckpt) / "rng.safetensors"))

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -111,7 +112,29 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(path, json_text(obj, indent=2) + "\n")
+
+
+def json_text(obj, **kw) -> str:
+    """Strict JSON for ``obj``: every NaN or +-inf float becomes ``null``.
+
+    Python's ``json`` writes bare ``NaN`` / ``Infinity`` tokens, which strict readers (``JSON.parse``,
+    most non-Python parsers) reject; ``null`` says "no finite value" in any reader (a diverged
+    loss in ``metrics.jsonl`` reads as ``null``). ``allow_nan=False`` makes sure no such token slips
+    through.
+    """
+    return json.dumps(_finite(obj), allow_nan=False, default=_json_default, **kw)
+
+
+def _finite(o):
+    """``o`` with non-finite floats (including numpy float64, a ``float`` subclass) as ``None``."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def atomic_save_npy(path: str | Path, arr: np.ndarray) -> None:
@@ -124,9 +147,9 @@ def _json_default(o):
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):
-        return float(o)
+        return _finite(float(o))
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return _finite(o.tolist())
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from fape.utils.io import atomic_write_text
+from fape.utils.io import atomic_write_text, json_text
 
 
 def next_run_dir(root: str | Path, name: str) -> Path:
@@ -24,6 +24,8 @@ def next_run_dir(root: str | Path, name: str) -> Path:
 class JsonlLog:
     """Append-only metrics log; each line is flushed so a killed run keeps what it logged.
 
+    Lines are strict JSON: a non-finite value (a diverged loss) is written as ``null``.
+
     On resume, lines with a step beyond the checkpoint's are dropped first, so the log of a
     resumed run reads like the log of an uninterrupted one.
     """
@@ -37,7 +39,7 @@ class JsonlLog:
 
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json_text(record) + "\n")
             f.flush()
 
 
