@@ -2,6 +2,7 @@
 manifest paths that leave the dataset folder, missing manifest / csv columns."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -149,3 +150,70 @@ def test_partial_prefix_names_this_process(tmp_path):
     assert (pid, start) == (os.getpid(), partials.start_ticks(os.getpid()))
     assert not partials.owner_dead(host, pid, start)
     assert partials.clean_stale_partials(tmp_path / "my-data.v2") == [] and tmp.is_dir()
+
+
+# ---------------------------------------------------------------- defect 5: decompression bombs
+def _blank_png(path: Path, side: int) -> Path:
+    """A side x side 1-bit black PNG written row by row: a few kB on disk, side**2 pixels decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z, row = zlib.compressobj(9), b"\0" * (1 + (side + 7) // 8)  # filter byte + packed bits
+    idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture()
+def bomb_src(tmp_path):
+    src = tmp_path / "src"
+    for c in ("a", "b"):
+        save_image(src / c / "ok.png", np.full((8, 8), 100, np.uint8))
+    _blank_png(src / "b" / "bomb.png", 15000)  # 225 M pixels: past PIL's 2 x 89.5 M bomb error
+    return src
+
+
+def test_decompression_bomb_is_a_bad_image(bomb_src, tmp_path):
+    from fape.data.adapters import import_dataset
+
+    with pytest.raises(DatasetError, match=r"b/bomb\.png: image file is too large.*225000000 pixels.*--max-pixels"):
+        import_dataset("folder", bomb_src, tmp_path / "strict", {"workers": 1})
+    out = import_dataset("folder", bomb_src, tmp_path / "skip", {"skip_bad": True, "workers": 1})
+    report = json.loads((out / "import_report.json").read_text())
+    assert [s["source"] for s in report["skipped"]] == ["b/bomb.png"]
+    assert "too large" in report["skipped"][0]["reason"] and report["num_images"] == 2
+
+
+def test_decompression_bomb_cli_names_the_file(bomb_src, tmp_path, capsys):
+    from fape.cli import main
+
+    assert main(["data", "import", "folder", str(bomb_src), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "bomb.png" in err and "--max-pixels" in err and "Traceback" not in err
+
+
+def test_max_pixels_is_the_limit(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from fape.cli import UserError
+    from fape.data.adapters import import_dataset
+    from fape.data.format import load_image
+
+    src = tmp_path / "src"
+    save_image(src / "a" / "small.png", np.zeros((4, 4), np.uint8))
+    save_image(src / "a" / "big.png", np.zeros((8, 8), np.uint8))
+    out = import_dataset("folder", src, tmp_path / "o", {"skip_bad": True, "max_pixels": 16})
+    report = json.loads((out / "import_report.json").read_text())
+    assert [s["source"] for s in report["skipped"]] == ["a/big.png"] and report["options"]["max_pixels"] == 16
+    # a limit above PIL's own (here shrunk to 10 pixels) is the one that counts
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)
+    assert load_image(src / "a" / "big.png", max_pixels=64).shape == (8, 8, 1)
+    with pytest.raises(DatasetError, match=r"big.png is 8 x 8 = 64 pixels, more than the limit of 63"):
+        load_image(src / "a" / "big.png", max_pixels=63)
+    with pytest.raises(UserError, match="--max-pixels"):
+        import_dataset("folder", src, tmp_path / "o2", {"max_pixels": 0})

@@ -30,6 +30,9 @@ MANIFEST_COLUMNS = ("path", "subject", "expression", "label", "pose", "sequence"
 NUM_LANDMARKS = 68
 FORMAT_VERSION = 1
 UNKNOWN = ""  # value of a string column that a source does not provide (e.g. FER2013 subject)
+# Largest image decoded, in pixels (W x H): PIL's own default MAX_IMAGE_PIXELS, ~9459 x 9459, 268 MB
+# as RGB. A larger file is refused before decoding (a "decompression bomb": a few kB on disk).
+MAX_PIXELS = 89_478_485
 
 
 class DatasetError(ValueError):
@@ -229,13 +232,24 @@ def update_landmarks(root: str | Path, landmarks: np.ndarray, landmarks_ok: np.n
 
 
 # ---------------------------------------------------------------- image files
-def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
-    """Decode an image file to uint8 ``[H, W, C]``; ``channels`` 1 or 3 converts (palette TIFFs too)."""
+def load_image(path: str | Path, channels: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to uint8 ``[H, W, C]``; ``channels`` 1 or 3 converts (palette TIFFs too).
+
+    Files of more than ``max_pixels`` pixels are refused from their header, before decoding.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels  # PIL's guard must not refuse what the caller allows
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL warns of what the check below refuses anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            _check_pixels(path, im.size, max_pixels)
             im.load()
             if channels == 1:
                 im = im.convert("L")
@@ -244,11 +258,22 @@ def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
             arr = np.array(im, dtype=np.uint8)  # a writable copy
     except FileNotFoundError:
         raise DatasetError(f"image file not found: {path}") from None
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError as e:  # past PIL's own limit; not an OSError
+        raise DatasetError(f"image file is too large: {path} ({e}; see --max-pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"image file is corrupt or not an image: {path} ({e})") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise DatasetError(f"image file is too large: {path} is {w} x {h} = {w * h:,} pixels, more than "
+                           f"the limit of {max_pixels:,} (a decompression bomb?; raise it with --max-pixels)")
 
 
 def save_image(path: str | Path, image: np.ndarray) -> None:
