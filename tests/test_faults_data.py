@@ -17,6 +17,7 @@ import pytest
 
 from fape.data.format import DatasetError, save_image
 from fape.utils import partials
+from fape.utils.io import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -217,3 +218,91 @@ def test_max_pixels_is_the_limit(tmp_path, monkeypatch):
         load_image(src / "a" / "big.png", max_pixels=63)
     with pytest.raises(UserError, match="--max-pixels"):
         import_dataset("folder", src, tmp_path / "o2", {"max_pixels": 0})
+
+
+# ---------------------------------------------------------------- defect 6: paths out of the dataset
+def _edit_manifest(root: Path, row: int, column: str, value) -> None:
+    m = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    m.loc[row, column] = value
+    m.to_csv(root / "manifest.csv", index=False)
+
+
+@pytest.mark.parametrize("bad", ["/etc/x.png", "../outside.png", "images/../../outside.png",
+                                 "images\\..\\..\\outside.png", "C:/x.png", ""])
+def test_manifest_paths_must_stay_in_the_dataset(tmp_path, bad):
+    from _fixtures import make_multipose
+
+    root = make_multipose(tmp_path / "ds", subjects=1, expressions=2, frames=1, poses=("front",), size=8)
+    save_image(tmp_path / "outside.png", np.zeros((8, 8, 3), np.uint8))  # what ../ would read
+    _edit_manifest(root, 1, "path", bad)
+    why = "is empty" if not bad else "is absolute" if bad[0] in "/C" else "has a '..' component"
+    with pytest.raises(DatasetError, match=rf"manifest.csv: row 1 path .* {why}"):
+        _run_data(["reindex", str(root)])
+    info = json.loads((root / "dataset.json").read_text())  # as if reindex had accepted the edit
+    info["manifest_sha256"] = sha256_file(root / "manifest.csv")
+    (root / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match=rf"manifest.csv: row 1 path .* {why}"):
+        _run_data(["cache", str(root)])
+    assert not (root / "cache").exists()
+
+
+def _run_data(command: list[str]) -> None:
+    """Run ``fape data COMMAND`` letting its DatasetError through (main() would print it)."""
+    from fape.cli import build_parser
+
+    args, rest = build_parser().parse_known_args(["data", *command])
+    args.handler(args, rest)
+
+
+# ---------------------------------------------------------------- defect 8b: missing columns named
+@pytest.mark.parametrize("column", ["path", "label", "expression"])
+def test_missing_manifest_column_is_named(tmp_path, column):
+    from _fixtures import make_multipose
+
+    from fape.data.format import read_index, reindex
+
+    root = make_multipose(tmp_path / "ds", subjects=1, expressions=2, frames=1, poses=("front",), size=8)
+    m = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    m.drop(columns=column).to_csv(root / "manifest.csv", index=False)
+    for read in (reindex, lambda r: read_index(r, check_hash=False)):
+        with pytest.raises(DatasetError, match=rf"manifest.csv: missing column\(s\) \['{column}'\]"):
+            read(root)
+
+
+@pytest.mark.parametrize("column", ["path", "label"])
+def test_missing_column_of_a_manifest_frame_is_named(column):
+    from fape.data.format import normalise_manifest
+    from fape.data.splits import make_split
+
+    m = pd.DataFrame({"path": ["a.png", "b.png"], "label": [0, 1], "expression": ["x", "y"]}).drop(columns=column)
+    with pytest.raises(DatasetError, match=rf"missing column\(s\) \['{column}'\]"):
+        normalise_manifest(m)
+    with pytest.raises(DatasetError, match=rf"missing column\(s\) \['{column}'\]"):
+        make_split(m, "random", seed=0)
+
+
+@pytest.mark.parametrize("column", ["path", "label"])
+def test_missing_column_of_an_import_csv_is_named(tmp_path, column):
+    from fape.data.adapters import import_dataset
+
+    save_image(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    pd.DataFrame({"path": ["a.png"], "label": ["x"]}).drop(columns=column).to_csv(tmp_path / "l.csv", index=False)
+    with pytest.raises(DatasetError, match=rf"l.csv: missing column\(s\) \['{column}'\]"):
+        import_dataset("csv", tmp_path / "l.csv", tmp_path / "o")
+
+
+@pytest.mark.parametrize("column", ["row", "label", "pred"])
+def test_missing_column_of_predictions_csv_is_named(tmp_path, column):
+    from fape.classifiers.evaluate import compare
+    from fape.classifiers.kfold import summary
+
+    for k, run in enumerate(("r1", "r2")):  # two folds: each tests its own rows
+        p = tmp_path / run / "eval" / "test" / "predictions.csv"
+        p.parent.mkdir(parents=True)
+        pd.DataFrame({"row": [2 * k, 2 * k + 1], "label": [0, 1], "pred": [0, 0]}).drop(columns=column).to_csv(p, index=False)
+        (p.parent / "results.json").write_text(json.dumps({"per_class": {"a": 1.0, "b": 0.0}}))
+    runs = [tmp_path / "r1", tmp_path / "r2"]
+    with pytest.raises(DatasetError, match=rf"predictions.csv: missing column\(s\) \['{column}'\]"):
+        summary(runs)
+    with pytest.raises(DatasetError, match=rf"predictions.csv: missing column\(s\) \['{column}'\]"):
+        compare({"a": [str(runs[0])], "b": [str(runs[1])]})

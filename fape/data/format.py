@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pandas as pd
 from fape.utils.io import atomic_save_npy, atomic_write_bytes, atomic_write_json, sha256_bytes
 
 MANIFEST_COLUMNS = ("path", "subject", "expression", "label", "pose", "sequence", "frame", "source")
+REQUIRED_COLUMNS = ("path", "expression", "label")  # the others default to unknown when absent
 NUM_LANDMARKS = 68
 FORMAT_VERSION = 1
 UNKNOWN = ""  # value of a string column that a source does not provide (e.g. FER2013 subject)
@@ -85,8 +87,16 @@ def _manifest_bytes(manifest: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def require_columns(table: pd.DataFrame, columns, where: str, hint: str = "") -> None:
+    """Name the absent ``columns`` of a table read from ``where`` (not a later symptom of them)."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DatasetError(f"{where}: missing column(s) {missing}{hint}")
+
+
 def normalise_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Fill absent standard columns and fix dtypes: strings for ids, ints for label/frame."""
+    """Fill absent optional columns and fix dtypes: strings for ids, ints for label/frame."""
+    require_columns(manifest, REQUIRED_COLUMNS, "manifest")
     m = manifest.copy()
     for col in MANIFEST_COLUMNS:
         if col not in m.columns:
@@ -104,9 +114,12 @@ def validate(manifest: pd.DataFrame, landmarks: np.ndarray, landmarks_ok: np.nda
     n = len(manifest)
     if n == 0:
         raise DatasetError(f"{where}: the manifest has no images")
-    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise DatasetError(f"{where}/manifest.csv: missing column(s) {missing}")
+    require_columns(manifest, MANIFEST_COLUMNS, f"{where}/manifest.csv")
+    for i, path in enumerate(manifest["path"]):
+        why = _outside(path)
+        if why:
+            raise DatasetError(f"{where}/manifest.csv: row {i} path {path!r} {why}; a path must be relative "
+                               f"to the dataset folder and stay inside it")
     if landmarks.shape != (n, NUM_LANDMARKS, 2):
         raise DatasetError(
             f"{where}: landmarks.npy has shape {tuple(landmarks.shape)} but manifest.csv has {n} rows "
@@ -135,6 +148,17 @@ def validate(manifest: pd.DataFrame, landmarks: np.ndarray, landmarks_ok: np.nda
     dup = manifest["path"].duplicated()
     if dup.any():
         raise DatasetError(f"{where}/manifest.csv: path {manifest['path'][dup].iat[0]!r} appears twice")
+
+
+def _outside(path: str) -> str | None:
+    """Why reading ``path`` below the dataset folder would leave it (or read nothing), or None."""
+    if not path:
+        return "is empty"
+    if path.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", path):
+        return "is absolute"
+    if ".." in re.split(r"[/\\]", path):  # both separators: a manifest may come from Windows
+        return "has a '..' component"
+    return None
 
 
 def write_index(root: str | Path, manifest: pd.DataFrame, info: DatasetInfo,
@@ -198,7 +222,10 @@ def read_index(root: str | Path, check_hash: bool = True) -> FaceIndex:
     except Exception as e:  # pandas raises several types for malformed CSV
         raise DatasetError(f"{mpath} cannot be read as CSV: {e}") from None
     try:
+        require_columns(manifest, REQUIRED_COLUMNS, str(mpath))
         manifest = normalise_manifest(manifest)
+    except DatasetError:
+        raise
     except (ValueError, TypeError) as e:
         raise DatasetError(f"{mpath}: {e}") from None
     lm, ok = _load_npy(root / "landmarks.npy"), _load_npy(root / "landmarks_ok.npy")
