@@ -299,7 +299,8 @@ def test_missing_column_of_predictions_csv_is_named(tmp_path, column):
     for k, run in enumerate(("r1", "r2")):  # two folds: each tests its own rows
         p = tmp_path / run / "eval" / "test" / "predictions.csv"
         p.parent.mkdir(parents=True)
-        pd.DataFrame({"row": [2 * k, 2 * k + 1], "label": [0, 1], "pred": [0, 0]}).drop(columns=column).to_csv(p, index=False)
+        table = pd.DataFrame({"row": [2 * k, 2 * k + 1], "label": [0, 1], "pred": [0, 0]})
+        table.drop(columns=column).to_csv(p, index=False)
         (p.parent / "results.json").write_text(json.dumps({"per_class": {"a": 1.0, "b": 0.0}}))
     runs = [tmp_path / "r1", tmp_path / "r2"]
     with pytest.raises(DatasetError, match=rf"predictions.csv: missing column\(s\) \['{column}'\]"):

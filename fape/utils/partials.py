@@ -40,6 +40,8 @@ def start_ticks(pid: int) -> int | None:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there: cannot tell, so alive
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

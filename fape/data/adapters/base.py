@@ -124,7 +124,10 @@ class _Done:
 def _convert(job: _Job, eye_crop: bool, rec: Record) -> _Done | str:
     """Decode, crop, resize and write one record; a string is the reason it is bad."""
     try:
-        img = load_image(rec.file, job.channels, job.max_pixels) if rec.file is not None else _as_hwc(rec.pixels, job.channels)
+        if rec.file is not None:
+            img = load_image(rec.file, job.channels, job.max_pixels)
+        else:
+            img = _as_hwc(rec.pixels, job.channels)
     except DatasetError as e:
         return str(e)
     if job.channels is None and img.shape[2] == 3 and _is_gray(img):
