@@ -9,7 +9,8 @@ A dataset is a folder::
       landmarks_ok.npy    [N] bool, False where no face was found (recorded, not dropped)
       dataset.json        name, label names in order, pose names, image size and channels,
                           origin, landmark source, sha256 of manifest.csv
-      images/...          the image files (``path`` is relative to DIR)
+      images/...          the image files (``path`` is relative to DIR and stays inside it:
+                          never absolute, no ``..``; ``validate`` refuses others)
 
 Row ``i`` of the manifest, ``landmarks[i]`` and ``landmarks_ok[i]`` describe the same image.
 """
