@@ -148,13 +148,22 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int =
             "n_images": int(n), "n_seeds": int(diff.shape[0]), "n_boot": n_boot}
 
 
-def _correct(run: Path, split: str) -> "pd.DataFrame":  # noqa: F821
+def read_predictions(path: Path) -> "pd.DataFrame":  # noqa: F821
+    """A ``predictions.csv`` of ``fape clf eval``, checked for the columns compare / k-fold read."""
     import pandas as pd
 
+    from fape.data.format import require_columns
+
+    df = pd.read_csv(path)
+    require_columns(df, ("row", "label", "pred"), str(path))
+    return df
+
+
+def _correct(run: Path, split: str) -> "pd.DataFrame":  # noqa: F821
     p = Path(run) / "eval" / split / "predictions.csv"
     if not p.is_file():
         raise FileNotFoundError(f"{p} not found: run `fape clf eval --run {run} --split {split}` first")
-    df = pd.read_csv(p)
+    df = read_predictions(p)
     return df.assign(correct=(df["label"] == df["pred"]).astype(int)).set_index("row")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fape.classifiers.evaluate import read_predictions
 from fape.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -25,7 +26,7 @@ def summary(runs: list[Path]) -> dict:
         p = Path(r) / "eval" / "test" / "predictions.csv"
         if not p.is_file():
             raise FileNotFoundError(f"{p} not found: run `fape clf eval --run {r} --split test` first")
-        frames.append(pd.read_csv(p))
+        frames.append(read_predictions(p))
     rows = np.concatenate([f["row"].to_numpy() for f in frames])
     if len(np.unique(rows)) != len(rows):
         raise ValueError("an image is in the test part of two folds: these runs are not one k-fold protocol")

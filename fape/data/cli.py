@@ -12,6 +12,7 @@ def register(groups) -> None:
 
     # ---- import
     from fape.data.adapters import ADAPTER_HELP
+    from fape.data.format import MAX_PIXELS
 
     q = sub.add_parser("import", help="convert a public dataset layout into the fape format",
                        description="Convert a dataset into the fape format. Kinds:\n" + ADAPTER_HELP,
@@ -29,6 +30,9 @@ def register(groups) -> None:
                    help="ckplus: which peak frames to keep per labelled sequence")
     q.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable images and record them in import_report.json instead of failing")
+    q.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                   help="images of more than N pixels (W x H) are bad inputs, refused before decoding "
+                        "(decompression bombs; default %(default)s, PIL's limit)")
     q.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     q.add_argument("--limit", type=int, default=None, help="import at most N images (for quick tries)")
     q.set_defaults(handler=lazy("fape.data.adapters", "cli_import"))

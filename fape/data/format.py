@@ -9,7 +9,8 @@ A dataset is a folder::
       landmarks_ok.npy    [N] bool, False where no face was found (recorded, not dropped)
       dataset.json        name, label names in order, pose names, image size and channels,
                           origin, landmark source, sha256 of manifest.csv
-      images/...          the image files (``path`` is relative to DIR)
+      images/...          the image files (``path`` is relative to DIR and stays inside it:
+                          never absolute, no ``..``; ``validate`` refuses others)
 
 Row ``i`` of the manifest, ``landmarks[i]`` and ``landmarks_ok[i]`` describe the same image.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +30,13 @@ from fape.errors import DatasetError  # noqa: F401  (re-exported)
 from fape.utils.io import atomic_save_npy, atomic_write_bytes, atomic_write_json, sha256_bytes
 
 MANIFEST_COLUMNS = ("path", "subject", "expression", "label", "pose", "sequence", "frame", "source")
+REQUIRED_COLUMNS = ("path", "expression", "label")  # the others default to unknown when absent
 NUM_LANDMARKS = 68
 FORMAT_VERSION = 1
 UNKNOWN = ""  # value of a string column that a source does not provide (e.g. FER2013 subject)
+# Largest image decoded, in pixels (W x H): PIL's own default MAX_IMAGE_PIXELS, ~9459 x 9459, 268 MB
+# as RGB. A larger file is refused before decoding (a "decompression bomb": a few kB on disk).
+MAX_PIXELS = 89_478_485
 
 
 
@@ -81,8 +87,16 @@ def _manifest_bytes(manifest: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def require_columns(table: pd.DataFrame, columns, where: str, hint: str = "") -> None:
+    """Name the absent ``columns`` of a table read from ``where`` (not a later symptom of them)."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DatasetError(f"{where}: missing column(s) {missing}{hint}")
+
+
 def normalise_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Fill absent standard columns and fix dtypes: strings for ids, ints for label/frame."""
+    """Fill absent optional columns and fix dtypes: strings for ids, ints for label/frame."""
+    require_columns(manifest, REQUIRED_COLUMNS, "manifest")
     m = manifest.copy()
     for col in MANIFEST_COLUMNS:
         if col not in m.columns:
@@ -100,9 +114,12 @@ def validate(manifest: pd.DataFrame, landmarks: np.ndarray, landmarks_ok: np.nda
     n = len(manifest)
     if n == 0:
         raise DatasetError(f"{where}: the manifest has no images")
-    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise DatasetError(f"{where}/manifest.csv: missing column(s) {missing}")
+    require_columns(manifest, MANIFEST_COLUMNS, f"{where}/manifest.csv")
+    for i, path in enumerate(manifest["path"]):
+        why = _outside(path)
+        if why:
+            raise DatasetError(f"{where}/manifest.csv: row {i} path {path!r} {why}; a path must be relative "
+                               f"to the dataset folder and stay inside it")
     if landmarks.shape != (n, NUM_LANDMARKS, 2):
         raise DatasetError(
             f"{where}: landmarks.npy has shape {tuple(landmarks.shape)} but manifest.csv has {n} rows "
@@ -131,6 +148,17 @@ def validate(manifest: pd.DataFrame, landmarks: np.ndarray, landmarks_ok: np.nda
     dup = manifest["path"].duplicated()
     if dup.any():
         raise DatasetError(f"{where}/manifest.csv: path {manifest['path'][dup].iat[0]!r} appears twice")
+
+
+def _outside(path: str) -> str | None:
+    """Why reading ``path`` below the dataset folder would leave it (or read nothing), or None."""
+    if not path:
+        return "is empty"
+    if path.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", path):
+        return "is absolute"
+    if ".." in re.split(r"[/\\]", path):  # both separators: a manifest may come from Windows
+        return "has a '..' component"
+    return None
 
 
 def write_index(root: str | Path, manifest: pd.DataFrame, info: DatasetInfo,
@@ -194,7 +222,10 @@ def read_index(root: str | Path, check_hash: bool = True) -> FaceIndex:
     except Exception as e:  # pandas raises several types for malformed CSV
         raise DatasetError(f"{mpath} cannot be read as CSV: {e}") from None
     try:
+        require_columns(manifest, REQUIRED_COLUMNS, str(mpath))
         manifest = normalise_manifest(manifest)
+    except DatasetError:
+        raise
     except (ValueError, TypeError) as e:
         raise DatasetError(f"{mpath}: {e}") from None
     lm, ok = _load_npy(root / "landmarks.npy"), _load_npy(root / "landmarks_ok.npy")
@@ -228,13 +259,24 @@ def update_landmarks(root: str | Path, landmarks: np.ndarray, landmarks_ok: np.n
 
 
 # ---------------------------------------------------------------- image files
-def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
-    """Decode an image file to uint8 ``[H, W, C]``; ``channels`` 1 or 3 converts (palette TIFFs too)."""
+def load_image(path: str | Path, channels: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to uint8 ``[H, W, C]``; ``channels`` 1 or 3 converts (palette TIFFs too).
+
+    Files of more than ``max_pixels`` pixels are refused from their header, before decoding.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels  # PIL's guard must not refuse what the caller allows
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL warns of what the check below refuses anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            _check_pixels(path, im.size, max_pixels)
             im.load()
             if channels == 1:
                 im = im.convert("L")
@@ -243,11 +285,22 @@ def load_image(path: str | Path, channels: int | None = None) -> np.ndarray:
             arr = np.array(im, dtype=np.uint8)  # a writable copy
     except FileNotFoundError:
         raise DatasetError(f"image file not found: {path}") from None
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError as e:  # past PIL's own limit; not an OSError
+        raise DatasetError(f"image file is too large: {path} ({e}; see --max-pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"image file is corrupt or not an image: {path} ({e})") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise DatasetError(f"image file is too large: {path} is {w} x {h} = {w * h:,} pixels, more than "
+                           f"the limit of {max_pixels:,} (a decompression bomb?; raise it with --max-pixels)")
 
 
 def save_image(path: str | Path, image: np.ndarray) -> None:

@@ -32,8 +32,8 @@ def cli_import(args, overrides) -> int:
     import json
 
     opts = ImportOptions(size=args.size, gray=args.gray, crop=args.crop, eye_crop=args.eye_crop,
-                         ckplus_frames=args.ckplus_frames, skip_bad=args.skip_bad, overwrite=args.overwrite,
-                         limit=args.limit)
+                         ckplus_frames=args.ckplus_frames, skip_bad=args.skip_bad, max_pixels=args.max_pixels,
+                         overwrite=args.overwrite, limit=args.limit)
     out = import_dataset(args.kind, args.src, args.out, opts)
     report = json.loads((out / "import_report.json").read_text())
     print(f"imported {report['num_images']} images into {out} in {report['elapsed_seconds']} s "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,8 +22,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fape.data.format import DatasetError, DatasetInfo, empty_landmarks, load_image, save_image, write_index
+from fape.data.format import (MAX_PIXELS, DatasetError, DatasetInfo, empty_landmarks, load_image, save_image,
+                              write_index)
 from fape.utils.io import atomic_dir, atomic_write_json
+from fape.utils.partials import clean_stale_partials
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm"})
 SERIAL_BELOW = 1000  # fewer records than this: a process pool costs more than it saves
@@ -37,6 +41,7 @@ class ImportOptions:
     ckplus_frames: str = "last3"  # last | last3
     ckplus_neutral: bool = True  # ckplus: add the first frame of each labelled sequence as neutral
     skip_bad: bool = False
+    max_pixels: int = MAX_PIXELS  # larger images are bad inputs (decompression bombs)
     overwrite: bool = False
     limit: int | None = None
     workers: int | None = None  # None: one per available core
@@ -106,6 +111,7 @@ class _Job:
     channels: int | None
     size: int | None
     crop: str | None  # detector name, or None for no crop
+    max_pixels: int
 
 
 @dataclass
@@ -118,7 +124,10 @@ class _Done:
 def _convert(job: _Job, eye_crop: bool, rec: Record) -> _Done | str:
     """Decode, crop, resize and write one record; a string is the reason it is bad."""
     try:
-        img = load_image(rec.file, job.channels) if rec.file is not None else _as_hwc(rec.pixels, job.channels)
+        if rec.file is not None:
+            img = load_image(rec.file, job.channels, job.max_pixels)
+        else:
+            img = _as_hwc(rec.pixels, job.channels)
     except DatasetError as e:
         return str(e)
     if job.channels is None and img.shape[2] == 3 and _is_gray(img):
@@ -175,19 +184,23 @@ def run_import(adapter: Adapter, src: Path, out: Path, opts: ImportOptions) -> P
         raise UserError(f"{adapter.kind}: source not found: {src}")
     if opts.size is not None and opts.size < 1:
         raise UserError(f"--size must be a positive number of pixels, got {opts.size}")
+    if opts.max_pixels < 1:
+        raise UserError(f"--max-pixels must be a positive number of pixels, got {opts.max_pixels}")
     t0 = time.perf_counter()
     scan = adapter.scan(src, opts)
     records = _limit(_dedupe_outputs(scan), opts.limit)
     _check_skips(scan.skipped, opts.skip_bad)
     if not records:
         raise DatasetError(f"{adapter.kind}: no images found in {src}")
+    for p in clean_stale_partials(out):
+        print(f"removed {p}, left by an import that was killed", file=sys.stderr)
     with atomic_dir(out, overwrite=opts.overwrite) as tmp:
-        job = _Job(tmp, 1 if opts.gray else scan.channels, opts.size, _crop_method(opts))
+        job = _Job(tmp, 1 if opts.gray else scan.channels, opts.size, _crop_method(opts), opts.max_pixels)
         done = _convert_all(records, job, opts, scan.skipped)
         kept = [(r, d) for r, d in zip(records, done) if isinstance(d, _Done)]
         if not kept:
             raise DatasetError(f"{adapter.kind}: every image in {src} was bad (see the reasons above)")
-        channels = _unify_channels(tmp, kept)
+        channels = _unify_channels(job, kept)
         info = _write(tmp, kept, scan, DatasetInfo(
             name=out.name, label_names=scan.label_names, pose_names=scan.pose_names, channels=channels,
             image_size=_common_size(kept), landmarks_source=scan.landmarks_source,
@@ -246,7 +259,7 @@ def _convert_all(records: list[Record], job: _Job, opts: ImportOptions, skipped:
 
     work = partial(_convert, job, opts.eye_crop)
     workers = _workers(opts, len(records))
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = ProcessPoolExecutor(workers, initializer=die_with_parent) if workers > 1 else None
     results = pool.map(work, records, chunksize=CHUNK) if pool else map(work, records)
     done = []
     try:
@@ -261,14 +274,52 @@ def _convert_all(records: list[Record], job: _Job, opts: ImportOptions, skipped:
     return done
 
 
-def _unify_channels(root: Path, kept: list[tuple[Record, _Done]]) -> int:
+def die_with_parent() -> None:
+    """Pool initializer: end this worker when its parent dies, even by SIGKILL.
+
+    Why: a worker blocks on its task queue, whose write end it inherited, so it never sees EOF;
+    a killed parent left its workers alive under PID 1 forever. Linux delivers SIGKILL on the
+    parent's death (prctl PR_SET_PDEATHSIG), even to a worker busy in C code; everywhere a daemon
+    thread also waits on multiprocessing's parent sentinel, a pipe that closes when the parent dies.
+    """
+    import multiprocessing
+
+    _set_parent_death_signal()
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # also covers a parent that died before the signal was armed
+        threading.Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True,
+                         name="die-with-parent").start()
+
+
+def _set_parent_death_signal() -> bool:
+    import ctypes
+    import ctypes.util
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _exit_when_ready(sentinel: int) -> None:
+    from multiprocessing.connection import wait
+
+    wait([sentinel])
+    os._exit(1)
+
+
+def _unify_channels(job: _Job, kept: list[tuple[Record, _Done]]) -> int:
     """One channel count per dataset: if colour and gray sources mix, rewrite the gray ones as RGB."""
     if len({d.shape[2] for _, d in kept}) == 1:
         return kept[0][1].shape[2]
     for r, d in kept:
         if d.shape[2] == 1:
-            path = root / r.out_path()
-            save_image(path, load_image(path, 3))
+            path = job.root / r.out_path()
+            save_image(path, load_image(path, 3, job.max_pixels))
             d.shape = d.shape[:2] + (3,)
     return 3
 

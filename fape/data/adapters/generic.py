@@ -5,7 +5,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from fape.data.format import UNKNOWN, DatasetError
+from fape.data.format import UNKNOWN, DatasetError, require_columns
 from fape.data.adapters.base import Adapter, ImportOptions, Record, Scan, Skip, label_row, list_images, rel, subfolders
 
 OPTIONAL = ("subject", "pose", "split")  # csv columns carried into the manifest
@@ -55,9 +55,7 @@ def _read_table(src: Path) -> pd.DataFrame:
         table = pd.read_csv(src, dtype=str, keep_default_na=False)
     except Exception as e:  # pandas raises several types for malformed CSV
         raise DatasetError(f"{src} cannot be read as CSV: {e}") from None
-    missing = {"path", "label"} - set(table.columns)
-    if missing:
-        raise DatasetError(f"{src}: missing column(s) {sorted(missing)} (expected path,label[,subject,pose,split])")
+    require_columns(table, ("path", "label"), str(src), " (expected path,label[,subject,pose,split])")
     dup = table["path"].duplicated()
     if dup.any():
         raise DatasetError(f"{src}: path {table['path'][dup].iat[0]!r} appears twice")
