@@ -64,13 +64,6 @@ import_dataset("folder", sys.argv[1], sys.argv[2], {"workers": 2})
 """
 
 
-def _atomic_dir_names_owner() -> bool:
-    from fape.utils.io import atomic_dir
-
-    with tempfile.TemporaryDirectory() as d, atomic_dir(Path(d) / "x") as tmp:
-        return partials.partial_owner(tmp, "x") is not None
-
-
 @pytest.fixture(scope="module")
 def killed_import(tmp_path_factory):
     """A pooled import of 1,200 images killed with SIGKILL mid-way: (src, out, worker pids)."""
@@ -106,8 +99,6 @@ def test_killed_import_leaves_no_live_worker(killed_import):
         f"pool workers {[w for w in workers if _running(w)]} outlived their killed parent"
 
 
-@pytest.mark.xfail(condition=not _atomic_dir_names_owner(), strict=True,
-                   reason="atomic_dir must name its temporary folder with partials.partial_prefix")
 def test_rerun_removes_the_partial_of_a_killed_import(killed_import):
     from fape.data.adapters import import_dataset
 

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -29,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fape.errors import CheckpointError
-from fape.utils.io import _fsync_dir, atomic_write_json, atomic_write_text
+from fape.utils.io import _fsync_dir, atomic_write_json, atomic_write_text, make_temp_dir
 
 T = TypeVar("T")
 
@@ -85,7 +84,7 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, dict], op
     ckpts = Path(run_dir) / "checkpoints"
     ckpts.mkdir(parents=True, exist_ok=True)
     final = ckpts / f"step_{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=ckpts))
+    tmp = make_temp_dir(ckpts, final.name)
     try:
         for name, sd in modules.items():
             save_file(_contiguous(sd), str(tmp / f"{name}.safetensors"))

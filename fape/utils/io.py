@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -47,12 +48,13 @@ def _chmod_default(path: Path, is_dir: bool) -> None:
     os.chmod(path, (0o777 if is_dir else 0o666) & ~current_umask())
 
 
-def make_temp_dir(parent: Path, prefix: str) -> Path:
-    """A fresh temporary folder in ``parent`` named ``{prefix}{pid}-{random}``, with umask permissions.
+def make_temp_dir(parent: Path, name: str) -> Path:
+    """A fresh temporary folder in ``parent`` for the output ``name``, with umask permissions,
+    named ``.{name}.partial-{host}-{pid}-{start}-{random}`` (``fape.utils.partials``): the owner in
+    the name lets a later run tell a dead run's leftover from a live one's."""
+    from fape.utils.partials import partial_prefix
 
-    The owner's pid in the name lets a later run tell a dead run's leftover from a live one's.
-    """
-    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(name), dir=parent))
     _chmod_default(tmp, is_dir=True)
     return tmp
 
@@ -167,11 +169,6 @@ def claim_dir(out: str | Path, markers: Sequence[str]) -> Path:
     return out
 
 
-def partial_prefix(out: Path) -> str:
-    """Name prefix of ``atomic_dir``'s temporary folders for ``out``: ``.{name}.partial-{pid}-{random}``."""
-    return f".{out.name}.partial-"
-
-
 @contextlib.contextmanager
 def atomic_dir(out: str | Path, overwrite: bool = False,
                markers: Sequence[str] = DATASET_MARKERS) -> Iterator[Path]:
@@ -187,9 +184,13 @@ def atomic_dir(out: str | Path, overwrite: bool = False,
         if not overwrite:
             raise FileExistsError(f"output folder already exists: {out} (pass --overwrite to replace it)")
         check_replaceable(out, markers)
+    from fape.utils.partials import clean_stale_partials
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = make_temp_dir(out.parent, partial_prefix(out))
+        for p in clean_stale_partials(out):
+            print(f"fape: removed {p}, left by a run of this command that was killed", file=sys.stderr)
+        tmp = make_temp_dir(out.parent, out.name)
     except OSError as e:
         raise OutputError(f"cannot write output folder {out}: {e.strerror or e}") from None
     try:

@@ -25,7 +25,6 @@ import pandas as pd
 from fape.data.format import (MAX_PIXELS, DatasetError, DatasetInfo, empty_landmarks, load_image, save_image,
                               write_index)
 from fape.utils.io import atomic_dir, atomic_write_json
-from fape.utils.partials import clean_stale_partials
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm"})
 SERIAL_BELOW = 1000  # fewer records than this: a process pool costs more than it saves
@@ -192,8 +191,6 @@ def run_import(adapter: Adapter, src: Path, out: Path, opts: ImportOptions) -> P
     _check_skips(scan.skipped, opts.skip_bad)
     if not records:
         raise DatasetError(f"{adapter.kind}: no images found in {src}")
-    for p in clean_stale_partials(out):
-        print(f"removed {p}, left by an import that was killed", file=sys.stderr)
     with atomic_dir(out, overwrite=opts.overwrite) as tmp:
         job = _Job(tmp, 1 if opts.gray else scan.channels, opts.size, _crop_method(opts), opts.max_pixels)
         done = _convert_all(records, job, opts, scan.skipped)
