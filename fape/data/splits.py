@@ -31,12 +31,19 @@ checked by :func:`check_leaks` before it is returned: the same leak unit (near-d
 frames) never lands in two parts, and subject-independent protocols never share a subject
 between parts.
 
-The leak unit of the F2ED tasks ER-SS, ER-UE and ER-UP is one camera's frames of a sequence,
-(sequence, pose): the paper splits F2ED's images at random, so the other views of a tested face
-may train, as they do here; only a camera's near-duplicate frames are kept together. ER-UP needs
-it (the task trains on the other views of the sequences whose rare view is tested). ER-SS and
-ER-UE take ``leak_unit="sequence"`` for the stricter split that keeps every view of a sequence on
-one side (a new subject-expression pairing at test time). Other protocols use the sequence.
+The leak unit of every F2ED task is the sequence (a subject's expression): every view and every
+frame of a sequence lands on one side, so no tested face has a training image of the same moment
+in another pose (``leak_unit="sequence"``, the default). The paper splits F2ED's images at random;
+``--option leak_unit=sequence+pose`` keeps only a camera's frames together, as this package did
+before. **That protocol leaks across views** (the other views of a tested face train) and its
+split files and reports say so (``meta["leaks"]``).
+
+ER-UE and ER-UP with sequence units, and their oracle: the rare units (sequences of a rare
+expression; for ER-UP every sequence) are cut into ``rare_test_fraction`` tested and the rest, the
+*pool*. From the pool, ``rare_train_fraction`` of the units train with their rare rows; the rare
+rows of the other pool units are *held back*: no part has them, unless ``oracle=true``, which
+trains on them too (the "all real" upper bound: the rare cells at full count, the same val and
+test). ER-UP tests only the rare pose of its tested sequences; their other views are used nowhere.
 """
 from __future__ import annotations
 
@@ -101,12 +108,16 @@ class Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
-    Protocol("er-ss", {"leak_unit": VIEW},
-             help="random 175000/19719/25000 (of 219719) proportions of (sequence, pose) units"),
-    Protocol("er-ue", {"rare_fraction": 0.2, "rare_train_fraction": 0.1, "val_fraction": 0.1, "leak_unit": VIEW},
-             help="20% of expressions rare: 10% of their images train, 90% test; others train (+val)"),
-    Protocol("er-up", {"rare_pose": "half_left", "rare_train_fraction": 0.1, "val_fraction": 0.1},
-             needs=("pose",), help="one pose rare (HL): 10% train, 90% test; other poses train (+val)"),
+    Protocol("er-ss", {"leak_unit": "sequence"},
+             help="random 175000/19719/25000 (of 219719) proportions of sequences (all their views)"),
+    Protocol("er-ue", {"rare_fraction": 0.2, "rare_test_fraction": 0.5, "rare_train_fraction": 0.1,
+                       "val_fraction": 0.1, "leak_unit": "sequence", "oracle": False},
+             help="20% of expressions rare: half their sequences test; 10% of the rest train, the others "
+                  "are held back (oracle=true trains them); other expressions train (+val)"),
+    Protocol("er-up", {"rare_pose": "half_left", "rare_test_fraction": 0.3, "rare_train_fraction": 0.1,
+                       "val_fraction": 0.1, "leak_unit": "sequence", "oracle": False}, needs=("pose",),
+             help="one pose rare (HL): 30% of sequences test their HL view; the rest train their other "
+                  "views, and their HL view for 10% (oracle=true: all)"),
     Protocol("er-zid", {"val_fraction": 0.1}, subject_independent=True, needs=("subject",),
              help="subject-disjoint 98/21 (of 119) train/test subjects; val = train subjects"),
     Protocol("fer2013-official", {}, needs=("split",),
@@ -212,6 +223,8 @@ class Split:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, (tuple, list)):
         return ",".join(_fmt(x) for x in v)
     if isinstance(v, float):
@@ -257,6 +270,9 @@ def make_split(index_or_manifest, protocol: str, seed: int = 0, **options) -> Sp
     meta: dict = {}
     ctx = dict(m=m, rng=rng, opts=opts, meta=meta, label_names=label_names, pose_names=pose_names)
     folds = _BUILDERS[protocol](**ctx)
+    if opts.get("leak_unit") == VIEW:
+        meta["leaks"] = ("leak_unit=sequence+pose (the paper's image-level protocol): other views of a tested "
+                         "sequence, the same moment in another pose, are in training")
     folds = [{p: np.sort(np.asarray(f.get(p, []), np.int64)) for p in PARTS} for f in folds]
     if "label_names" not in meta:
         meta["label_names"] = label_names
@@ -344,8 +360,6 @@ def load_split(path: str | Path, fold: int | None = None) -> dict[str, np.ndarra
 
 def leak_unit(protocol: str, options: dict | None = None) -> str:
     """``"sequence+pose"`` or ``"sequence"``: what must not be shared between the parts of a split."""
-    if protocol == "er-up":
-        return VIEW
     unit = (options or {}).get("leak_unit", PROTOCOLS[protocol].defaults.get("leak_unit", "sequence")
                                if protocol in PROTOCOLS else "sequence")
     if unit not in LEAK_UNITS:
@@ -404,6 +418,10 @@ def _resolve_options(proto: Protocol, options: dict) -> dict:
                     raise ValueError("need 2 or 3 non-negative fractions summing to 1")
                 if len(v) == 2:
                     v = (v[0], 0.0, v[1])
+            elif isinstance(d, bool):
+                if str(v).lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError("must be true or false")
+                v = str(v).lower() in ("1", "true", "yes")
             elif isinstance(d, float):
                 v = float(v)
                 if not 0 <= v <= 1:
@@ -552,6 +570,44 @@ def _rare_split(m, rng, opts, rare_mask, strata, with_pose=False):
     return {"train": cat(train_sets), "val": cat(val_sets), "test": cat(test_sets)}
 
 
+def _cut_units(m, rows, fractions, rng, names) -> dict:
+    """``rows`` cut by whole sequences into parts ``names`` with row fractions ``fractions``."""
+    gid, sizes = _seq_groups(m, rows)
+    return _by_groups(np.asarray(rows, np.int64), gid, _allocate(sizes, fractions, rng), names)
+
+
+def _held_back(opts, meta, train, held) -> np.ndarray:
+    """The training rows of a rare split: ``train``, plus the held-back rare rows for the oracle."""
+    meta["held_back"] = int(len(held))
+    meta["oracle"] = bool(opts["oracle"])
+    return np.concatenate([train, held]) if opts["oracle"] else train
+
+
+def _rare_sequences(m, rng, opts, meta, rare_rows_of, strata) -> dict:
+    """ER-UE / ER-UP with sequence units (module docstring): per stratum of rare units, a tested
+    share and a pool; the pool's units train their rare rows for ``rare_train_fraction`` of them
+    and hold them back otherwise. ``rare_rows_of(rows)`` picks the rare rows of some rows."""
+    t, f = opts["rare_test_fraction"], opts["rare_train_fraction"]
+    train, val, test, held = [], [], [], []
+    for rows in strata:  # the rows of one stratum's sequences (all views)
+        d = _cut_units(m, rows, (t, 1 - t), rng, ("test", "pool"))
+        test.append(rare_rows_of(d["test"]))  # ER-UP: the other views of a tested sequence are unused
+        tr, va = _carve_val(m, d["pool"], opts["val_fraction"], rng)
+        val.append(va)
+        rare = rare_rows_of(tr)
+        keep = _cut_units(m, rare, (f, 1 - f), rng, ("train", "held"))
+        train += [np.setdiff1d(tr, rare), keep["train"]]
+        held.append(keep["held"])
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
+    return {"train": _held_back(opts, meta, cat(train), cat(held)), "val": cat(val), "test": cat(test)}
+
+
+def _no_oracle_with_views(protocol, opts):
+    if opts.get("oracle"):
+        raise SplitError(f"protocol {protocol}: oracle=true needs leak_unit=sequence (with sequence+pose "
+                         f"units nothing is held back for it)")
+
+
 def _er_ue(m, rng, opts, meta, label_names, **_):
     labels = m["label"].to_numpy()
     present = np.unique(labels)
@@ -561,7 +617,14 @@ def _er_ue(m, rng, opts, meta, label_names, **_):
     meta["rare_labels"] = [int(x) for x in rare]
     meta["rare_label_names"] = [label_names[x] if x < len(label_names) else str(x) for x in rare]
     meta["val"] = "val_fraction of the training leak units of each class group (common, each rare class)"
-    return [_rare_split(m, rng, opts, np.isin(labels, rare), labels, with_pose=leak_unit("er-ue", opts) == VIEW)]
+    if leak_unit("er-ue", opts) == VIEW:
+        _no_oracle_with_views("er-ue", opts)
+        return [_rare_split(m, rng, opts, np.isin(labels, rare), labels, with_pose=True)]
+    common = np.flatnonzero(~np.isin(labels, rare))
+    tr, va = _carve_val(m, common, opts["val_fraction"], rng)
+    parts = _rare_sequences(m, rng, opts, meta, lambda rows: rows, [np.flatnonzero(labels == c) for c in rare])
+    return [{"train": np.concatenate([tr, parts["train"]]), "val": np.concatenate([va, parts["val"]]),
+             "test": parts["test"]}]
 
 
 def _resolve_pose(m, wanted: str, pose_names, default: bool) -> str:
@@ -582,7 +645,10 @@ def _er_up(m, rng, opts, meta, pose_names, **_):
     meta["rare_pose"] = pose
     meta["val"] = "val_fraction of the training (sequence, pose) units of the common poses and of the rare pose"
     mask = m["pose"].to_numpy() == pose
-    return [_rare_split(m, rng, opts, mask, mask.astype(np.int64), with_pose=True)]
+    if leak_unit("er-up", opts) == VIEW:
+        _no_oracle_with_views("er-up", opts)
+        return [_rare_split(m, rng, opts, mask, mask.astype(np.int64), with_pose=True)]
+    return [_rare_sequences(m, rng, opts, meta, lambda rows: rows[mask[rows]], [np.arange(len(m))])]
 
 
 def _er_zid(m, rng, opts, meta, **_):
