@@ -100,13 +100,16 @@ def make_splits(data: Path, tasks: list[str], seed: int, options: dict | None = 
 
 
 def untested_rows(data: Path, split_files: dict[str, str]) -> np.ndarray:
-    """Rows no task tests on: what a GAN may train on without seeing any test face."""
+    """Rows that every task's classifier trains on: what a GAN may train on. It sees no tested,
+    validation or held-back (oracle-only) row of any task, nor another view of a tested sequence."""
     from fape.data import splits
     from fape.data.format import read_index
 
     keep = np.ones(len(read_index(data)), bool)
     for path in split_files.values():
-        keep[splits.load_split(path)["test"]] = False
+        train = np.zeros_like(keep)
+        train[splits.load_split(path)["train"]] = True
+        keep &= train
     return np.flatnonzero(keep)
 
 

@@ -29,6 +29,7 @@ from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
 STAGES_FILE = "stages.json"  # per-stage times; also marks a folder as a quick start's output
 
 TASKS = ("er-ss", "er-ue", "er-up", "er-zid")
+ORACLE_TASKS = ("er-ue", "er-up")  # tasks with rare cells held back: their "all real" upper bound
 PAPER_TABLE5 = {"without": {"er-ss": 72.7, "er-ue": 27.3, "er-up": 36.3, "er-zid": 6.7},
                 "with": {"er-ss": 73.6, "er-ue": 30.8, "er-up": 39.9, "er-zid": 7.1}}
 
@@ -89,7 +90,9 @@ def make_splits(data: Path, out: Path, seed: int) -> dict:
     from fape.experiment import make_splits as split_tasks, untested_rows
 
     files = split_tasks(data, list(TASKS), seed)
+    oracle = {t: split_tasks(data, [t], seed, {"oracle": True})[t] for t in ORACLE_TASKS}
     np.savetxt(out / "gan_rows.txt", untested_rows(data, files), fmt="%d")
+    atomic_write_json(out / "splits_oracle.json", oracle)
     atomic_write_json(out / "splits.json", files)
     return files
 
@@ -133,8 +136,8 @@ def default_workers() -> int:
     return 1 if torch.cuda.is_available() else max(1, min(2, os.cpu_count() or 1))
 
 
-def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, size: dict, seed: int,
-                      workers: int = 1) -> dict:
+def train_classifiers(data: Path, split_files: dict, oracle_files: dict, synth: dict, out: Path, size: dict,
+                      seed: int, workers: int = 1) -> dict:
     """Every (task, setting) cell; ``workers`` > 1 trains that many cells at once in spawned
     processes with ``cpu_count // workers`` threads each. A cell's result does not depend on the
     order, only (through float summation order) slightly on its thread count."""
@@ -144,10 +147,11 @@ def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, siz
 
     cells = []
     for task in TASKS:
-        for setting in ("without", "with"):
-            if setting == "with" and not synth.get(task):
+        for setting in ("without", "with", "oracle"):
+            if (setting == "with" and not synth.get(task)) or (setting == "oracle" and task not in oracle_files):
                 continue
-            cfg = clf_config(data, split_files[task], synth.get(task, "") if setting == "with" else "", size, seed,
+            split = oracle_files[task] if setting == "oracle" else split_files[task]
+            cfg = clf_config(data, split, synth.get(task, "") if setting == "with" else "", size, seed,
                              f"{task}-{setting}")
             cells.append((f"{task}/{setting}", cfg, out / "clf" / f"{task}-{setting}"))
 
@@ -156,7 +160,7 @@ def train_classifiers(data: Path, split_files: dict, synth: dict, out: Path, siz
     def record(key: str, res: dict) -> None:
         results[key] = {k: res[k] for k in ("accuracy", "macro_f1", "n", "chance")}
         task, setting = key.split("/")
-        print(f"    {task} {setting} synthesis: test accuracy {res['accuracy']:.3f} (n={res['n']})", flush=True)
+        print(f"    {task} {setting}: test accuracy {res['accuracy']:.3f} (n={res['n']})", flush=True)
 
     if workers <= 1:
         for key, cfg, run in cells:
@@ -214,6 +218,32 @@ def _fmt(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}"
 
 
+def headroom_lines(res: dict) -> list[str]:
+    """Headroom = oracle - without and the share of it that synthesis recovers, per oracle task,
+    with intervals that resample the test images (one seed here; `fape experiment` resamples seeds too)."""
+    from fape.classifiers.evaluate import headroom_bootstrap, headroom_text
+
+    lines = []
+    for t in ORACLE_TASKS:
+        runs = [res["out"] / "clf" / f"{t}-{s}" for s in ("with", "without", "oracle")]
+        if not all((r / "eval" / "test" / "predictions.csv").is_file() for r in runs):
+            lines.append(f"- {t.upper()}: n/a (a cell is missing)")
+            continue
+        rows, correct = zip(*(correct_by_row(r) for r in runs))
+        assert all(np.array_equal(rows[0], r) for r in rows), "the three settings share one test part"
+        lines.append(f"- {t.upper()}: " + headroom_text(headroom_bootstrap(*([c] for c in correct),
+                                                                         images=[rows[0]])))
+    return lines
+
+
+def correct_by_row(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The run's test rows ``[N]`` (sorted manifest rows) and whether each was classified right ``[N]`` bool."""
+    from fape.classifiers.evaluate import read_predictions
+
+    df = read_predictions(run / "eval" / "test" / "predictions.csv").sort_values("row")
+    return df["row"].to_numpy(), (df["label"] == df["pred"]).to_numpy()
+
+
 def report_md(res: dict) -> str:
     c = res["classification"]
     row = lambda s: [c.get(f"{t}/{s}", {}).get("accuracy") for t in TASKS]  # noqa: E731
@@ -226,9 +256,15 @@ def report_md(res: dict) -> str:
         "|---|" + "---|" * len(TASKS),
         "| Fa-Net | " + " | ".join(_fmt(v) for v in row("without")) + " |",
         "| FaPE-GAN + Fa-Net | " + " | ".join(_fmt(v) for v in row("with")) + " |",
+        "| Fa-Net, all real (oracle) | " + " | ".join(_fmt(v) if t in ORACLE_TASKS else "-" for t, v in
+                                                     zip(TASKS, row("oracle"))) + " |",
         "| paper: Fa-Net | " + " | ".join(f"{PAPER_TABLE5['without'][t]:.1f}" for t in TASKS) + " |",
         "| paper: FaPE-GAN + Fa-Net | " + " | ".join(f"{PAPER_TABLE5['with'][t]:.1f}" for t in TASKS) + " |",
-        "", f"Chance level: {100 / 54:.1f}% (54 expressions; prediction is always over all 54).", "",
+        "", f"Chance level: {100 / 54:.1f}% (54 expressions; prediction is always over all 54). Splits keep "
+        f"every view and frame of a subject's expression on one side. The oracle row trains the rare cells "
+        f"that the other rows hold back (ER-UE: rare expressions; ER-UP: the rare pose) with the same "
+        f"validation and test parts: the upper bound that synthesis aims at.", "",
+        *headroom_lines(res), "",
         "![accuracy with and without synthesis](accuracy.png)", "",
         "Confusion matrices: " + ", ".join(f"[{t} {s}](clf/{t}-{s}/eval/test/confusion.png)"
                                            for t in TASKS for s in ("without", "with") if f"{t}/{s}" in c), "",
@@ -282,6 +318,7 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, work
     stages.run("splits", lambda: box.update(splits=make_splits(data, out, seed)),
                done=lambda: (out / "splits.json").exists())
     split_files = box.get("splits") or json.loads((out / "splits.json").read_text())
+    oracle_files = json.loads((out / "splits_oracle.json").read_text())
 
     gan_run = out / "gan"
 
@@ -299,7 +336,7 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, work
                done=lambda: (out / "synth" / "synth.json").exists())
     synth = box.get("synth") or json.loads((out / "synth" / "synth.json").read_text())
     workers = default_workers() if workers is None else workers
-    stages.run("classifiers", lambda: box.update(clf=train_classifiers(data, split_files, synth, out, preset, seed,
+    stages.run("classifiers", lambda: box.update(clf=train_classifiers(data, split_files, oracle_files, synth, out, preset, seed,
                                                                        workers)),
                done=lambda: (out / "clf" / "results.json").exists())
     clf = box.get("clf") or json.loads((out / "clf" / "results.json").read_text())
@@ -309,6 +346,7 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, work
     def report() -> None:
         grid = sorted((gan_run / "samples").glob("*.png"))[-1]
         results = {"size": size, "seed": seed, "workers": workers, "classification": clf, "splits": split_files,
+                   "oracle_splits": oracle_files,
                    "synthesized": {t: _count(p) for t, p in synth.items()},
                    "gan_checkpoint": str(latest_checkpoint(gan_run)), "gan_grid": str(grid.relative_to(out)),
                    "metrics": json.loads((out / "metrics" / "metrics.json").read_text()),
@@ -316,7 +354,7 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, work
                    "stages": stages.times}
         bar_chart(clf, out / "accuracy.png")
         atomic_write_json(out / "results.json", {k: v for k, v in results.items() if k != "metrics_md"})
-        atomic_write_text(out / "report.md", report_md(results))
+        atomic_write_text(out / "report.md", report_md({**results, "out": out}))
 
     stages.run("report", report, done=lambda: False)
     total = time.perf_counter() - t0

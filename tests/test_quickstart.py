@@ -22,8 +22,15 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
         line = next(ln for ln in report.splitlines() if ln.startswith(row))
         cells = [c.strip() for c in line.strip("|").split("|")[1:]]
         assert len(cells) == 4 and all(re.fullmatch(r"\d+\.\d", c) for c in cells), line
+    oracle = next(ln for ln in report.splitlines() if ln.startswith("| Fa-Net, all real (oracle) |"))
+    cells = [c.strip() for c in oracle.strip("|").split("|")[1:]]
+    assert [re.fullmatch(r"\d+\.\d", c) is not None for c in cells] == [t in ("er-ue", "er-up") for t in TASKS]
+    for task in ("ER-UE", "ER-UP"):
+        line = next(ln for ln in report.splitlines() if ln.startswith(f"- {task}: Headroom"))
+        assert re.search(r"Headroom \(oracle - without\) [+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\] points", line), line
+        assert "share of the headroom recovered" in line
     for task in TASKS:
-        for setting in ("without", "with"):
+        for setting in ("without", "with", *(("oracle",) if task in ("er-ue", "er-up") else ())):
             r = results["classification"][f"{task}/{setting}"]
             assert 0 <= r["accuracy"] <= 1 and r["n"] > 0
             assert (out / "clf" / f"{task}-{setting}" / "eval" / "test" / "confusion.png").is_file()
@@ -44,7 +51,7 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
     try:
-        serial = train_classifiers(out / "data" / "synth", results["splits"],
+        serial = train_classifiers(out / "data" / "synth", results["splits"], results["oracle_splits"],
                                    json.loads((out / "synth" / "synth.json").read_text()), tmp_path / "serial",
                                    SIZES["tiny"], 0, workers=1)
     finally:
