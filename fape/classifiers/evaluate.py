@@ -178,34 +178,36 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int =
             "n_images": int(n), "n_seeds": int(diff.shape[0]), "n_boot": n_boot}
 
 
-# Hierarchical (two-stage) bootstrap over seeds and test images.
+# Hierarchical bootstrap over seeds and test images.
 #
 # Data: arm k (a setting: with, without, oracle) scored on seed s's test images,
 # x[s, i, k] in {0, 1} (or any number), s = 1..S, i = 1..N_s. Within a seed all arms are scored on
-# the same images (paired); different seeds may have different test sets (a seed that redraws
-# the split) of different sizes N_s.
+# the same images (paired). Seeds may share their test images (one split, seeds redraw the
+# GAN and classifier), have disjoint ones, or overlapping ones (each seed redraws the split);
+# ``images`` names each seed's images, so one image is one unit wherever it appears.
 #
 # Estimand and estimate: the mean over seeds of each arm's accuracy,
 #     theta_k = (1/S) sum_s (1/N_s) sum_i x[s, i, k].
-# One replicate b (Davison & Hinkley 1997, sec. 3.8, "strategy 2"; Field & Welsh 2007):
-#     1. draw seeds s*_1..s*_S uniformly with replacement from 1..S;
-#     2. for each draw t independently, draw N = N_{s*_t} images i*_1..i*_N uniformly with
-#        replacement from that seed's test images, the same images for every arm;
-#     3. theta*_k = (1/S) sum_t (1/N) sum_j x[s*_t, i*_j, k].
-# Stage 2 is exact and cheap as a multinomial: N images drawn with replacement from a seed's
-# test set land on its U distinct rows of arm outcomes (at most 2^K for 0/1 data) with counts
-# ~ Multinomial(N, frequency of each row).
+# One replicate b resamples both factors (Owen 2007, "pigeonhole bootstrap", for crossed
+# seeds x images; it reduces to the two-stage cluster bootstrap of Davison & Hinkley 1997,
+# sec. 3.8, when the test sets are disjoint):
+#     1. seeds: counts (w_1..w_S) ~ Multinomial(S, 1/S), i.e. S seeds drawn with replacement;
+#     2. images: a weight v_u ~ Poisson(1) for every distinct test image u (the Poisson form
+#        of drawing images with replacement; Hanley & MacGibbon 2006), the same weight for every
+#        arm (paired) and for every seed that scored u (an image hard for one seed is usually
+#        hard for another, so shared images must move together);
+#     3. theta*_k = (1/S) sum_s w_s (sum_i v_{u(s,i)} x[s, i, k]) / (sum_i v_{u(s,i)}).
 # A difference d = theta_a - theta_b, or the share of headroom recovered
 #     r = (theta_with - theta_without) / (theta_oracle - theta_without),
 # is computed in every replicate from the same theta*, and its interval is the percentile
 # interval [q_{(1-level)/2}, q_{(1+level)/2}] of the B replicate values.
-# What the interval covers: seed-to-seed variation (split, GAN, classifier initialisation and
-# data order, whatever the seeds redraw) and the finite test set. With the model
-# x_bar_s = mu + b_s + e_s, var(b_s) = sigma_b^2, var(e_s) = sigma_w^2 / N, the replicate
-# variance is about ((S-1)/S) (sigma_b^2 + sigma_w^2/N) / S + sigma_w^2 / (N S): stage 1 alone
-# under-covers for few seeds by (S-1)/S, stage 2 adds the image noise a second time, so with
-# sigma_b = 0 the interval is up to sqrt(2) wider than the image-only one (conservative). With
-# 2-3 seeds, stage 1 has few distinct outcomes (S^S orderings): read the interval as rough.
+# What it covers: seed-to-seed variation (whatever the seeds redraw: split, GAN, classifier
+# initialisation and data order) and the finite test set. With x = mu + a_s + b_i + e_si
+# (seed effect, image effect, interaction) on a shared test set, var(theta) =
+# s_a^2/S + s_b^2/N + s_e^2/(SN) and the replicate variance is about
+# ((S-1)/S) s_a^2/S + s_b^2/N + (2-1/S) 2 s_e^2/(SN): conservative in the interaction term (up
+# to ~2x its variance), a little short in the seed term for few seeds. With 2-3 seeds stage 1
+# has few distinct outcomes: read the interval as rough, and as wider than an image-only one.
 def _arms_per_seed(arms: Sequence, names: Sequence[str]) -> list[np.ndarray]:
     """Per seed, the arms' outcomes on that seed's test images, ``[K, N_s]`` float64. Each arm is
     ``[S, N]`` or a list of S 1-D arrays; within a seed all arms must have the same length."""
@@ -223,82 +225,113 @@ def _arms_per_seed(arms: Sequence, names: Sequence[str]) -> list[np.ndarray]:
     return out
 
 
-def two_stage_replicates(per_seed: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``[B, K]`` replicate means theta*_k of the two-stage bootstrap above (seeds, then images
-    within each drawn seed, paired across the K arms)."""
+def _image_units(sizes: list[int], images: Sequence | None) -> tuple[list[np.ndarray], int]:
+    """Per seed, each score's image as an index into the distinct images ``[N_s]``, and their
+    number U. ``images=None``: seeds of one size share their images (column i is one image),
+    seeds of different sizes have disjoint ones."""
+    if images is None:
+        if len(set(sizes)) == 1:
+            return [np.arange(sizes[0])] * len(sizes), sizes[0]
+        starts = np.cumsum([0, *sizes])
+        return [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])], int(starts[-1])
+    ids = [np.asarray(i).ravel() for i in images]
+    if len(ids) != len(sizes) or any(len(i) != n for i, n in zip(ids, sizes)):
+        raise ValueError(f"images: need one id per score of every seed ({sizes}), got {[len(i) for i in ids]}")
+    if any(len(np.unique(i)) != len(i) for i in ids):
+        raise ValueError("images: an image is listed twice within one seed")
+    union, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+    return np.split(inverse.ravel(), np.cumsum(sizes)[:-1]), len(union)
+
+
+def seed_image_replicates(per_seed: list[np.ndarray], units: list[np.ndarray], n_units: int, n_boot: int,
+                          rng: np.random.Generator, block: int = 256) -> np.ndarray:
+    """``[B, K]`` replicate means theta*_k of the bootstrap above: seeds drawn with replacement,
+    images Poisson-weighted (shared by arms and by seeds that scored the same image). A replicate
+    in which a drawn seed's images all got weight 0 (chance ~exp(-N_s)) is NaN."""
     n_seeds, k = len(per_seed), per_seed[0].shape[0]
-    pick = rng.integers(0, n_seeds, size=(n_boot, n_seeds))  # stage 1: [B, S] seed drawn into slot t
-    total = np.zeros((n_boot, k))
-    for s, x in enumerate(per_seed):
-        b_of_slot = np.nonzero(pick == s)[0]  # replicate of every slot that drew seed s
-        if not len(b_of_slot):
-            continue
-        rows, counts = np.unique(x.T, axis=0, return_counts=True)  # [U, K] distinct outcome rows
-        n = x.shape[1]
-        draws = rng.multinomial(n, counts / n, size=len(b_of_slot))  # stage 2: [M, U] image counts
-        np.add.at(total, b_of_slot, draws @ rows / n)  # [M, K] accuracies on the resampled images
-    return total / n_seeds
+    out = np.empty((n_boot, k))
+    for start in range(0, n_boot, block):  # blocks bound memory at block x U weights
+        b = min(block, n_boot - start)
+        w = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=b)  # [b, S] draws of each seed
+        v = rng.poisson(1.0, size=(b, n_units)).astype(np.float64)  # [b, U] draws of each image
+        total = np.zeros((b, k))
+        for s, (x, u) in enumerate(zip(per_seed, units)):
+            vs = v[:, u]  # [b, N_s]
+            mass = vs.sum(1, keepdims=True)  # [b, 1] images drawn for seed s
+            acc = np.divide(vs @ x.T, mass, out=np.full((b, k), np.nan), where=mass > 0)  # [b, K]
+            total += np.where(w[:, s:s + 1] > 0, w[:, s:s + 1] * acc, 0.0)
+        out[start:start + b] = total / n_seeds
+    return out
 
 
 def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    lo, hi = np.nanquantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
 
 def _method(n_seeds: int, n_boot: int) -> str:
     if n_seeds > 1:
         return (f"hierarchical bootstrap, {n_boot} replicates: seeds resampled with replacement, then test images "
-                f"within each seed, the same images for every setting; percentile interval")
-    return (f"paired bootstrap, {n_boot} replicates: test images resampled with replacement, the same images for "
+                f"(Poisson weights), the same images for every setting and every seed that scored them; "
+                f"percentile interval")
+    return (f"paired bootstrap, {n_boot} replicates: test images resampled (Poisson weights), the same images for "
             f"every setting (one seed: seed-to-seed variation is not in the interval); percentile interval")
 
 
-def hierarchical_bootstrap(correct_a, correct_b, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
-    """Interval of ``acc(A) - acc(B)`` that resamples both seeds and test images (the two-stage
-    bootstrap described above). ``correct_a``, ``correct_b``: ``[S, N]`` 0/1 (seed x image), or
-    lists of S per-seed arrays whose length may differ between seeds (a seed that redraws the
-    split) but not between A and B within a seed. ``diff`` is the mean over seeds of the per-seed
-    accuracy differences; ``n_images`` is the number of paired scores per setting, sum of N_s."""
-    per_seed = _arms_per_seed([correct_a, correct_b], ["a", "b"])
-    reps = two_stage_replicates(per_seed, n_boot, np.random.default_rng(seed))
-    point = np.mean([x.mean(1) for x in per_seed], 0)  # [2]
-    lo, hi = _interval(reps[:, 0] - reps[:, 1], level)
+def _bootstrap_arms(arms: Sequence, names: Sequence[str], images, n_boot: int, seed: int):
+    """Point estimates ``[K]``, replicates ``[B, K]`` and the size fields of a result."""
+    per_seed = _arms_per_seed(arms, names)
     sizes = [int(x.shape[1]) for x in per_seed]
-    return {"diff": float(point[0] - point[1]), "ci_low": lo, "ci_high": hi, "level": level,
-            "n_seeds": len(per_seed), "n_images": sum(sizes), "n_images_per_seed": sizes, "n_boot": n_boot,
-            "method": _method(len(per_seed), n_boot)}
+    units, n_units = _image_units(sizes, images)
+    reps = seed_image_replicates(per_seed, units, n_units, n_boot, np.random.default_rng(seed))
+    point = np.mean([x.mean(1) for x in per_seed], 0)
+    info = {"n_seeds": len(sizes), "n_images": sum(sizes), "n_images_per_seed": sizes, "n_distinct_images": n_units,
+            "n_boot": n_boot, "method": _method(len(sizes), n_boot)}
+    return point, reps, info
+
+
+def hierarchical_bootstrap(correct_a, correct_b, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                           images: Sequence | None = None) -> dict:
+    """Interval of ``acc(A) - acc(B)`` that resamples both seeds and test images (the bootstrap
+    described above). ``correct_a``, ``correct_b``: ``[S, N]`` 0/1 (seed x image), or lists of S
+    per-seed arrays whose length may differ between seeds (a seed that redraws the split) but not
+    between A and B within a seed. ``images``: per seed, the ids of its scored images (e.g.
+    manifest rows), so that an image shared by seeds is resampled as one; default: same-size
+    seeds share their images column by column, different-size seeds share none. ``diff`` is the
+    mean over seeds of the per-seed accuracy differences; ``n_images`` the number of paired
+    scores per setting, sum of N_s."""
+    point, reps, info = _bootstrap_arms([correct_a, correct_b], ["a", "b"], images, n_boot, seed)
+    lo, hi = _interval(reps[:, 0] - reps[:, 1], level)
+    return {"diff": float(point[0] - point[1]), "ci_low": lo, "ci_high": hi, "level": level, **info}
 
 
 def headroom_bootstrap(correct_with, correct_without, correct_oracle, n_boot: int = 2000, seed: int = 0,
-                       level: float = 0.95) -> dict:
+                       level: float = 0.95, images: Sequence | None = None) -> dict:
     """Gain ``with - without``, headroom ``oracle - without`` and the share of the headroom that
-    synthesis recovers, ``gain / headroom``, each with its interval from the same two-stage
-    replicates (seeds, then images; arms as in ``hierarchical_bootstrap``, all three scored on the
-    same images within a seed).
+    synthesis recovers, ``gain / headroom``, each with its interval from the same replicates
+    (seeds, then images; arms and ``images`` as in ``hierarchical_bootstrap``, all three scored
+    on the same images within a seed).
 
     The share is undefined (NaN, never a division warning) where the headroom is <= 0. When the
     headroom's interval reaches 0 the share's confidence set is unbounded: its interval is NaN,
     ``headroom_includes_zero`` is true and ``share_defined`` false (also false when the whole
     interval is below 0: the oracle is worse). Otherwise the share's interval is taken over the replicates
     with a positive headroom (fewer than (1 - level) / 2 of them are dropped; ``share_dropped``)."""
-    per_seed = _arms_per_seed([correct_with, correct_without, correct_oracle], ["with", "without", "oracle"])
-    reps = two_stage_replicates(per_seed, n_boot, np.random.default_rng(seed))  # [B, 3]
-    point = np.mean([x.mean(1) for x in per_seed], 0)  # [3]
+    point, reps, info = _bootstrap_arms([correct_with, correct_without, correct_oracle],
+                                        ["with", "without", "oracle"], images, n_boot, seed)  # [3], [B, 3]
     gain, room = point[0] - point[1], point[2] - point[1]
     gain_b, room_b = reps[:, 0] - reps[:, 1], reps[:, 2] - reps[:, 1]
     g_lo, g_hi = _interval(gain_b, level)
     h_lo, h_hi = _interval(room_b, level)
-    defined = h_lo > 0  # the share's interval is bounded only when the headroom's excludes 0 from above
-    ok = room_b > 0
+    defined = h_lo > 0  # the share's interval is bounded only when the headroom's lies above 0
+    ok = room_b > 0  # NaN replicates (see seed_image_replicates) compare False: dropped too
     share_b = np.divide(gain_b, room_b, out=np.full_like(gain_b, np.nan), where=ok)
     s_lo, s_hi = _interval(share_b[ok], level) if defined else (float("nan"),) * 2
-    sizes = [int(x.shape[1]) for x in per_seed]
     return {"gain": {"diff": float(gain), "ci_low": g_lo, "ci_high": g_hi},
             "headroom": {"diff": float(room), "ci_low": h_lo, "ci_high": h_hi},
             "share": {"share": float(gain / room) if room > 0 else float("nan"), "ci_low": s_lo, "ci_high": s_hi},
-            "headroom_includes_zero": bool(h_lo <= 0 <= h_hi), "share_defined": bool(defined), "share_dropped": float(1 - ok.mean()), "level": level,
-            "n_seeds": len(per_seed), "n_images": sum(sizes), "n_images_per_seed": sizes, "n_boot": n_boot,
-            "method": _method(len(per_seed), n_boot)}
+            "headroom_includes_zero": bool(h_lo <= 0 <= h_hi), "share_defined": bool(defined),
+            "share_dropped": float(1 - ok.mean()), "level": level, **info}
 
 
 def headroom_text(res: dict) -> str:
@@ -325,17 +358,19 @@ def _correct(run: Path, split: str) -> "pd.DataFrame":  # noqa: F821
     return df.assign(correct=(df["label"] == df["pred"]).astype(int)).set_index("row")
 
 
-def _paired_seeds(frames: list[list["pd.DataFrame"]], names: list[str]) -> list[np.ndarray]:  # noqa: F821
+def _paired_seeds(frames: list[list["pd.DataFrame"]], names: list[str]) -> tuple[list, list]:  # noqa: F821
     """Per seed k, the ``[K, N_k]`` correctness of run k of every setting on the test images all
-    of them scored (runs paired by position; a seed may have its own test set)."""
+    of them scored (runs paired by position; a seed may have its own test set), and those
+    images' manifest rows ``[N_k]`` (one image is one unit across seeds)."""
     n = min(len(f) for f in frames)
-    out = []
+    scores, rows = [], []
     for k in range(n):
-        common = sorted(set.intersection(*(set(f[k].index) for f in frames)))
-        if not common:
+        common = np.array(sorted(set.intersection(*(set(f[k].index) for f in frames))), np.int64)
+        if not len(common):
             raise ValueError(f"seed {k}: runs {k + 1} of {names} share no test image (different splits?)")
-        out.append(np.stack([f[k].loc[common, "correct"].to_numpy() for f in frames]))
-    return out
+        scores.append(np.stack([f[k].loc[common, "correct"].to_numpy() for f in frames]))
+        rows.append(common)
+    return scores, rows
 
 
 def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 2000,
@@ -343,7 +378,7 @@ def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 200
     """Mean +- std of accuracy per setting over its runs (seeds), and for every pair of settings
     the interval of the accuracy difference from ``hierarchical_bootstrap``: run k of A is paired
     with run k of B (seed k) on the images both scored, and each replicate resamples the seeds,
-    then the images. ``headroom``: names (with, without, oracle) for ``headroom_bootstrap``."""
+    then the images (an image, a manifest row, scored by several seeds is one unit). ``headroom``: names (with, without, oracle) for ``headroom_bootstrap``."""
     stats, correct = {}, {}
     for name, runs in groups.items():
         frames = [_correct(Path(r), split) for r in runs]
@@ -355,17 +390,17 @@ def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 200
     names = list(groups)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            per_seed = _paired_seeds([correct[a], correct[b]], [a, b])
+            per_seed, rows = _paired_seeds([correct[a], correct[b]], [a, b])
             pairs[f"{a} - {b}"] = hierarchical_bootstrap([x[0] for x in per_seed], [x[1] for x in per_seed],
-                                                         n_boot=n_boot)
+                                                         n_boot=n_boot, images=rows)
     out = {"split": split, "settings": stats, "differences": pairs}
     if headroom:
         missing = [h for h in headroom if h not in correct]
         if missing:
             raise ValueError(f"headroom settings {missing} not among {names}")
-        per_seed = _paired_seeds([correct[h] for h in headroom], list(headroom))
+        per_seed, rows = _paired_seeds([correct[h] for h in headroom], list(headroom))
         arms = ([x[k] for x in per_seed] for k in range(3))  # with, without, oracle: [S] of [N_s]
-        out["headroom"] = {"settings": list(headroom), **headroom_bootstrap(*arms, n_boot=n_boot)}
+        out["headroom"] = {"settings": list(headroom), **headroom_bootstrap(*arms, n_boot=n_boot, images=rows)}
     return out
 
 
