@@ -203,11 +203,14 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int =
 # interval [q_{(1-level)/2}, q_{(1+level)/2}] of the B replicate values.
 # What it covers: seed-to-seed variation (whatever the seeds redraw: split, GAN, classifier
 # initialisation and data order) and the finite test set. With x = mu + a_s + b_i + e_si
-# (seed effect, image effect, interaction) on a shared test set, var(theta) =
-# s_a^2/S + s_b^2/N + s_e^2/(SN) and the replicate variance is about
-# ((S-1)/S) s_a^2/S + s_b^2/N + (2-1/S) 2 s_e^2/(SN): conservative in the interaction term (up
-# to ~2x its variance), a little short in the seed term for few seeds. With 2-3 seeds stage 1
-# has few distinct outcomes: read the interval as rough, and as wider than an image-only one.
+# (seed effect, image effect, seed x image noise) on a shared test set of N images,
+#     var(theta)            = s_a^2/S         + s_b^2/N + s_e^2/(SN),
+#     E[replicate variance] = ((S-1)/S) s_a^2/S + s_b^2/N + (3 - 2/S) s_e^2/(SN)
+# (from E[w_s w_s'] = 1 + d_ss' - 1/S, E[v_u v_u'] = 1 + d_uu'; Owen 2007 finds the same 3);
+# disjoint test sets give the same with s_b folded into s_e. So the interval is conservative
+# in the noise term (pure noise: variance x(3 - 2/S), checked by simulation) and short by
+# (S-1)/S in the seed term; with 2-3 seeds stage 1 has few distinct outcomes: read it as rough.
+# tests/test_clf_intervals.py checks coverage on simulated experiments of both designs.
 def _arms_per_seed(arms: Sequence, names: Sequence[str]) -> list[np.ndarray]:
     """Per seed, the arms' outcomes on that seed's test images, ``[K, N_s]`` float64. Each arm is
     ``[S, N]`` or a list of S 1-D arrays; within a seed all arms must have the same length."""
