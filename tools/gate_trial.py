@@ -4,8 +4,9 @@ Re-synthesizes the task's balancing set from the quick start's GAN and training 
 gate (``fape.gan.gates``), then trains the quick start's Fa-Net cell on the real training part
 plus (a) the ungated set the quick start made and (b) the gated one, for each seed; the quick
 start's own cells give seed 0 without synthesis and with the ungated set, and the other seeds'
-cells are trained here. Prints one table: test accuracy per seed and the NME distribution that
-the gate saw next to real images of the same poses.
+cells are trained here. Prints one table: VALIDATION accuracy per seed (a trial chooses a gate, so
+it never reads the test part: model selection and score are on the validation part), and the
+NME distribution that the gate saw next to real images of the same poses.
 
     python tools/gate_trial.py fape-quickstart --task er-up --gate pose:0.2 --seeds 0 1
 """
@@ -72,9 +73,9 @@ def main() -> None:
             own = qs / "clf" / f"{args.task}-{'without' if name == 'without' else 'with'}"
             run = own if seed == 0 and name != "gated" else out / f"{name}-s{seed}"
             cfg = clf_config(data, split_file, synth, SIZES[args.size], seed, run.name)
-            table.setdefault(name, {})[seed] = train_and_eval(cfg, run)["accuracy"]
+            table.setdefault(name, {})[seed] = train_and_eval(cfg, run, split="val")["accuracy"]
             print(f"  {name} seed {seed}: {100 * table[name][seed]:.1f}%", flush=True)
-    print(f"\n| {args.task} test accuracy (%) | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |")
+    print(f"\n| {args.task} validation accuracy (%) | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |")
     print("|---|" + "---|" * (len(args.seeds) + 1))
     for name, accs in table.items():
         vals = [100 * accs[s] for s in args.seeds]

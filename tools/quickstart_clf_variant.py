@@ -1,7 +1,11 @@
-"""Train and test one quick-start Fa-Net cell with its recipe changed: the quick start's own
-``clf_config`` (``--size`` preset) with the width, input size, epochs, split, synthetic set or mix
-replaced. For
-finding a classifier that learns the synthetic expressions within the quick start's budget.
+"""Train one quick-start Fa-Net cell with its recipe changed and report its VALIDATION accuracy:
+the quick start's own ``clf_config`` (``--size`` preset) with the width, input size, epochs,
+split, synthetic set or mix replaced. For finding a classifier that learns the synthetic
+expressions within the quick start's budget. A recipe search must never read the test part: the
+model is selected on the validation part and scored on it; the test part is left for the one
+final number (``fape clf eval --split test`` or the quick start itself). The score is the
+selected epoch's own validation accuracy, so it is optimistic by the selection; variants are
+compared on the same footing.
 
     python tools/quickstart_clf_variant.py fape-quickstart/data/synth runs/variants/w1 --width 1.0
 """
@@ -16,7 +20,7 @@ from fape.classifiers.train import train_and_eval
 from fape.quickstart import SIZES, clf_config
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path, help="a dataset, e.g. the quick start's data/synth")
     ap.add_argument("out", type=Path, help="run folder")
@@ -30,7 +34,7 @@ def main() -> None:
     ap.add_argument("--mix", type=float, default=-1.0,
                     help="synthetic images per epoch / real training images (-1: all, the quick start's)")
     ap.add_argument("overrides", nargs="*", help="further dotted config overrides, e.g. --data.channels=1")
-    args, extra = ap.parse_known_args()
+    args, extra = ap.parse_known_args(argv)
     extra = [*args.overrides, *extra]
     preset = copy.deepcopy(SIZES[args.size])
     for key, val in (("width", args.width), ("size", args.image_size), ("epochs", args.epochs)):
@@ -39,9 +43,10 @@ def main() -> None:
     t = time.perf_counter()
     cfg = clf_config(args.data, args.split, args.synthetic, preset, args.seed, args.out.name,
                      extra=[f"--data.mix={args.mix}", *extra])
-    res = train_and_eval(cfg, args.out)
-    print(f"{args.split} test accuracy {res['accuracy']:.4f} (n={res['n']}, chance {res['chance']:.3f}), "
+    res = train_and_eval(cfg, args.out, split="val")  # selection and score on val: the test part stays unread
+    print(f"{args.split} validation accuracy {res['accuracy']:.4f} (n={res['n']}, chance {res['chance']:.3f}), "
           f"recipe {preset['clf']} {extra}, {time.perf_counter() - t:.0f} s")
+    return res
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ def register(groups) -> None:
 
     q = sub.add_parser("eval", help="evaluate a run's selected model on a split part",
                        description="Accuracy, per-class and per-pose accuracy, macro-F1, P/R/F1, confusion matrix "
-                                   "(CSV, PNG), results.json and predictions.csv in RUN/eval/SPLIT.")
+                                   "(CSV, PNG), results.json and predictions.csv in RUN/eval/SPLIT. Every read of "
+                                   "the test part is appended to RUN/test_reads.jsonl; from the second read on, a "
+                                   "warning says the test number is spent.")
     q.add_argument("--run", required=True)
     q.add_argument("--split", default="test", help="train | val | test")
     q.add_argument("--data", default=None, help="evaluate on this dataset folder instead of the run's")
@@ -31,12 +33,17 @@ def register(groups) -> None:
     q.add_argument("--device", default="cpu")
     q.set_defaults(handler=lazy("fape.classifiers.evaluate", "cli_eval"))
 
-    q = sub.add_parser("compare", help="mean +- std over seeds, paired bootstrap CI of differences",
+    q = sub.add_parser("compare", help="mean +- std over seeds, bootstrap CI of differences over seeds and images",
                        description="fape clf compare with=RUN1 with=RUN2 without=RUN3 without=RUN4: groups runs by "
-                                   "NAME (or by their config name), prints a Markdown table.")
+                                   "NAME (or by their config name), prints a Markdown table. Run k of one setting "
+                                   "is paired with run k of another (seed k); the interval of a difference "
+                                   "resamples the seeds, then the test images within each seed (hierarchical "
+                                   "bootstrap; with one seed, the images only).")
     q.add_argument("runs", nargs="+", help="RUN or NAME=RUN (evaluated first with fape clf eval)")
     q.add_argument("--split", default="test")
     q.add_argument("--n-boot", type=int, default=2000)
+    q.add_argument("--headroom", nargs=3, metavar=("WITH", "WITHOUT", "ORACLE"), default=None,
+                   help="also the headroom ORACLE - WITHOUT and the share of it WITH recovers, with intervals")
     q.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     q.set_defaults(handler=lazy("fape.classifiers.evaluate", "cli_compare"))
 

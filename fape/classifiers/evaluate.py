@@ -6,11 +6,15 @@ the per-image predictions (so comparisons can pair images), a confusion matrix a
 from __future__ import annotations
 
 import json
+import shlex
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from fape.utils.io import atomic_write_json, atomic_write_text
+from fape.utils.io import append_jsonl, atomic_write_json, atomic_write_text, sha256_file
 
 
 def confusion(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
@@ -82,10 +86,34 @@ def confusion_png(cm: np.ndarray, names: list[str], path: Path, title: str = "")
     tmp.replace(path)
 
 
+TEST_READS = "test_reads.jsonl"  # RUN/test_reads.jsonl: one line per evaluation of the run's test part
+
+
+def record_test_read(run: Path, split_file: str | Path, **extra) -> int:
+    """Append a line to ``RUN/test_reads.jsonl`` (UTC time, the split file and its sha256, the
+    command line, and ``extra``) and return how many reads it now lists. Git-free, and atomic per
+    line, so concurrent evaluations of one run each leave their own line."""
+
+    split_file = Path(split_file)
+    append_jsonl(Path(run) / TEST_READS, {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "split_file": str(split_file),
+        "split_sha256": sha256_file(split_file) if split_file.is_file() else None,
+        "command": shlex.join(sys.argv), **extra})
+    return len(list_test_reads(run))
+
+
+def list_test_reads(run: str | Path) -> list[dict]:
+    """Every recorded evaluation of ``run``'s test part, oldest first (empty: never read)."""
+    from fape.utils.runs import read_jsonl
+
+    return read_jsonl(Path(run) / TEST_READS)
+
+
 def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, out: str | Path | None = None,
                  device: str = "cpu", checkpoint: str | Path | None = None) -> dict:
     """Evaluate a run's selected model on a part of its split; writes results.json,
     predictions.csv, confusion.csv and confusion.png into ``out`` (default RUN/eval/<split>).
+    Each evaluation of the test part is appended to ``RUN/test_reads.jsonl`` (``record_test_read``).
     ``checkpoint``: other weights of the same model to evaluate on the run's split (e.g. the
     packaged copy of a shipped model)."""
     import pandas as pd
@@ -111,6 +139,8 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     rows = parts[split]
     rows = rows[label_map[faces.labels[rows]] >= 0]
     probs = predict(loaded.model, faces, rows, device)
+    if split == "test":  # every path that scores a test part comes through here, so every read is on record
+        record_test_read(run, split_file, data=str(root), checkpoint=str(loaded.checkpoint), n=int(len(rows)))
     labels, preds = label_map[faces.labels[rows]], probs.argmax(1)
     m = index.manifest.iloc[rows]
     groups = {"pose": m["pose"].to_numpy()} if (m["pose"] != "").any() else {}
@@ -148,6 +178,179 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int =
             "n_images": int(n), "n_seeds": int(diff.shape[0]), "n_boot": n_boot}
 
 
+# Hierarchical bootstrap over seeds and test images.
+#
+# Data: arm k (a setting: with, without, oracle) scored on seed s's test images,
+# x[s, i, k] in {0, 1} (or any number), s = 1..S, i = 1..N_s. Within a seed all arms are scored on
+# the same images (paired). Seeds may share their test images (one split, seeds redraw the
+# GAN and classifier), have disjoint ones, or overlapping ones (each seed redraws the split);
+# ``images`` names each seed's images, so one image is one unit wherever it appears.
+#
+# Estimand and estimate: the mean over seeds of each arm's accuracy,
+#     theta_k = (1/S) sum_s (1/N_s) sum_i x[s, i, k].
+# One replicate b resamples both factors (Owen 2007, "pigeonhole bootstrap", for crossed
+# seeds x images; it reduces to the two-stage cluster bootstrap of Davison & Hinkley 1997,
+# sec. 3.8, when the test sets are disjoint):
+#     1. seeds: counts (w_1..w_S) ~ Multinomial(S, 1/S), i.e. S seeds drawn with replacement;
+#     2. images: a weight v_u ~ Poisson(1) for every distinct test image u (the Poisson form
+#        of drawing images with replacement; Hanley & MacGibbon 2006), the same weight for every
+#        arm (paired) and for every seed that scored u (an image hard for one seed is usually
+#        hard for another, so shared images must move together);
+#     3. theta*_k = (1/S) sum_s w_s (sum_i v_{u(s,i)} x[s, i, k]) / (sum_i v_{u(s,i)}).
+# A difference d = theta_a - theta_b, or the share of headroom recovered
+#     r = (theta_with - theta_without) / (theta_oracle - theta_without),
+# is computed in every replicate from the same theta*, and its interval is the percentile
+# interval [q_{(1-level)/2}, q_{(1+level)/2}] of the B replicate values.
+# What it covers: seed-to-seed variation (whatever the seeds redraw: split, GAN, classifier
+# initialisation and data order) and the finite test set. With x = mu + a_s + b_i + e_si
+# (seed effect, image effect, seed x image noise) on a shared test set of N images,
+#     var(theta)            = s_a^2/S         + s_b^2/N + s_e^2/(SN),
+#     E[replicate variance] = ((S-1)/S) s_a^2/S + s_b^2/N + (3 - 2/S) s_e^2/(SN)
+# (from E[w_s w_s'] = 1 + d_ss' - 1/S, E[v_u v_u'] = 1 + d_uu'; Owen 2007 finds the same 3);
+# disjoint test sets give the same with s_b folded into s_e. So the interval is conservative
+# in the noise term (pure noise: variance x(3 - 2/S), checked by simulation) and short by
+# (S-1)/S in the seed term; with 2-3 seeds stage 1 has few distinct outcomes: read it as rough.
+# tests/test_clf_intervals.py checks coverage on simulated experiments of both designs.
+def _arms_per_seed(arms: Sequence, names: Sequence[str]) -> list[np.ndarray]:
+    """Per seed, the arms' outcomes on that seed's test images, ``[K, N_s]`` float64. Each arm is
+    ``[S, N]`` or a list of S 1-D arrays; within a seed all arms must have the same length."""
+    seqs = [list(a) for a in arms]  # [K][S] of [N_s]
+    n_seeds = {len(a) for a in seqs}
+    if len(n_seeds) != 1 or not min(n_seeds):
+        raise ValueError(f"arms {list(names)} need the same number of seeds (>= 1), got {[len(a) for a in seqs]}")
+    out = []
+    for s in range(len(seqs[0])):
+        vals = [np.asarray(a[s], np.float64).ravel() for a in seqs]
+        if len({len(v) for v in vals}) != 1 or not len(vals[0]):
+            raise ValueError(f"seed {s}: arms {list(names)} must be scored on the same, non-empty test images "
+                             f"(lengths {[len(v) for v in vals]})")
+        out.append(np.stack(vals))
+    return out
+
+
+def _image_units(sizes: list[int], images: Sequence | None) -> tuple[list[np.ndarray], int]:
+    """Per seed, each score's image as an index into the distinct images ``[N_s]``, and their
+    number U. ``images=None``: seeds of one size share their images (column i is one image),
+    seeds of different sizes have disjoint ones."""
+    if images is None:
+        if len(set(sizes)) == 1:
+            return [np.arange(sizes[0])] * len(sizes), sizes[0]
+        starts = np.cumsum([0, *sizes])
+        return [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])], int(starts[-1])
+    ids = [np.asarray(i).ravel() for i in images]
+    if len(ids) != len(sizes) or any(len(i) != n for i, n in zip(ids, sizes)):
+        raise ValueError(f"images: need one id per score of every seed ({sizes}), got {[len(i) for i in ids]}")
+    if any(len(np.unique(i)) != len(i) for i in ids):
+        raise ValueError("images: an image is listed twice within one seed")
+    union, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+    return np.split(inverse.ravel(), np.cumsum(sizes)[:-1]), len(union)
+
+
+def seed_image_replicates(per_seed: list[np.ndarray], units: list[np.ndarray], n_units: int, n_boot: int,
+                          rng: np.random.Generator, block: int = 256) -> np.ndarray:
+    """``[B, K]`` replicate means theta*_k of the bootstrap above: seeds drawn with replacement,
+    images Poisson-weighted (shared by arms and by seeds that scored the same image). A replicate
+    in which a drawn seed's images all got weight 0 (chance ~exp(-N_s)) is NaN."""
+    n_seeds, k = len(per_seed), per_seed[0].shape[0]
+    out = np.empty((n_boot, k))
+    for start in range(0, n_boot, block):  # blocks bound memory at block x U weights
+        b = min(block, n_boot - start)
+        w = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=b)  # [b, S] draws of each seed
+        v = rng.poisson(1.0, size=(b, n_units)).astype(np.float64)  # [b, U] draws of each image
+        total = np.zeros((b, k))
+        for s, (x, u) in enumerate(zip(per_seed, units)):
+            vs = v[:, u]  # [b, N_s]
+            mass = vs.sum(1, keepdims=True)  # [b, 1] images drawn for seed s
+            acc = np.divide(vs @ x.T, mass, out=np.full((b, k), np.nan), where=mass > 0)  # [b, K]
+            total += np.where(w[:, s:s + 1] > 0, w[:, s:s + 1] * acc, 0.0)
+        out[start:start + b] = total / n_seeds
+    return out
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    lo, hi = np.nanquantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def _method(n_seeds: int, n_boot: int) -> str:
+    if n_seeds > 1:
+        return (f"hierarchical bootstrap, {n_boot} replicates: seeds resampled with replacement, then test images "
+                f"(Poisson weights), the same images for every setting and every seed that scored them; "
+                f"percentile interval")
+    return (f"paired bootstrap, {n_boot} replicates: test images resampled (Poisson weights), the same images for "
+            f"every setting (one seed: seed-to-seed variation is not in the interval); percentile interval")
+
+
+def _bootstrap_arms(arms: Sequence, names: Sequence[str], images, n_boot: int, seed: int):
+    """Point estimates ``[K]``, replicates ``[B, K]`` and the size fields of a result."""
+    per_seed = _arms_per_seed(arms, names)
+    sizes = [int(x.shape[1]) for x in per_seed]
+    units, n_units = _image_units(sizes, images)
+    reps = seed_image_replicates(per_seed, units, n_units, n_boot, np.random.default_rng(seed))
+    point = np.mean([x.mean(1) for x in per_seed], 0)
+    info = {"n_seeds": len(sizes), "n_images": sum(sizes), "n_images_per_seed": sizes, "n_distinct_images": n_units,
+            "n_boot": n_boot, "method": _method(len(sizes), n_boot)}
+    return point, reps, info
+
+
+def hierarchical_bootstrap(correct_a, correct_b, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                           images: Sequence | None = None) -> dict:
+    """Interval of ``acc(A) - acc(B)`` that resamples both seeds and test images (the bootstrap
+    described above). ``correct_a``, ``correct_b``: ``[S, N]`` 0/1 (seed x image), or lists of S
+    per-seed arrays whose length may differ between seeds (a seed that redraws the split) but not
+    between A and B within a seed. ``images``: per seed, the ids of its scored images (e.g.
+    manifest rows), so that an image shared by seeds is resampled as one; default: same-size
+    seeds share their images column by column, different-size seeds share none. ``diff`` is the
+    mean over seeds of the per-seed accuracy differences; ``n_images`` the number of paired
+    scores per setting, sum of N_s."""
+    point, reps, info = _bootstrap_arms([correct_a, correct_b], ["a", "b"], images, n_boot, seed)
+    lo, hi = _interval(reps[:, 0] - reps[:, 1], level)
+    return {"diff": float(point[0] - point[1]), "ci_low": lo, "ci_high": hi, "level": level, **info}
+
+
+def headroom_bootstrap(correct_with, correct_without, correct_oracle, n_boot: int = 2000, seed: int = 0,
+                       level: float = 0.95, images: Sequence | None = None) -> dict:
+    """Gain ``with - without``, headroom ``oracle - without`` and the share of the headroom that
+    synthesis recovers, ``gain / headroom``, each with its interval from the same replicates
+    (seeds, then images; arms and ``images`` as in ``hierarchical_bootstrap``, all three scored
+    on the same images within a seed).
+
+    The share is undefined (NaN, never a division warning) where the headroom is <= 0. When the
+    headroom's interval reaches 0 the share's confidence set is unbounded: its interval is NaN,
+    ``headroom_includes_zero`` is true and ``share_defined`` false (also false when the whole
+    interval is below 0: the oracle is worse). Otherwise the share's interval is taken over the replicates
+    with a positive headroom (fewer than (1 - level) / 2 of them are dropped; ``share_dropped``)."""
+    point, reps, info = _bootstrap_arms([correct_with, correct_without, correct_oracle],
+                                        ["with", "without", "oracle"], images, n_boot, seed)  # [3], [B, 3]
+    gain, room = point[0] - point[1], point[2] - point[1]
+    gain_b, room_b = reps[:, 0] - reps[:, 1], reps[:, 2] - reps[:, 1]
+    g_lo, g_hi = _interval(gain_b, level)
+    h_lo, h_hi = _interval(room_b, level)
+    defined = h_lo > 0  # the share's interval is bounded only when the headroom's lies above 0
+    ok = room_b > 0  # NaN replicates (see seed_image_replicates) compare False: dropped too
+    share_b = np.divide(gain_b, room_b, out=np.full_like(gain_b, np.nan), where=ok)
+    s_lo, s_hi = _interval(share_b[ok], level) if defined else (float("nan"),) * 2
+    return {"gain": {"diff": float(gain), "ci_low": g_lo, "ci_high": g_hi},
+            "headroom": {"diff": float(room), "ci_low": h_lo, "ci_high": h_hi},
+            "share": {"share": float(gain / room) if room > 0 else float("nan"), "ci_low": s_lo, "ci_high": s_hi},
+            "headroom_includes_zero": bool(h_lo <= 0 <= h_hi), "share_defined": bool(defined),
+            "share_dropped": float(1 - ok.mean()), "level": level, **info}
+
+
+def headroom_text(res: dict) -> str:
+    """One Markdown line for a report: headroom and the share recovered, with intervals and n."""
+    g, h, s = res["gain"], res["headroom"], res["share"]
+    pct = f"{100 * res['level']:.0f}%"
+    pts = lambda d: f"{100 * d['diff']:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"  # noqa: E731
+    if not res["share_defined"]:
+        share = "undefined: the headroom's interval " + ("includes 0" if res["headroom_includes_zero"] else "is below 0")
+    else:
+        share = f"{100 * s['share']:.0f}% [{100 * s['ci_low']:.0f}%, {100 * s['ci_high']:.0f}%]"
+    return (f"Headroom (oracle - without) {pts(h)} points; gain (with - without) {pts(g)} points; share of the "
+            f"headroom recovered: {share} ({pct} intervals; {res['n_seeds']} seeds, {res['n_images']} test "
+            f"scores per setting; {res['method']}).")
+
+
 def read_predictions(path: Path) -> "pd.DataFrame":  # noqa: F821
     """A ``predictions.csv`` of ``fape clf eval``, checked for the columns compare / k-fold read."""
     import pandas as pd
@@ -167,9 +370,27 @@ def _correct(run: Path, split: str) -> "pd.DataFrame":  # noqa: F821
     return df.assign(correct=(df["label"] == df["pred"]).astype(int)).set_index("row")
 
 
-def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 2000) -> dict:
-    """Mean +- std of accuracy per setting over its runs (seeds), and for every pair of settings a
-    paired bootstrap CI of the accuracy difference on the test images both settings saw."""
+def _paired_seeds(frames: list[list["pd.DataFrame"]], names: list[str]) -> tuple[list, list]:  # noqa: F821
+    """Per seed k, the ``[K, N_k]`` correctness of run k of every setting on the test images all
+    of them scored (runs paired by position; a seed may have its own test set), and those
+    images' manifest rows ``[N_k]`` (one image is one unit across seeds)."""
+    n = min(len(f) for f in frames)
+    scores, rows = [], []
+    for k in range(n):
+        common = np.array(sorted(set.intersection(*(set(f[k].index) for f in frames))), np.int64)
+        if not len(common):
+            raise ValueError(f"seed {k}: runs {k + 1} of {names} share no test image (different splits?)")
+        scores.append(np.stack([f[k].loc[common, "correct"].to_numpy() for f in frames]))
+        rows.append(common)
+    return scores, rows
+
+
+def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 2000,
+            headroom: tuple[str, str, str] | None = None) -> dict:
+    """Mean +- std of accuracy per setting over its runs (seeds), and for every pair of settings
+    the interval of the accuracy difference from ``hierarchical_bootstrap``: run k of A is paired
+    with run k of B (seed k) on the images both scored, and each replicate resamples the seeds,
+    then the images (an image, a manifest row, scored by several seeds is one unit). ``headroom``: names (with, without, oracle) for ``headroom_bootstrap``."""
     stats, correct = {}, {}
     for name, runs in groups.items():
         frames = [_correct(Path(r), split) for r in runs]
@@ -181,12 +402,18 @@ def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 200
     names = list(groups)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            common = sorted(set.intersection(*(set(f.index) for f in correct[a] + correct[b])))
-            s = min(len(correct[a]), len(correct[b]))  # pair seed k of A with seed k of B
-            ca = np.stack([f.loc[common, "correct"].to_numpy() for f in correct[a][:s]])
-            cb = np.stack([f.loc[common, "correct"].to_numpy() for f in correct[b][:s]])
-            pairs[f"{a} - {b}"] = paired_bootstrap(ca, cb, n_boot=n_boot)
-    return {"split": split, "settings": stats, "differences": pairs}
+            per_seed, rows = _paired_seeds([correct[a], correct[b]], [a, b])
+            pairs[f"{a} - {b}"] = hierarchical_bootstrap([x[0] for x in per_seed], [x[1] for x in per_seed],
+                                                         n_boot=n_boot, images=rows)
+    out = {"split": split, "settings": stats, "differences": pairs}
+    if headroom:
+        missing = [h for h in headroom if h not in correct]
+        if missing:
+            raise ValueError(f"headroom settings {missing} not among {names}")
+        per_seed, rows = _paired_seeds([correct[h] for h in headroom], list(headroom))
+        arms = ([x[k] for x in per_seed] for k in range(3))  # with, without, oracle: [S] of [N_s]
+        out["headroom"] = {"settings": list(headroom), **headroom_bootstrap(*arms, n_boot=n_boot, images=rows)}
+    return out
 
 
 def compare_markdown(res: dict) -> str:
@@ -194,10 +421,16 @@ def compare_markdown(res: dict) -> str:
     for name, s in res["settings"].items():
         lines.append(f"| {name} | {len(s['runs'])} | {100 * s['mean']:.1f} +- {100 * s['std']:.1f} |")
     if res["differences"]:
-        lines += ["", "| difference | mean | 95% paired bootstrap CI | images | seeds |", "|---|---|---|---|---|"]
+        lines += ["", "| difference | mean | 95% CI | test images per seed | seeds |", "|---|---|---|---|---|"]
         for name, d in res["differences"].items():
+            per_seed = sorted(set(d["n_images_per_seed"]))
             lines.append(f"| {name} | {100 * d['diff']:+.1f} | [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}] "
-                         f"| {d['n_images']} | {d['n_seeds']} |")
+                         f"| {'/'.join(map(str, per_seed))} | {d['n_seeds']} |")
+        methods = dict.fromkeys(d["method"] for d in res["differences"].values())
+        lines += [""] + [f"Intervals: {m}. Run k of one setting is paired with run k of the other (seed k)."
+                         for m in methods]
+    if res.get("headroom"):
+        lines += ["", f"{' / '.join(res['headroom']['settings'])}: {headroom_text(res['headroom'])}"]
     return "\n".join(lines) + "\n"
 
 
@@ -205,6 +438,10 @@ def cli_eval(args, overrides) -> int:
     res = evaluate_run(args.run, args.split, args.data, args.out, args.device)
     print(f"{args.run} [{args.split}] accuracy {res['accuracy']:.4f}  macro-F1 {res['macro_f1']:.4f}  "
           f"(n={res['n']}, chance {res['chance']:.3f})")
+    reads = len(list_test_reads(args.run)) if args.split == "test" else 0
+    if reads >= 2:
+        print(f"fape: warning: test part of {args.run} read {reads} times; a number chosen after looking at test "
+              f"is spent (reads listed in {Path(args.run) / TEST_READS})", file=sys.stderr)
     return 0
 
 
@@ -218,7 +455,12 @@ def cli_compare(args, overrides) -> int:
 
             name = load_state(best_checkpoint(run))["config"]["name"]
         groups.setdefault(name, []).append(run)
-    res = compare(groups, args.split, args.n_boot)
+    try:
+        res = compare(groups, args.split, args.n_boot, tuple(args.headroom) if args.headroom else None)
+    except ValueError as e:
+        from fape.errors import UserError
+
+        raise UserError(str(e)) from None
     md = compare_markdown(res)
     print(md)
     if args.out:

@@ -311,19 +311,20 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     return run_dir
 
 
-def train_and_eval(cfg: ClfConfig, run: Path, progress: bool = False) -> dict:
-    """Train (or resume, or reuse) one run and evaluate it on its test part once: the cell of
-    ``fape experiment``, ``fape quickstart`` and ``fape clf kfold``. Returns the test results."""
+def train_and_eval(cfg: ClfConfig, run: Path, progress: bool = False, split: str = "test") -> dict:
+    """Train (or resume, or reuse) one run and evaluate it on its ``split`` part once: with the
+    test part, the cell of ``fape experiment``, ``fape quickstart`` and ``fape clf kfold``; with
+    ``split="val"``, the cell of a recipe search, which must never read test. Returns the results."""
     from fape.classifiers.evaluate import evaluate_run
     from fape.config import load_config
 
-    res_path = run / "eval" / "test" / "results.json"
+    res_path = run / "eval" / split / "results.json"
     if not res_path.is_file():
         if not (run / "done.json").is_file():
             resume = (run / "config.yaml").is_file()  # an interrupted cell continues with its own config
             train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume,
                   progress=progress)
-        evaluate_run(run, "test")
+        evaluate_run(run, split)
     return json.loads(res_path.read_text())
 
 

@@ -139,6 +139,23 @@ def _finite(o):
     return o
 
 
+def append_jsonl(path: str | Path, record: dict) -> None:
+    """Append ``record`` as one JSON line in a single ``write`` on an ``O_APPEND`` descriptor, so
+    concurrent appenders never interleave or overwrite each other's lines (POSIX appends are
+    atomic for one write on a local file system), then fsync: a kill leaves whole lines only."""
+    path = Path(path)
+    line = (json.dumps(record, default=_json_default) + "\n").encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # mode: umask applies
+    except OSError as e:
+        raise OutputError(f"cannot append to {path}: {e.strerror or e}") from None
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_save_npy(path: str | Path, arr: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
