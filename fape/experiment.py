@@ -5,18 +5,22 @@ that are its rows (without / with synthesized images, with / without a pre-train
 classifier config and the seeds. It runs every (task, setting, seed) cell, reusing finished cells
 (a cell is finished when its test evaluation exists; an interrupted one resumes from its last
 checkpoint), and writes ``OUT/report.md`` and ``OUT/results.json``: accuracy mean +- std over
-seeds, a paired bootstrap confidence interval of every setting's difference from the first one
-(seed k paired with seed k, resampling test images), and per-class accuracy when asked.
+seeds, the interval of every setting's difference from the first one (a hierarchical bootstrap
+that resamples seeds, then test images), per-class accuracy when asked, and, with an ``oracle``
+setting, the headroom (oracle - without) and the share of it that synthesis recovers.
 
-Shared, expensive steps run once and are reused by every cell that needs them: the dataset (built
-from a synth config when it is absent), the split files, the GAN (trained on the rows no task
-tests on, unless ``gan.run`` names an existing run), one synthesized set per task, one
-pre-training run per setting. Model selection is on each split's validation part only.
+A seed redraws everything random (``redraw: all``, the default): the split (seed ``split_seed +
+seed``), the GAN (trained on the rows that every task of that split trains on, with that seed),
+the synthesized sets and the classifier. ``redraw: classifier`` keeps one split, GAN and
+synthesized set (``split_seed``) for every seed. The dataset and each setting's pre-training run
+are shared. An ``oracle: true`` setting trains on the task's oracle split (the rare cells held
+back from the other settings, ``fape.data.splits``); tasks without rare cells skip it. Model
+selection is on each split's validation part only.
 
 Layout of ``OUT`` (default ``runs/experiments/NAME``)::
 
-    config.yaml  splits.json  gan/  synth/TASK/  pretrain/SETTING/  clf/TASK/SETTING/sSEED/
-    report.md    results.json
+    config.yaml  seeds/sSEED/{splits.json, gan/, synth/TASK/}  pretrain/SETTING/
+    clf/TASK/SETTING/sSEED/  report.md  results.json
 """
 from __future__ import annotations
 
@@ -24,12 +28,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
 
 PLANS = ("balance-pose", "balance-expression", "balance-identity")
+ORACLE_PROTOCOLS = ("er-ue", "er-up")  # split protocols with held-back rare cells (oracle=true)
 
 
 @dataclass
@@ -50,6 +56,7 @@ class ExpSetting:
     name: str = "without"
     synthetic: bool = False  # add the task's synthesized images to training
     mix: float = -1.0  # synthetic images per epoch / real training images (-1: all of them)
+    oracle: bool = False  # train on the task's oracle split: the held-back rare cells are real (upper bound)
     # a stage the cells start from (its best weights): a classifier config YAML, trained once into
     # OUT/pretrain/NAME, or a finished run folder, used as is
     pretrain: str = ""
@@ -77,6 +84,7 @@ class ExperimentConfig:
     settings: list[ExpSetting] = field(default_factory=lambda: [ExpSetting("without"),
                                                                 ExpSetting("with", synthetic=True)])
     seeds: list[int] = field(default_factory=lambda: [0])
+    redraw: Literal["all", "classifier"] = "all"  # what a seed redraws (module docstring)
     per_class: bool = False
     n_boot: int = 2000
     paper: dict = field(default_factory=dict)  # {setting: {task: accuracy %}} printed beside ours
@@ -180,8 +188,8 @@ def _build_data(exp: ExperimentConfig) -> Path:
     return root
 
 
-def _gan(exp: ExperimentConfig, data: Path, split_files: dict, out: Path) -> Path:
-    from fape.config import load_config
+def _gan(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed: int | None = None) -> Path:
+    from fape.config import load_config, override
     from fape.gan.config import GANConfig
     from fape.gan.train import train as train_gan
 
@@ -199,8 +207,41 @@ def _gan(exp: ExperimentConfig, data: Path, split_files: dict, out: Path) -> Pat
     rows = out / "gan_rows.txt"
     np.savetxt(rows, untested_rows(data, split_files), fmt="%d")
     cfg = load_config(GANConfig, exp.gan.config, [*exp.gan.overrides, f"--data.root={data}", f"--data.rows={rows}"])
+    if seed is not None:
+        cfg = override(cfg, {"train.seed": seed, "data.split_seed": seed})
     train_gan(cfg, run)
     return run
+
+
+def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tuple[dict, dict, dict]:
+    """The split files, oracle split files and synthesized sets that seed ``seed`` trains on
+    (``{task: path}`` each), made once and reused: ``OUT/seeds/sSEED`` (module docstring)."""
+    split_seed = exp.split_seed + (seed if exp.redraw == "all" else 0)
+    base = out / "seeds" / (f"s{seed}" if exp.redraw == "all" else "shared")
+    base.mkdir(parents=True, exist_ok=True)
+    split_files = make_splits(data, exp.tasks, split_seed, exp.split_options)
+    oracle_files = {}
+    if any(s.oracle for s in exp.settings):
+        for task in exp.tasks:
+            if task in ORACLE_PROTOCOLS:
+                oracle_files[task] = make_splits(data, [task], split_seed, {**exp.split_options, "oracle": True})[task]
+    atomic_write_json(base / "splits.json", {"split_seed": split_seed, "tasks": split_files, "oracle": oracle_files})
+    synth: dict[str, str] = {}
+    if any(s.synthetic for s in exp.settings):
+        gan_run = _gan(exp, data, split_files, base, seed if exp.redraw == "all" else None)
+        synth_json = base / "synth" / "synth.json"
+        synth = json.loads(synth_json.read_text()) if synth_json.is_file() else \
+            synthesize_tasks(gan_run, data, split_files, exp.plans, base / "synth", split_seed, exp.gate)
+    return split_files, oracle_files, synth
+
+
+def _headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
+    """(with, without, oracle) setting names when the experiment has one of each (the first
+    plain setting is "without"), else None."""
+    plain = [s.name for s in exp.settings if not s.synthetic and not s.oracle and not s.pretrain]
+    synth = [s.name for s in exp.settings if s.synthetic and not s.oracle]
+    oracle = [s.name for s in exp.settings if s.oracle and not s.synthetic]
+    return (synth[0], plain[0], oracle[0]) if plain and synth and oracle else None
 
 
 def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
@@ -239,35 +280,32 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
     claim_dir(out, ("config.yaml",))  # an experiment's folder, an empty one, or a new one: never a user's
     save_config(exp, out / "config.yaml")
     data = _build_data(exp)
-    split_files = make_splits(data, exp.tasks, exp.split_seed, exp.split_options)
-    atomic_write_json(out / "splits.json", split_files)
-    synth: dict[str, str] = {}
-    if any(s.synthetic for s in exp.settings):
-        gan_run = _gan(exp, data, split_files, out)
-        synth_json = out / "synth" / "synth.json"
-        synth = json.loads(synth_json.read_text()) if synth_json.is_file() else \
-            synthesize_tasks(gan_run, data, split_files, exp.plans, out / "synth", exp.split_seed, exp.gate)
     init = {s.name: _pretrain(exp, s, out) for s in exp.settings}
 
     cells: dict[str, dict[str, list[str]]] = {}
     n_cells, k = len(exp.tasks) * len(exp.settings) * len(exp.seeds), 0
     for seed in exp.seeds:  # seed-major: a stopped experiment has whole seeds done first
+        split_files, oracle_files, synth = _seed_inputs(exp, data, out, seed)
         for task in exp.tasks:
             for s in exp.settings:
                 k += 1
                 run = out / "clf" / Path(task).stem / s.name / f"s{seed}"
-                if s.synthetic and not synth.get(task):
-                    print(f"[{k}/{n_cells}] {task} {s.name} seed {seed}: no synthesized images, skipped", flush=True)
+                skip = ("no synthesized images" if s.synthetic and not synth.get(task) else
+                        "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
+                if skip:
+                    print(f"[{k}/{n_cells}] {task} {s.name} seed {seed}: {skip}, skipped", flush=True)
                     continue
-                res = train_and_eval(_clf_cfg(exp, s, task, split_files[task], synth.get(task, ""), seed,
-                                              init[s.name]), run)
+                split = oracle_files[task] if s.oracle else split_files[task]
+                res = train_and_eval(_clf_cfg(exp, s, task, split, synth.get(task, ""), seed, init[s.name]), run)
                 print(f"[{k}/{n_cells}] {task} {s.name} seed {seed}: test accuracy {res['accuracy']:.4f}", flush=True)
                 cells.setdefault(task, {}).setdefault(s.name, []).append(str(run))
 
     results = {"name": exp.name, "tasks": {}, "seconds": None}
     ref = exp.settings[0].name
+    roles = _headroom_roles(exp)
     for task, groups in cells.items():
-        cmp = compare(groups, "test", exp.n_boot)
+        cmp = compare(groups, "test", exp.n_boot,
+                      headroom=roles if roles and all(r in groups for r in roles) else None)
         cmp["differences"] = {}  # each setting against the first, "B - REF"
         for b in groups:
             if b != ref and ref in groups:
@@ -277,6 +315,9 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
         first = next(iter(groups.values()))[0]
         cmp["chance"] = json.loads((Path(first) / "eval" / "test" / "results.json").read_text())["chance"]
         results["tasks"][task] = cmp
+    if exp.split_options.get("leak_unit") == "sequence+pose":
+        results["leaks"] = ("split_options.leak_unit=sequence+pose is the paper's image-level protocol: other views "
+                            "of a tested sequence are in training")
     results["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "report.md", report_md(exp, results))
@@ -307,13 +348,23 @@ def report_md(exp: ExperimentConfig, res: dict) -> str:
         lines.append(f"| paper: {s} | " + " | ".join(f"{row[t]:.1f}" if t in row else "-" for t in tasks) + " |")
     lines += ["", "Chance: " + ", ".join(f"{Path(t).stem} {100 * res['tasks'][t]['chance']:.1f}%"
                                          for t in tasks if res["tasks"][t].get("chance") is not None), "",
-              "Difference from the first setting, with a 95% paired bootstrap interval (test images resampled, "
-              "seed k paired with seed k):", "", "| task | difference | mean (points) | 95% CI | images | seeds |",
-              "|---|---|---|---|---|---|"]
+              f"Each seed redraws {'the split, the GAN, the synthesized set and the classifier' if exp.redraw == 'all' else 'the classifier only'}. "
+              "Difference from the first setting, with a 95% interval from a hierarchical bootstrap that "
+              "resamples seeds, then test images (seed k paired with seed k):", "",
+              "| task | difference | mean (points) | 95% CI | images | seeds |", "|---|---|---|---|---|---|"]
     for t in tasks:
         for name, d in res["tasks"][t]["differences"].items():
             lines.append(f"| {Path(t).stem} | {name} | {100 * d['diff']:+.1f} | [{100 * d['ci_low']:+.1f}, "
                          f"{100 * d['ci_high']:+.1f}] | {d['n_images']} | {d['n_seeds']} |")
+    heads = [(t, res["tasks"][t]["headroom"]) for t in tasks if res["tasks"][t].get("headroom")]
+    if heads:
+        from fape.classifiers.evaluate import headroom_text
+
+        lines += ["", "Headroom and the share of it that synthesis recovers (settings with, without, oracle: "
+                  f"{', '.join(heads[0][1]['settings'])}):", ""]
+        lines += [f"- {Path(t).stem}: {headroom_text(h)}" for t, h in heads]
+    if res.get("leaks"):
+        lines += ["", f"**These splits leak across views**: {res['leaks']}"]
     for t in tasks:
         pc = res["tasks"][t].get("per_class")
         if pc:

@@ -29,24 +29,31 @@ def test_tiny_experiment_runs_every_cell_then_reuses(tmp_path, capsys, monkeypat
     exp = tiny_experiment(tmp_path)
     res = run_experiment(exp, tmp_path / "out")
     out = tmp_path / "out"
+    oracle = "Fa-Net, all real (oracle)"
     for task in ("er-ss", "er-up"):
         t = res["tasks"][task]
-        assert set(t["settings"]) == {"Fa-Net", "FaPE-GAN + Fa-Net"}
+        assert set(t["settings"]) == {"Fa-Net", "FaPE-GAN + Fa-Net", *((oracle,) if task == "er-up" else ())}
         for name, st in t["settings"].items():
             assert len(st["runs"]) == 2 and len(st["accs"]) == 2  # one run per seed
             accs = [json.loads((out / "clf" / task / name / f"s{s}" / "eval/test/results.json").read_text())["accuracy"]
                     for s in (0, 1)]
             assert st["accs"] == pytest.approx(accs)  # the table's numbers are the cells' own
-        (d,) = t["differences"].values()
-        assert list(t["differences"]) == ["FaPE-GAN + Fa-Net - Fa-Net"] and d["n_seeds"] == 2
-        assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+        d = t["differences"]["FaPE-GAN + Fa-Net - Fa-Net"]
+        assert d["n_seeds"] == 2 and d["ci_low"] <= d["diff"] <= d["ci_high"]
+        assert ("headroom" in t) == (task == "er-up")
         assert len(t["per_class"]["Fa-Net"]) == 54  # every expression, mean over seeds
         assert all(0 <= v <= 1 for v in t["per_class"]["FaPE-GAN + Fa-Net"].values())
     report = (out / "report.md").read_text()
     row = next(ln for ln in report.splitlines() if ln.startswith("| FaPE-GAN + Fa-Net |"))
     assert len(re.findall(r"\d+\.\d \+- \d+\.\d \(2\)", row)) == 2
     assert "| paper: Fa-Net | 72.7 |" in report and "nan" not in report.lower()
-    assert (out / "gan" / "done.json").is_file() and (out / "synth" / "er-up" / "dataset.json").is_file()
+    assert "- er-up: Headroom (oracle - without)" in report and "2 seeds" in report
+    # each seed redraws the split and the GAN: two splits, two GANs, two synthesized sets
+    splits = [json.loads((out / "seeds" / f"s{s}" / "splits.json").read_text()) for s in (0, 1)]
+    assert [x["split_seed"] for x in splits] == [0, 1] and splits[0]["tasks"] != splits[1]["tasks"]
+    for s in (0, 1):
+        assert (out / "seeds" / f"s{s}" / "gan" / "done.json").is_file()
+        assert (out / "seeds" / f"s{s}" / "synth" / "er-up" / "dataset.json").is_file()
 
     # a second invocation trains nothing: every cell and shared step is reused
     import fape.classifiers.train as clf_train

@@ -172,3 +172,14 @@ def test_typed_override_checks_like_the_command_line():
     assert cfg.data.mix == 0.25 and cfg.train.seed == 3
     with pytest.raises(ConfigError, match="data.mix: must be >= -1.0, got -2.0"):
         override(cfg, {"data.mix": -2.0})
+
+
+def test_predict_refuses_a_users_out_folder(tmp_path, capsys):
+    img = tmp_path / "face.png"
+    Image.fromarray(np.full((48, 48, 3), 128, np.uint8)).save(img)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    assert main(["predict", str(img), "--out", str(user)]) == 2
+    assert "refusing to replace" in capsys.readouterr().err
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fape.classifiers.evaluate import read_predictions
-from fape.utils.io import atomic_write_json, atomic_write_text
+from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
 
 
 def summary(runs: list[Path]) -> dict:
@@ -71,7 +71,7 @@ def run_kfold(cfg, out: Path) -> dict:
     k = meta.get("num_folds")
     if not k:
         raise ValueError(f"{path}: not a k-fold split (protocol {meta.get('protocol')!r})")
-    out.mkdir(parents=True, exist_ok=True)
+    claim_dir(out, ("fold0", "summary.json"))  # a user-named --out: empty, or this command's own folder
     runs = []
     for fold in range(k):
         run = out / f"fold{fold}"

@@ -34,6 +34,9 @@ def load_classifier(spec: str):
     return model
 
 
+MIN_GROUP = 50  # images per set below which a per-group FID / KID is not reported
+
+
 @torch.inference_mode()
 def expression_agreement(model, images, labels, batch_size: int = 64) -> dict:
     """Fraction of images whose classifier prediction equals ``labels`` (``model(x)`` logits, x in
@@ -133,8 +136,10 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
         k, ks = F.kid(fr, ff)
         return {"fid": F.fid_from_features(fr, ff), "kid": k, "kid_std": ks, "n_real": len(fr), "n_fake": len(ff),
                 "extractor": F.extractor_name(model), "reference": "held-out real targets",
-                "by_pose": F.per_group(fr, g["target_pose"], ff, g["target_pose"], g["pose_names"]),
-                "by_expression": F.per_group(fr, g["label"], ff, g["label"], g["label_names"])}
+                # per pose only, and only where a group has MIN_GROUP images: per-expression groups
+                # held 2-7 images, where FID and KID are noise (issue 13)
+                "by_pose": F.per_group(fr, g["target_pose"], ff, g["target_pose"], g["pose_names"],
+                                       min_size=MIN_GROUP)}
 
     try:
         from fape.metrics.inception import load_inception
@@ -206,11 +211,13 @@ def to_markdown(rep: dict) -> str:
         row("LPIPS", M["lpips"]["mean"], M["lpips"]["extractor"] + ("" if M["lpips"]["calibrated"] else ", calibrated: false"))
     for key, name in (("fid_inception", "FID (Inception)"), ("fid_domain", "FID (domain classifier)")):
         if key in M:
-            row(name, M[key]["fid"], M[key]["extractor"])
+            n = f"n {M[key]['n_real']} real / {M[key]['n_fake']} generated"
+            row(name, M[key]["fid"], f"{M[key]['extractor']}; {n}")
             std = M[key]["kid_std"]
-            row(name.replace("FID", "KID"), M[key]["kid"], f"± {std:.4f}" if std is not None else "one subset: no std")
-            for grp in ("by_pose", "by_expression"):
-                for gname, r in M[key][grp].items():
+            row(name.replace("FID", "KID"), M[key]["kid"],
+                (f"± {std:.4f} (std over subsets)" if std is not None else "one subset: no std") + f"; {n}")
+            for grp in ("by_pose",):
+                for gname, r in M[key].get(grp, {}).items():
                     if "kid" in r:
                         fid = "n/a (too few images)" if r["fid"] is None else f"{r['fid']:.2f}"
                         row(f"  KID {grp[3:]}={gname}", r["kid"], f"FID {fid}, n {r['n1']}/{r['n2']}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fape.cli import UserError
+from fape.utils.io import claim_dir
 from fape.predict.backends import Classifier
 from fape.predict.detect import DetectOptions, detect, gray_of
 from fape.predict.preprocess import crop_faces, to_input
@@ -115,8 +116,8 @@ def run(source: str, clf: Classifier, opts: PredictOptions, out: Path | None, an
     records, failures, no_face = [], [], 0
     log = writer = None
     video_tmp = None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:  # a user-named --out: only an empty folder or an earlier prediction's is written into
+        claim_dir(out, ("predictions.jsonl", "predictions.jsonl.partial", "summary.json"))
         log = open(out / "predictions.jsonl.partial", "w")
     try:
         for fr in tqdm(src.frames, disable=not progress, unit="frame", desc=f"predict {src.kind}", dynamic_ncols=True):
