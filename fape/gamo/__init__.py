@@ -1,0 +1,13 @@
+"""GaMo: the browser expression game that collects balanced, labelled faces, and the recursive
+retraining loop around it (CIFE/GaMo paper, sections 5-6).
+
+- ``config``: game and server settings (thresholds, lives, speed, upload limits).
+- ``db``: the SQLite repository (players, sessions, bombs, samples, templates).
+- ``balance``: the next target expression, chosen to balance the collected set.
+- ``engine``: face detection, classification and CNN features of one uploaded frame.
+- ``store``: the collected crops as a fape dataset folder (feeds ``fape clf train``).
+- ``uploads``: upload validation and the per-session rate limit.
+- ``versions``: the model registry (every version with its card, the served one).
+- ``retrain``: ``fape gamo retrain`` (fine-tune, evaluate on the fixed held-out part, promote).
+- ``app``: the ASGI app (Starlette via FastAPI) and its routes; ``static/`` the pages.
+"""
