@@ -146,6 +146,8 @@ class Game:
         fields = {"lives": lives}
         if lives <= 0:
             fields["ended"] = time.time()
+            for b in self.repo.falling_bombs(s["id"]):  # the game is over: they never land nor get defused
+                self.repo.resolve_bomb(b["id"], "cancelled")
         self.repo.update_session(s["id"], **fields)
         return {"score": s["score"], "lives": lives, "game_over": lives <= 0}
 

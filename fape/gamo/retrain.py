@@ -146,8 +146,8 @@ def retrain(root: Path, epochs: int = 3, lr: float = 1e-4, batch_size: int = 32,
                           min(batch_size, n["train"]["images"]), base, base_mix, seed)
     run = train(cfg, vdir / "run", progress=progress)
 
-    cand = evaluate_run(run, "test")
-    par = evaluate_run(run, "test", checkpoint=parent["model"], out=run / "eval" / "test-parent")
+    cand = evaluate_run(run, "test", data=str(data))
+    par = evaluate_run(run, "test", data=str(data), checkpoint=parent["model"], out=run / "eval" / "test-parent")
     promoted = cand["accuracy"] >= par["accuracy"]
     reason = (f"held-out accuracy {100 * cand['accuracy']:.1f}% {'>=' if promoted else '<'} "
               f"parent {parent['version']}'s {100 * par['accuracy']:.1f}% on the same {cand['n']} images")
