@@ -66,7 +66,7 @@ def test_no_consent_stores_nothing(tmp_path):
     (frame_bytes("happy")[:200], "image/jpeg", 415, "not_an_image"),  # truncated JPEG: the real decode fails
     (frame_bytes(None), "image/jpeg", 422, "no_face"),
     (b"\xff" * 3_000_000, "image/jpeg", 413, "too_large"),
-])
+], ids=["text", "empty", "gif", "truncated-jpeg", "no-face", "oversized"])
 def test_bad_uploads_get_json_errors_and_store_nothing(tmp_path, data, ctype, status, error):
     client, g = make_client(tmp_path)
     sid = play(client, consented(client)["id"])

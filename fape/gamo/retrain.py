@@ -91,6 +91,13 @@ def counts(manifest: pd.DataFrame, parts: np.ndarray, part: str) -> dict:
             "per_class": {k: int(v) for k, v in m["expression"].value_counts().sort_index().items()}}
 
 
+def promotion(candidate: float, parent: float, parent_version: str, n: int) -> tuple[bool, str]:
+    """Promote when the candidate is not worse than the served model on the same held-out images."""
+    ok = candidate >= parent
+    return ok, (f"held-out accuracy {100 * candidate:.1f}% {'>=' if ok else '<'} parent {parent_version}'s "
+                f"{100 * parent:.1f}% on the same {n} images")
+
+
 def finetune_config(parent_model: Path, data: Path, split: Path, name: str, epochs: int, lr: float,
                     batch_size: int, base: str, base_mix: float, seed: int):
     """The served model's own config, pointed at the snapshot and started from its weights."""
@@ -148,9 +155,7 @@ def retrain(root: Path, epochs: int = 3, lr: float = 1e-4, batch_size: int = 32,
 
     cand = evaluate_run(run, "test", data=str(data))
     par = evaluate_run(run, "test", data=str(data), checkpoint=parent["model"], out=run / "eval" / "test-parent")
-    promoted = cand["accuracy"] >= par["accuracy"]
-    reason = (f"held-out accuracy {100 * cand['accuracy']:.1f}% {'>=' if promoted else '<'} "
-              f"parent {parent['version']}'s {100 * par['accuracy']:.1f}% on the same {cand['n']} images")
+    promoted, reason = promotion(cand["accuracy"], par["accuracy"], parent["version"], cand["n"])
     best = json.loads((run / "done.json").read_text())["best"]
     card = {"version": version, "model": str(run.resolve()), "created": time.time(), "promoted": promoted,
             "reason": reason, "parent": parent["version"], "parent_model": parent["model"],
