@@ -26,6 +26,8 @@ def register(groups) -> None:
     q.add_argument("--threshold", action="append", default=[], metavar="EXPR=P",
                    help="per-expression verification threshold, e.g. --threshold happy=0.7 (repeatable)")
     q.add_argument("--explore", type=float, default=0.2, help="chance of a random target instead of the least collected")
+    q.add_argument("--template-margin", type=float, default=0.0,
+                   help="customized version: nearest template must beat the second by this L2 distance")
     q.add_argument("--rate", type=float, default=2.0, help="frames a session may send per second")
     q.add_argument("--max-upload-bytes", type=int, default=2_000_000)
     q.add_argument("--seed", type=int, default=None, help="target choice seed (default: random)")
@@ -72,7 +74,8 @@ def server_config(args):
 
     game = GameConfig(lives=args.lives, fall_seconds=args.fall_seconds, bomb_every_seconds=args.bomb_every,
                       max_bombs=args.max_bombs, frame_interval_ms=args.frame_interval_ms,
-                      thresholds=parse_thresholds(args.threshold, DEFAULT_THRESHOLDS), explore=args.explore)
+                      thresholds=parse_thresholds(args.threshold, DEFAULT_THRESHOLDS), explore=args.explore,
+                      template_margin=args.template_margin)
     return ServerConfig(data=args.data, model=args.model or "", max_upload_bytes=args.max_upload_bytes,
                         rate_per_second=args.rate, rate_burst=max(2, int(round(2 * args.rate))), game=game)
 
