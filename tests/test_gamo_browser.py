@@ -93,7 +93,8 @@ def test_play_store_retrain_in_a_real_browser(tmp_path):
                 break
         (data / "models" / HELDOUT_FILE).write_text(json.dumps(rule))
         t0 = time.time()
-        out = subprocess.run([sys.executable, "-m", "fape", "gamo", "retrain", "--data", str(data), "--epochs", "1"],
+        out = subprocess.run([sys.executable, "-m", "fape", "gamo", "retrain", "--data", str(data), "--epochs", "1",
+                              "--min-heldout", "1"],
                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
         reg = json.loads((data / "models" / "registry.json").read_text())

@@ -37,6 +37,8 @@ def test_promotion_only_when_not_worse():
     assert promotion(0.50, 0.50, "v0000", 10)[0] and promotion(0.6, 0.5, "v0000", 10)[0]
     ok, why = promotion(0.4, 0.5, "v0003", 10)
     assert not ok and "v0003" in why and "40.0% < " in why
+    ok, why = promotion(1.0, 0.0, "v0001", 3, min_n=10)
+    assert not ok and "too few" in why
 
 
 @pytest.mark.slow
@@ -60,7 +62,7 @@ def test_one_round_records_a_version(tmp_path):
                         headers={"Content-Type": "image/jpeg"})
     assert g.repo.stats()["samples"] == 16
     fixed_heldout(g.root / "models", "image", 0.3)
-    card = retrain(g.root, epochs=1, batch_size=8, progress=False)
+    card = retrain(g.root, epochs=1, batch_size=8, progress=False, min_heldout=1)
     reg = g.registry.read()
     assert [v["version"] for v in reg["versions"]] == ["v0000", "v0001"] and card["parent"] == "v0000"
     assert reg["current"] == ("v0001" if card["promoted"] else "v0000")
@@ -70,5 +72,6 @@ def test_one_round_records_a_version(tmp_path):
     assert (card["heldout"]["candidate"] >= card["heldout"]["parent"]) == card["promoted"]
     assert set(d["train"]["per_class"]) <= set(NAMES)
     assert (g.root / "models" / "v0001" / "card.md").read_text().startswith("# GaMo model v0001")
+    assert reg["versions"][0]["reference"]["accuracy"] > 0.5  # the shipped model's FER2013 test accuracy
     if card["promoted"]:  # the game serves the promoted version from the next request on
         assert g.engine().version == "v0001"

@@ -46,6 +46,7 @@ def register(groups) -> None:
     q.add_argument("--heldout-by", default=None, choices=("player", "session", "image"),
                    help="held-out unit, fixed at the first round (default player)")
     q.add_argument("--heldout-fraction", type=float, default=None, help="share of units held out (default 0.25)")
+    q.add_argument("--min-heldout", type=int, default=10, help="no promotion with fewer held-out images")
     q.add_argument("--base", default="", help="base dataset (same label names) added to the training images")
     q.add_argument("--base-mix", type=float, default=0.5, help="base images per epoch / collected training images")
     q.add_argument("--seed", type=int, default=0)
@@ -109,7 +110,7 @@ def cli_retrain(args, overrides) -> int:
 
     torch.set_num_threads(args.threads)
     card = retrain(Path(args.data), args.epochs, args.lr, args.batch_size, args.heldout_by, args.heldout_fraction,
-                   base=args.base, base_mix=args.base_mix, seed=args.seed,
+                   base=args.base, base_mix=args.base_mix, seed=args.seed, min_heldout=args.min_heldout,
                    initial_model=Path(args.model) if args.model else None)
     d = card["data"]
     print(f"{card['version']}: trained on {d['train']['images']} images (val {d['val']['images']}), held-out "

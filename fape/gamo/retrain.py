@@ -8,7 +8,8 @@
 2. Fine-tune the served model on the training part (``fape clf train`` with ``init_from`` the
    served model; optional base data through the trainer's second-dataset slot).
 3. Evaluate the candidate and the served model on the same held-out part. Promote the
-   candidate only if it is not worse there; record either way, with a card.
+   candidate only if it is not worse there (and the part has at least ``min_heldout`` images);
+   record either way, with a card.
 
 The held-out part is read only here, for the promotion decision and the card; the epoch is
 selected on the validation part. The promoted model's held-out number is the one the gate
@@ -91,8 +92,11 @@ def counts(manifest: pd.DataFrame, parts: np.ndarray, part: str) -> dict:
             "per_class": {k: int(v) for k, v in m["expression"].value_counts().sort_index().items()}}
 
 
-def promotion(candidate: float, parent: float, parent_version: str, n: int) -> tuple[bool, str]:
-    """Promote when the candidate is not worse than the served model on the same held-out images."""
+def promotion(candidate: float, parent: float, parent_version: str, n: int, min_n: int = 10) -> tuple[bool, str]:
+    """Promote when the candidate is not worse than the served model on the same held-out images,
+    and there are at least ``min_n`` of them (fewer cannot tell two models apart)."""
+    if n < min_n:
+        return False, f"only {n} held-out images (< {min_n}): too few to judge; {parent_version} stays"
     ok = candidate >= parent
     return ok, (f"held-out accuracy {100 * candidate:.1f}% {'>=' if ok else '<'} parent {parent_version}'s "
                 f"{100 * parent:.1f}% on the same {n} images")
@@ -119,7 +123,7 @@ def finetune_config(parent_model: Path, data: Path, split: Path, name: str, epoc
 
 def retrain(root: Path, epochs: int = 3, lr: float = 1e-4, batch_size: int = 32, heldout_by: str | None = None,
             heldout_fraction: float | None = None, val_fraction: float = 0.15, base: str = "", base_mix: float = 0.5,
-            seed: int = 0, initial_model: Path | None = None, progress: bool = True) -> dict:
+            seed: int = 0, initial_model: Path | None = None, progress: bool = True, min_heldout: int = 10) -> dict:
     from fape.classifiers.evaluate import evaluate_run
     from fape.classifiers.train import train
     from fape.cli import UserError
@@ -155,7 +159,7 @@ def retrain(root: Path, epochs: int = 3, lr: float = 1e-4, batch_size: int = 32,
 
     cand = evaluate_run(run, "test", data=str(data))
     par = evaluate_run(run, "test", data=str(data), checkpoint=parent["model"], out=run / "eval" / "test-parent")
-    promoted, reason = promotion(cand["accuracy"], par["accuracy"], parent["version"], cand["n"])
+    promoted, reason = promotion(cand["accuracy"], par["accuracy"], parent["version"], cand["n"], min_heldout)
     best = json.loads((run / "done.json").read_text())["best"]
     card = {"version": version, "model": str(run.resolve()), "created": time.time(), "promoted": promoted,
             "reason": reason, "parent": parent["version"], "parent_model": parent["model"],

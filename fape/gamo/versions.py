@@ -19,7 +19,8 @@ class Registry:
         self.path = self.root / REGISTRY
         if not self.path.is_file():
             card = {"version": "v0000", "model": str(Path(initial_model).resolve()), "created": time.time(),
-                    "promoted": True, "reason": "initial model", "parent": None, "heldout": None}
+                    "promoted": True, "reason": "initial model", "parent": None, "heldout": None,
+                    "reference": reference_accuracy(initial_model)}
             self.root.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.path, {"current": "v0000", "versions": [card]})
 
@@ -50,14 +51,39 @@ class Registry:
         atomic_write_json(self.path, reg)
 
 
+def reference_accuracy(model: str | Path) -> dict | None:
+    """The test result a packaged model carries in its ``state.json`` (e.g. the shipped model's
+    FER2013 PrivateTest accuracy), for the admin page until GaMo data has measured it."""
+    from fape.classifiers.io import best_checkpoint
+    from fape.utils import checkpoint as ck
+
+    try:
+        test = ck.load_state(best_checkpoint(model)).get("test") or {}
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    if "accuracy" not in test:
+        return None
+    return {"accuracy": test["accuracy"], "n": test.get("n"), "data": ck.load_state(best_checkpoint(model))
+            .get("config", {}).get("data", {}).get("root"), "split": test.get("split")}
+
+
 def card_markdown(card: dict) -> str:
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-    h = card.get("heldout") or {}
+    h, d, t = card.get("heldout") or {}, card.get("data") or {}, card.get("training") or {}
     lines = [f"# GaMo model {card['version']}", "",
-             f"- parent: {card.get('parent')} ({card.get('parent_model')})",
-             f"- promoted: **{'yes' if card['promoted'] else 'no'}** - {card['reason']}",
-             f"- held-out ({h.get('unit')}, {h.get('n')} images): candidate {pct(h.get('candidate'))}, "
-             f"parent {pct(h.get('parent'))}",
-             f"- data: {json.dumps(card.get('data', {}))}",
-             f"- training: {json.dumps(card.get('training', {}))}", ""]
-    return "\n".join(lines)
+             f"- parent: {card.get('parent')} (`{card.get('parent_model')}`)",
+             f"- promoted: **{'yes' if card['promoted'] else 'no'}**: {card['reason']}",
+             f"- held-out part ({h.get('unit')}s, fraction {h.get('fraction')}, {h.get('n')} images): accuracy "
+             f"{pct(h.get('candidate'))} (macro-F1 {pct(h.get('candidate_macro_f1'))}), parent "
+             f"{pct(h.get('parent'))} (macro-F1 {pct(h.get('parent_macro_f1'))})",
+             f"- collected images: {d.get('collected')} (manifest sha256 `{str(d.get('manifest_sha256'))[:12]}`)"
+             + (f"; base data `{d['base']}` x{d['base_mix']}" if d.get("base") else ""),
+             f"- training: {t.get('epochs')} epochs, lr {t.get('lr')}, batch {t.get('batch_size')}, seed {t.get('seed')}; "
+             f"selected on validation: {t.get('selected')}; {t.get('seconds')} s",
+             f"- the same training: `{t.get('command')}`", "",
+             "| part | images | players | per class |", "|---|---|---|---|"]
+    for part in ("train", "val", "heldout"):
+        c = d.get(part) or {}
+        per = ", ".join(f"{k} {v}" for k, v in (c.get("per_class") or {}).items())
+        lines.append(f"| {part} | {c.get('images')} | {c.get('players')} | {per} |")
+    return "\n".join(lines) + "\n"

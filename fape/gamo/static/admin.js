@@ -17,8 +17,9 @@ function rows(tbody, items, cells) {
   const a = await api("GET", "/api/admin");
   const cur = a.model.versions.find(v => v.version === a.model.current);
   $("model-version").textContent = `${cur.version} (${cur.model})`;
-  $("model-accuracy").textContent = cur.heldout ? `${pct(cur.heldout.candidate)} on ${cur.heldout.n} images`
-                                                : "not measured on GaMo data yet (initial model)";
+  const ref = cur.reference;
+  $("model-accuracy").textContent = cur.heldout ? `${pct(cur.heldout.candidate)} on ${cur.heldout.n} GaMo images`
+    : "not measured on GaMo data yet" + (ref ? ` (initial model: ${pct(ref.accuracy)} on ${ref.n} ${ref.data} ${ref.split} images)` : "");
   rows($("versions").tBodies[0], a.model.versions, v => {
     const d = v.data || {}, n = (p) => (d[p] ? d[p].images : "-");
     return [v.version + (v.version === a.model.current ? " (serving)" : ""), v.promoted ? "yes" : "no",
