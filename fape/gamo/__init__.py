@@ -9,5 +9,8 @@ retraining loop around it (CIFE/GaMo paper, sections 5-6).
 - ``uploads``: upload validation and the per-session rate limit.
 - ``versions``: the model registry (every version with its card, the served one).
 - ``retrain``: ``fape gamo retrain`` (fine-tune, evaluate on the fixed held-out part, promote).
+- ``game``: the rules (consent, sessions, bombs, verification, storing, deletion) apart from HTTP.
 - ``app``: the ASGI app (Starlette via FastAPI) and its routes; ``static/`` the pages.
+- ``fakecam``, ``browser``: a Y4M fake-camera clip from face images, and a headless player
+  (system Chromium through Selenium) for the end-to-end test and ``tools/gamo_demo.py``.
 """

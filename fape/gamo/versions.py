@@ -58,13 +58,14 @@ def reference_accuracy(model: str | Path) -> dict | None:
     from fape.utils import checkpoint as ck
 
     try:
-        test = ck.load_state(best_checkpoint(model)).get("test") or {}
+        state = ck.load_state(best_checkpoint(model))
     except (FileNotFoundError, ValueError, KeyError):
         return None
+    test = state.get("test") or {}
     if "accuracy" not in test:
         return None
-    return {"accuracy": test["accuracy"], "n": test.get("n"), "data": ck.load_state(best_checkpoint(model))
-            .get("config", {}).get("data", {}).get("root"), "split": test.get("split")}
+    return {"accuracy": test["accuracy"], "n": test.get("n"), "split": test.get("split"),
+            "data": state.get("config", {}).get("data", {}).get("root")}
 
 
 def card_markdown(card: dict) -> str:
