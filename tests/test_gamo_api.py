@@ -106,6 +106,16 @@ def test_rate_limited_frames_are_refused_in_json(tmp_path):
     assert r.status_code == 429 and r.json()["error"] == "rate_limited"
 
 
+def test_send_all_templates_passes_the_frame_rate_limit(tmp_path):
+    cfg = server_config(tmp_path / "gamo")
+    cfg.rate_per_second, cfg.rate_burst = 2.0, 4  # the serve defaults
+    client = TestClient(create_app(Game(cfg, MODEL, engine_factory=FakeEngine, seed=0)))
+    pid = consented(client)["id"]
+    for n in NAMES:  # "Send all": 7 uploads at once
+        r = client.post(f"/api/players/{pid}/templates/{n}", content=frame_bytes(n), headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == 200, r.text
+
+
 # ---------------------------------------------------------------- targets
 def test_target_choice_balances():
     rng = np.random.default_rng(0)

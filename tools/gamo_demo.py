@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=1.2, help="seconds each expression is shown")
     ap.add_argument("--screenshots", default=None, help="folder for gamo_{play,register,admin}.png")
     ap.add_argument("--admin-only", action="store_true", help="no games: only the admin page's screenshot")
+    ap.add_argument("--register-only", action="store_true",
+                    help="no games: a new player registers the first subject's 7 faces (screenshot)")
     ap.add_argument("--serve-args", default="--fall-seconds 10 --bomb-every 2.5 --frame-interval-ms 500 --seed 0")
     args = ap.parse_args()
 
@@ -50,6 +52,17 @@ def main() -> None:
             driver.save_screenshot(str(shots / "gamo_admin.png"))
             driver.quit()
             small_png(shots / "gamo_admin.png")
+            return
+        if args.register_only:
+            clip = data.parent / f"{data.name}.register.y4m"
+            write_y4m(clip, clip_frames([f for _, f in jaffe_faces(args.jaffe, args.subjects[0])], args.hold, 10), 10)
+            driver = B.chrome(clip)
+            B.consent(driver, base)
+            print(B.register_templates(driver, base, pause=args.hold))
+            driver.save_screenshot(str(shots / "gamo_register.png"))
+            driver.quit()
+            clip.unlink()
+            small_png(shots / "gamo_register.png")
             return
         for i, subject in enumerate(args.subjects):
             faces = [f for _, f in jaffe_faces(args.jaffe, subject)]

@@ -45,13 +45,15 @@ def create_app(game: Game) -> FastAPI:
     app = FastAPI(title="GaMo", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.game = game
     limiter = RateLimiter(cfg.rate_per_second, cfg.rate_burst)
+    # "Send all" posts the 7 templates at once; recaptures follow one by one
+    template_limiter = RateLimiter(1.0, 2 * len(game.names))
 
     @app.exception_handler(Refused)
     async def refused(_request, e: Refused):
         return JSONResponse({"error": e.error, "detail": e.detail}, status_code=e.status)
 
-    async def image_of(request: Request, key: str):
-        limiter.take(key)  # before reading: a flood costs no decoding
+    async def image_of(request: Request, key: str, limit: RateLimiter = limiter):
+        limit.take(key)  # before reading: a flood costs no decoding
         data = await read_body(request, cfg.max_upload_bytes)
         return await run_in_threadpool(decode_image, data, cfg.max_upload_bytes, cfg.max_pixels)
 
@@ -84,7 +86,7 @@ def create_app(game: Game) -> FastAPI:
     @app.post("/api/players/{pid}/templates/{expression}")
     async def template(pid: str, expression: str, request: Request):
         game.player(pid)
-        frame = await image_of(request, f"player:{pid}")
+        frame = await image_of(request, f"player:{pid}", template_limiter)
         return await run_in_threadpool(game.add_template, pid, expression, frame)
 
     @app.post("/api/sessions")

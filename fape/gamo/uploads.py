@@ -54,5 +54,5 @@ class RateLimiter:
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens < 1.0:
                 self._state[key] = (tokens, now)
-                raise Refused(429, "rate_limited", f"too many frames: at most {self.rate:g} a second for a session")
+                raise Refused(429, "rate_limited", f"too many uploads: at most {self.rate:g} a second, {self.burst} at once")
             self._state[key] = (tokens - 1.0, now)
