@@ -1,10 +1,12 @@
 """Play GaMo with the fake camera, one player per JAFFE subject, to collect a small GaMo set for
 the documented retraining round (docs/gamo.md) and take the pages' screenshots.
 
-    python tools/gamo_demo.py --data runs/gamo_demo --subjects KA KL KM KR MK NA NM TM UY YM \
-        --screenshots docs/img
-    fape gamo retrain --data runs/gamo_demo
-    python tools/gamo_demo.py --data runs/gamo_demo --admin-only --screenshots docs/img
+    python tools/gamo_demo.py --data runs/gamo_round --jaffe ../shared/data/jaffe \
+        --subjects KA KL KM KR MK NA NM TM UY YM --screenshots docs/img \
+        --serve-args "--lives 12 --fall-seconds 10 --bomb-every 2.5 --frame-interval-ms 500 --seed 0"
+    fape gamo retrain --data runs/gamo_round
+    python tools/gamo_demo.py --data runs/gamo_round --admin-only --screenshots docs/img
+    python tools/gamo_demo.py --data runs/gamo_shots --subjects KA --register-only --hold 2 --screenshots docs/img
 
 Each subject is a new browser (a new player after consent) whose camera plays that subject's 7
 expressions in a loop, each held --hold seconds. Prints one line per game.
@@ -58,7 +60,7 @@ def main() -> None:
             write_y4m(clip, clip_frames([f for _, f in jaffe_faces(args.jaffe, args.subjects[0])], args.hold, 10), 10)
             driver = B.chrome(clip)
             B.consent(driver, base)
-            print(B.register_templates(driver, base, pause=args.hold))
+            print(B.register_templates(driver, base, pause=args.hold, synced=True))
             driver.save_screenshot(str(shots / "gamo_register.png"))
             driver.quit()
             clip.unlink()

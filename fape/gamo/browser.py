@@ -117,14 +117,21 @@ def play_until_over(driver, timeout: float = 120.0, mode: str | None = None, sho
     return state
 
 
-def register_templates(driver, base: str, pause: float = 1.0) -> str:
-    """Capture the 7 templates one ``pause`` apart (the clip changes face meanwhile) and send them."""
+def register_templates(driver, base: str, pause: float = 1.0, synced: bool = False) -> str:
+    """Capture the 7 templates one ``pause`` apart (the clip changes face meanwhile) and send them.
+    ``synced``: a clip of the 7 faces in the tiles' order, ``pause`` s each: capture tile k while
+    the camera shows face k (the fake camera's clip starts with the stream)."""
     driver.get(base + "/register")
     wait_for(driver, "document.querySelectorAll('.tile[data-expression]').length === 7 && "
                      "document.getElementById('camera').videoWidth > 0", 30, "the registration page")
-    for tile in driver.find_elements("css selector", ".tile[data-expression]"):
+    for k, tile in enumerate(driver.find_elements("css selector", ".tile[data-expression]")):
+        if synced:
+            at = f"(document.getElementById('camera').currentTime / {pause})"  # clip position in faces
+            wait_for(driver, f"Math.floor({at}) % 7 === {k} && {at} % 1 > 0.3 && {at} % 1 < 0.7",
+                     30, f"face {k} of the clip")
         tile.click()
-        time.sleep(pause)
+        if not synced:
+            time.sleep(pause)
     driver.find_element("id", "send").click()
     return wait_for(driver, "/of 7 templates/.test(document.getElementById('msg').textContent) && "
                             "document.getElementById('msg').textContent", 60, "the templates to be sent")
