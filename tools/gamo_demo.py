@@ -22,11 +22,13 @@ from fape.gamo.fakecam import clip_frames, jaffe_faces, write_y4m
 
 
 def small_png(path: Path) -> None:
-    """Screenshots to 256 colours: a few tens of kB each in the docs."""
+    """Screenshots at most 800 px wide in 128 colours: tens of kB each in the docs."""
     from PIL import Image
 
     with Image.open(path) as im:
-        im.convert("RGB").quantize(256).save(path, optimize=True)
+        im = im.convert("RGB")
+    im.thumbnail((800, 800))
+    im.quantize(128).save(path, optimize=True)
 
 
 def main() -> None:
