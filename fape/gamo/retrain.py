@@ -31,6 +31,7 @@ from fape.utils.io import atomic_write_bytes, atomic_write_json, sha256_bytes
 
 HELDOUT_FILE = "heldout.json"
 UNITS = {"player": "subject", "session": "sequence", "image": "path"}
+VAL_FRACTION = 0.15  # images of the non-held-out units that select the epoch
 
 
 def unit_hash(salt: str, unit: str) -> float:
@@ -122,8 +123,10 @@ def finetune_config(parent_model: Path, data: Path, split: Path, name: str, epoc
 
 
 def retrain(root: Path, epochs: int = 3, lr: float = 1e-4, batch_size: int = 32, heldout_by: str | None = None,
-            heldout_fraction: float | None = None, val_fraction: float = 0.15, base: str = "", base_mix: float = 0.5,
-            seed: int = 0, initial_model: Path | None = None, progress: bool = True, min_heldout: int = 10) -> dict:
+            heldout_fraction: float | None = None, val_fraction: float = VAL_FRACTION, base: str = "",
+            base_mix: float = 0.5, seed: int = 0, initial_model: Path | None = None, progress: bool = True,
+            min_heldout: int = 10) -> dict:
+    """One round on the game's state folder ``root``; returns the new version's card."""
     from fape.classifiers.evaluate import evaluate_run
     from fape.classifiers.train import train
     from fape.cli import UserError
