@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fape.data import cli as data_cli
 
     from fape.classifiers import cli as clf_cli
+    from fape.gamo import cli as gamo_cli
     from fape.gan import cli as gan_cli
     from fape.metrics import cli as metrics_cli
     from fape.predict import cli as predict_cli
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.register(groups)
     experiment.register(groups)
     predict_cli.register(groups)
+    gamo_cli.register(groups)
     return parser
 
 

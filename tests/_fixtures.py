@@ -1,6 +1,7 @@
 """Tiny fape datasets written by the tests themselves (no real data needed)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ from fape.data.format import DatasetInfo, save_image, write_index
 from fape.data.landmarks68 import template_face
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# ../shared/data beside the checkout; FAPE_SHARED_DATA points elsewhere (e.g. from a git worktree)
+SHARED_DATA = Path(os.environ.get("FAPE_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 def make_multipose(root: Path, subjects=2, expressions=3, frames=2, poses=("half_left", "front", "half_right"),

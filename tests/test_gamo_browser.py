@@ -1,0 +1,119 @@
+"""End to end: ``fape gamo serve`` on a free localhost port, headless Chromium (the OS package,
+driven by Selenium) whose fake camera plays real JAFFE faces; consent, a game to game over,
+the dataset folder against the defused bombs, one ``fape gamo retrain``, screenshots.
+
+Set ``GAMO_SCREENSHOTS=DIR`` to keep the screenshots (docs/img/ has the ones in docs/gamo.md).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from _fixtures import SHARED_DATA
+
+JAFFE = SHARED_DATA / "jaffe"
+# The shipped model passes its thresholds on these JAFFE faces of subject KA (happy, surprise,
+# neutral, sad), so they are held long enough to defuse a bomb; angry, disgust and fear are
+# flashed, so those bombs land and the game ends. Order: held faces first, in the label order.
+HELD, FLASHED = ("HA", "SU", "NE", "SA"), ("AN", "DI", "FE")
+
+
+def _requirements():
+    if not JAFFE.is_dir():
+        pytest.skip(f"real data absent: {JAFFE} (see ../shared/data/README.md)")
+    pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
+    pytest.importorskip("uvicorn", reason="the gamo extra is not installed: pip install -e '.[gamo]'")
+    from fape.gamo.browser import find_browser
+
+    browser, driver = find_browser()
+    if not browser or not driver:
+        pytest.skip("chromium and chromedriver not found on PATH: run .ci/gamo-deps.sh "
+                    "(apt-get install chromium chromium-driver)")
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_play_store_retrain_in_a_real_browser(tmp_path):
+    _requirements()
+    from fape.data.format import read_index
+    from fape.gamo import browser as B
+    from fape.gamo.db import Repository
+    from fape.gamo.fakecam import clip_frames, jaffe_faces, write_y4m
+    from fape.gamo.retrain import HELDOUT_FILE, VAL_FRACTION, split_rows
+
+    shots = Path(os.environ.get("GAMO_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    faces = dict(jaffe_faces(JAFFE, "KA"))
+    clip = tmp_path / "ka.y4m"
+    write_y4m(clip, clip_frames([faces[c] for c in HELD + FLASHED], [1.5] * 4 + [0.5] * 3, fps=10), fps=10)
+
+    data, port = tmp_path / "gamo", B.free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = B.start_server(data, port, "--lives", "3", "--fall-seconds", "9", "--bomb-every", "2",
+                            "--frame-interval-ms", "400", "--rate", "5", "--seed", "0", log=tmp_path / "server.log")
+    driver = None
+    try:
+        driver = B.chrome(clip)
+        pseudonym = B.consent(driver, base)
+        state = B.play_until_over(driver, timeout=150)
+        driver.save_screenshot(str(shots / "gamo_play.png"))
+        # the page's score and lives changed, and agree with the server's session
+        assert state["shown_at_start"]["score"] == "0" and state["shown_at_start"]["lives"].endswith("(3)")
+        assert state["shown"]["lives"] == "0" and int(state["shown"]["score"]) == len(state["defused"])
+        assert len(state["defused"]) >= 2, "the clip holds 4 expressions the model verifies: several bombs defuse"
+        repo = Repository(data / "gamo.sqlite")
+        session = repo.session(state["session"])
+        assert (session["score"], session["lives"]) == (len(state["defused"]), 0)
+
+        # one dataset row and crop per defused bomb, labelled with the bomb's expression
+        bombs = {b["id"]: b for b in repo.bombs(state["session"])}
+        defused = {b_id: b["expression"] for b_id, b in bombs.items() if b["status"] == "defused"}
+        assert defused == {d["bomb"]: d["expression"] for d in state["defused"]}
+        idx = read_index(data / "dataset")
+        m = idx.manifest
+        assert dict(zip(m["frame"], m["expression"])) == defused and len(m) == len(defused)
+        assert set(m["subject"]) == {pseudonym} and set(m["sequence"]) == {state["session"]}
+        assert (m["prob"] >= m["threshold"]).all() and idx.landmarks_ok.all()
+        assert all((data / "dataset" / p).is_file() for p in m["path"])
+
+        msg = B.register_templates(driver, base, pause=0.6)
+        assert msg.startswith("7 of 7"), msg
+        driver.save_screenshot(str(shots / "gamo_register.png"))
+
+        # one retraining round; the held-out rule is fixed before it (per image, for one player)
+        for salt in map(str, range(100)):
+            rule = {"unit": "image", "fraction": 0.5, "salt": salt}
+            parts = split_rows(m, rule, VAL_FRACTION)
+            if {"train", "test"} <= set(parts):
+                break
+        (data / "models" / HELDOUT_FILE).write_text(json.dumps(rule))
+        t0 = time.time()
+        out = subprocess.run([sys.executable, "-m", "fape", "gamo", "retrain", "--data", str(data), "--epochs", "1",
+                              "--min-heldout", "1"],
+                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        reg = json.loads((data / "models" / "registry.json").read_text())
+        card = reg["versions"][-1]
+        assert [v["version"] for v in reg["versions"]] == ["v0000", "v0001"]
+        assert card["parent"] == "v0000" and card["data"]["collected"] == len(m)
+        assert reg["current"] == ("v0001" if card["promoted"] else "v0000")
+        assert (data / "models" / "v0001" / "card.md").is_file() and "promoted" in out.stdout
+        assert not (data / "models" / "v0001" / "data" / "images").exists()  # no second copy of the faces
+        print(f"retrain {time.time() - t0:.0f} s: {out.stdout.strip()}")
+
+        driver.get(base + "/admin")
+        B.wait_for(driver, "document.querySelectorAll('#versions tbody tr').length === 2", 20, "the admin page")
+        bars = {e.get_attribute("data-expression"): int(e.get_attribute("data-count"))
+                for e in driver.find_elements("css selector", "#chart div[data-expression]")}
+        assert {k: v for k, v in bars.items() if v} == m["expression"].value_counts().to_dict()
+        driver.save_screenshot(str(shots / "gamo_admin.png"))
+    finally:
+        if driver is not None:
+            driver.quit()
+        B.stop_server(server)
