@@ -351,11 +351,12 @@ def report_md(exp: ExperimentConfig, res: dict) -> str:
               f"Each seed redraws {'the split, the GAN, the synthesized set and the classifier' if exp.redraw == 'all' else 'the classifier only'}. "
               "Difference from the first setting, with a 95% interval from a hierarchical bootstrap that "
               "resamples seeds, then test images (seed k paired with seed k):", "",
-              "| task | difference | mean (points) | 95% CI | images | seeds |", "|---|---|---|---|---|---|"]
+              "| task | difference | mean (points) | 95% CI | test images per seed | seeds |", "|---|---|---|---|---|---|"]
     for t in tasks:
         for name, d in res["tasks"][t]["differences"].items():
             lines.append(f"| {Path(t).stem} | {name} | {100 * d['diff']:+.1f} | [{100 * d['ci_low']:+.1f}, "
-                         f"{100 * d['ci_high']:+.1f}] | {d['n_images']} | {d['n_seeds']} |")
+                         f"{100 * d['ci_high']:+.1f}] | {', '.join(map(str, d.get('n_images_per_seed', [d['n_images']])))} "
+                         f"| {d['n_seeds']} |")
     heads = [(t, res["tasks"][t]["headroom"]) for t in tasks if res["tasks"][t].get("headroom")]
     if heads:
         from fape.classifiers.evaluate import headroom_text

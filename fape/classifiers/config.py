@@ -36,7 +36,7 @@ class ClfDataConfig:
 @dataclass
 class ClfOptimConfig:
     name: Literal["sgd", "adam"] = "sgd"
-    lr: float = bounded(0.01, gt=0.0)
+    lr: float = bounded(0.01, ge=0.0)  # 0: a stage that must not move (tests, frozen chains)
     momentum: float = bounded(0.9, ge=0.0, lt=1.0)
     weight_decay: float = bounded(5e-4, ge=0.0)
     schedule: Literal["step", "none", "cosine"] = "step"
