@@ -85,7 +85,9 @@ def test_pretrain_setting_starts_cells_from_its_weights(tmp_path):
 @pytest.mark.parametrize("name", ["f2ed_table5", "f2ed_table5_medium", "fer2013_to_jaffe", "fer2013_rare_expression"])
 def test_shipped_experiments_parse(name):
     exp = load_config(ExperimentConfig, REPO / f"configs/experiments/{name}.yaml")
-    assert exp.tasks and len(exp.settings) == 2 and exp.seeds == [0, 1, 2]
+    assert exp.tasks and len(exp.settings) == (3 if name.startswith("f2ed_table5") else 2) and exp.seeds == [0, 1, 2]
+    if name.startswith("f2ed_table5"):  # without, with, and the all-real oracle for the headroom
+        assert [s.oracle for s in exp.settings] == [False, False, True]
     for path in [exp.classifier, exp.gan.config, *[s.pretrain for s in exp.settings]]:
         assert not path or (REPO / path).is_file(), path
     for plan in exp.plans.values():
