@@ -54,3 +54,50 @@ def test_package_loads_and_reports_its_own_accuracy(run, tmp_path, dtype):
     card = (out / "README.md").read_text()
     assert f"{100 * state['test']['accuracy']:.2f}%" in card and "fape clf train -c X.yaml" in card
     assert "0 expr0, 1 expr1, 2 expr2" in card
+
+
+def _eval_cli(*args) -> int:
+    from fape.cli import main
+
+    return main(["clf", "eval", *map(str, args)])
+
+
+def test_packaged_checkpoint_is_a_run_for_eval(run, tmp_path, capsys):
+    """`fape clf eval --run CHECKPOINT --data DIR [--split-file F]`: no run files beside the
+    checkpoint; the split is the recorded protocol's (made as training makes it) or the one given."""
+    pkg = _tool().package(run, tmp_path / "model", "float32")
+    data = json.loads((run / "labels.json").read_text())["split"].rsplit("/splits/", 1)[0]
+    assert _eval_cli("--run", pkg, "--split", "test", "--data", data, "--out", tmp_path / "e1") == 0
+    res = json.loads((tmp_path / "e1" / "results.json").read_text())
+    state = json.loads((pkg / "state.json").read_text())
+    assert res["n"] == state["test"]["n"] and abs(res["accuracy"] - state["test"]["accuracy"]) < 1e-9
+    from fape.data import splits
+
+    other = splits.save_split(data, splits.make_split(data, "random", seed=5), out=tmp_path / "s5.csv")
+    assert _eval_cli("--run", pkg, "--split", "val", "--data", data, "--split-file", other,
+                     "--out", tmp_path / "e2") == 0
+    res = json.loads((tmp_path / "e2" / "results.json").read_text())
+    assert res["split_file"] == str(other) and res["n"] == len(splits.load_split(other)["val"])
+    assert not (pkg / "eval").exists()  # a packaged folder is never written into
+
+
+def test_shipped_model_evaluates_on_imported_fer2013_layout(tmp_path, monkeypatch):
+    """The failing command of issue 17: the shipped checkpoint scored on a user's own import."""
+    import cv2
+
+    from fape.cli import main
+    from fape.predict.run import shipped_model
+
+    rng = np.random.default_rng(0)
+    names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    for c in names:
+        for part, prefix, n in (("train", "Training", 2), ("test", "PublicTest", 1), ("test", "PrivateTest", 2)):
+            for i in range(n):
+                d = tmp_path / "src" / part / c
+                d.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(d / f"{prefix}_{c}{i}.jpg"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    assert main(["data", "import", "fer2013-folders", str(tmp_path / "src"), "--out", str(tmp_path / "fer")]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert _eval_cli("--run", shipped_model(), "--split", "test", "--data", tmp_path / "fer") == 0
+    res = json.loads((tmp_path / "runs" / "eval" / "fanet_fer2013_48" / "test" / "results.json").read_text())
+    assert res["n"] == 14 and list(res["per_class"]) == names

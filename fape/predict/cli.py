@@ -15,7 +15,7 @@ def register(groups) -> None:
     p.add_argument("source", help="image, folder, video, or camera:N")
     p.add_argument("--model", default=None,
                    help="run folder, checkpoint folder, .onnx or TorchScript .pt export (default: the shipped "
-                        "checkpoints/fanet_fer2013_48, or $FAPE_MODEL)")
+                        "fanet_fer2013_48, package data in fape/checkpoints/; or $FAPE_MODEL)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "torchscript"],
                    help="auto: from the model file; onnx on a run exports it in memory and runs ONNX Runtime")
     p.add_argument("--detector", default="haar", choices=["haar", "dlib", "mtcnn"])
