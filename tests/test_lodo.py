@@ -95,3 +95,42 @@ def test_train_and_test_across_datasets(merged, tmp_path):
     assert res["n"] == 18 and set(res["per_class"]) == {"angry", "happy", "neutral"}
     split = json.loads((run / "labels.json").read_text())["split"]
     assert "leave-one-dataset-out" in split and "test=jaffe" in split
+
+
+def test_class_source_weights_balance_classes_and_temper_sources():
+    from fape.classifiers.train import source_weights
+
+    labels = np.array([0] * 90 + [0] * 10 + [1] * 50)
+    sources = np.array(["fer"] * 90 + ["ck"] * 10 + ["fer"] * 50, dtype=object)
+    w = source_weights(labels, sources)
+    assert np.isclose(w[labels == 0].sum(), w[labels == 1].sum())
+    per_fer, per_ck = w[0], w[90]
+    assert np.isclose(per_ck / per_fer, 3.0)  # sqrt(90 / 10): drawn 3x as often per image, not 9x
+    assert np.isclose(w[sources == "ck"].sum() / w[labels == 0].sum(), 10 * 3 / (90 + 30))
+
+
+def test_robust_augmentation_keeps_shape_range_and_seed():
+    import torch
+
+    from fape.classifiers.augment import augment
+
+    x = torch.rand(16, 1, 32, 32) * 2 - 1
+    torch.manual_seed(3)
+    a = augment(x, "robust")
+    torch.manual_seed(3)
+    b = augment(x, "robust")
+    assert a.shape == x.shape and float(a.min()) >= -1 and float(a.max()) <= 1
+    assert torch.equal(a, b) and not torch.allclose(a, x)
+
+
+def test_mixup_and_class_source_train(merged, tmp_path):
+    from fape.classifiers import train as clf_train
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+
+    cfg = load_config(ClfConfig, REPO / "configs/clf/fanet_lodo_jaffe.yaml",
+                      [f"--data.root={merged}", "--model.name=cnn3", "--data.image_size=32", "--train.batch_size=8",
+                       "--train.epochs=1", "--train.mixed_precision=no", "--train.mixup=0.2",
+                       "--data.balance=class_source", "--data.augment=robust", "--train.label_smoothing=0.1"])
+    run = clf_train.train(cfg, tmp_path / "run", progress=False)
+    assert (run / "done.json").is_file()

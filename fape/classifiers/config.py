@@ -26,8 +26,10 @@ class ClfDataConfig:
     # training part: mix = synthetic images per epoch as a fraction of the real training images
     synthetic: str = ""
     mix: float = 0.5
-    balance: Literal["none", "sampler", "loss"] = "none"  # class balancing of the training part
-    augment: Literal["none", "flip", "mobilenet", "cife"] = "flip"
+    # class balancing of the training part; class_source: the sampler with classes equal and, within a
+    # class, each source dataset (a merge's 'dataset' column) weighted by 1/sqrt(its images)
+    balance: Literal["none", "sampler", "loss", "class_source"] = "none"
+    augment: Literal["none", "flip", "mobilenet", "cife", "robust"] = "flip"
     num_workers: int = 0
 
 
@@ -57,6 +59,7 @@ class ClfTrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     channels_last: bool = False  # NHWC memory: 1.1-1.4x faster on this CPU (benchmarks/clf_step.py)
     label_smoothing: float = 0.0
+    mixup: float = 0.0  # Beta(a, a) parameter of mixup (Zhang et al. 2018); 0 = off
     seed: int = 0
     eval_every: int = 1  # epochs between validation passes (model selection on val only)
     log_every: int = 50
