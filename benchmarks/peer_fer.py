@@ -25,9 +25,11 @@ Parts:
 3. ms per face (classification only, one face per call, as ``fer`` and ``fape predict`` classify a
    single face) and ms per image end to end (decode, detect, crop, classify), each tool's times
    measured interleaved in the same run; ratios = ours / peer.
+4. Accuracy differences to the peer with 95% paired bootstrap intervals over the same images.
 
     python benchmarks/peer_fer.py [--model checkpoints/fanet_fer2013_48] [--int8 FILE.onnx]
-        [--data ../shared/data] [--threads 1] [--timing-faces 400] [--out runs/bench/peer_fer.json]
+        [--also NAME=RUN ...] [--data ../shared/data] [--threads 1] [--timing-faces 400]
+        [--out runs/bench/peer_fer.json]
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import cv2
 import numpy as np
 import torch
 
-from fape.classifiers.evaluate import classification_metrics
+from fape.classifiers.evaluate import classification_metrics, paired_bootstrap
 from fape.data.dataset import to_float
 from fape.predict.backends import load_classifier
 from fape.predict.run import Predictor, default_model
@@ -140,7 +142,17 @@ def metrics(labels: np.ndarray, preds: np.ndarray) -> dict:
     m = classification_metrics(labels, preds, LABELS + ["(no face)"])
     return {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
             "detected": float((preds != NONE).mean()),
-            "recall": {n: m["per_class"][n]["recall"] for n in LABELS if m["per_class"][n]["support"]}}
+            "recall": {n: m["per_class"][n]["recall"] for n in LABELS if m["per_class"][n]["support"]},
+            "correct": (labels == preds).astype(int).tolist()}
+
+
+def against_peer(tools: dict) -> None:
+    """Each of our tools' accuracy minus the peer's, with a 95% paired bootstrap CI over the images."""
+    peer = np.array(tools["fer"]["correct"])[None]
+    for k, r in tools.items():
+        if k != "fer":
+            d = paired_bootstrap(np.array(r["correct"])[None], peer, n_boot=2000, seed=0)
+            r["minus_fer"] = {"diff": d["diff"], "ci_low": d["ci_low"], "ci_high": d["ci_high"]}
 
 
 def per_face_ms(fns: dict, x_ours: torch.Tensor, x_peer: np.ndarray, rounds: int = 3) -> dict:
@@ -173,6 +185,7 @@ def crops_part(clfs: dict, peer: Peer, root: Path, limit: int, timing_faces: int
     ms = per_face_ms(fns, x[:n], x64[:n])
     for k in ms:
         res[k]["ms_per_face"] = ms[k]
+    against_peer(res)
     return {"n": int(len(labels)), "timing_faces": n, "tools": res}
 
 
@@ -197,19 +210,22 @@ def folder_part(clfs: dict, peer: Peer, name: str, root: Path, limit: int) -> di
     for k in preds:
         out[k] = metrics(labels, np.array(preds[k]))
         out[k]["ms_per_image"] = 1e3 * secs[k] / len(files)
+    against_peer(out)
     return {"n": len(files), "upsampled": up, "tools": out}
 
 
 # ------------------------------------------------------------------ report
 def table(part: dict, ours: list[str], time_key: str) -> str:
     tools = [*ours, "fer"]
-    rows = ["| tool | accuracy | macro-F1 | detected | " + " | ".join(f"{n} recall" for n in LABELS) + f" | {time_key} |",
-            "|---" * (5 + len(LABELS)) + "|"]
+    rows = ["| tool | accuracy | minus fer (95% CI) | macro-F1 | detected | " + " | ".join(f"{n} recall" for n in LABELS)
+            + f" | {time_key} |", "|---" * (6 + len(LABELS)) + "|"]
     for k in tools:
         r = part["tools"][k]
         rec = " | ".join(f"{100 * r['recall'][n]:.1f}" if n in r["recall"] else "-" for n in LABELS)
         ratio = f" ({r[time_key] / part['tools']['fer'][time_key]:.2f}x fer)" if k != "fer" else ""
-        rows.append(f"| {k} | {100 * r['accuracy']:.2f} | {100 * r['macro_f1']:.2f} | {100 * r['detected']:.1f} | "
+        d = r.get("minus_fer")
+        ci = f"{100 * d['diff']:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]" if d else "-"
+        rows.append(f"| {k} | {100 * r['accuracy']:.2f} | {ci} | {100 * r['macro_f1']:.2f} | {100 * r['detected']:.1f} | "
                     f"{rec} | {r[time_key]:.3f}{ratio} |")
     return "\n".join(rows)
 
@@ -218,6 +234,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="our checkpoint (default: the shipped model)")
     ap.add_argument("--int8", default=None, help="int8 ONNX export of --model (fape export --format onnx-int8)")
+    ap.add_argument("--also", nargs="*", default=[], metavar="NAME=RUN", help="further models of ours (PyTorch)")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--threads", type=int, default=1, help="threads of every runtime (same for all tools)")
     ap.add_argument("--limit", type=int, default=0, help="images per set, evenly spaced (0 = all)")
@@ -232,9 +249,12 @@ def main() -> None:
             "fape onnx": load_classifier(model, "onnx", threads=args.threads)}
     if args.int8:
         clfs["fape onnx int8"] = load_classifier(args.int8, threads=args.threads)
+    for item in args.also:  # NAME=RUN: further models of ours, PyTorch backend
+        name, _, path = item.rpartition("=")
+        clfs[name or Path(path).name] = load_classifier(path, "torch")
     peer = Peer(args.threads)
     data = Path(args.data)
-    res = {"model": str(model), "int8": args.int8, "threads": args.threads, "parts": {}}
+    res = {"model": str(model), "int8": args.int8, "also": args.also, "threads": args.threads, "parts": {}}
     for part in args.parts:
         t0 = time.perf_counter()
         if part == "fer2013":

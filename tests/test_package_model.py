@@ -101,3 +101,13 @@ def test_shipped_model_evaluates_on_imported_fer2013_layout(tmp_path, monkeypatc
     assert _eval_cli("--run", shipped_model(), "--split", "test", "--data", tmp_path / "fer") == 0
     res = json.loads((tmp_path / "runs" / "eval" / "fanet_fer2013_48" / "test" / "results.json").read_text())
     assert res["n"] == 14 and list(res["per_class"]) == names
+
+
+def test_card_reports_a_peer_benchmark_as_measured():
+    tool = _tool()
+    r = {"accuracy": 0.6428, "macro_f1": 0.6263, "detected": 1.0, "ms_per_face": 18.8}
+    bench = {"threads": 1, "parts": {"fer2013": {"n": 3589, "timing_faces": 400,
+                                                 "tools": {"fape torch": r, "fer": {**r, "accuracy": 0.6587}}}}}
+    text = "\n".join(tool.benchmark_section(bench))
+    assert "| FER2013 PrivateTest crops, classifier only (3,589) | fape torch | 64.28% | 62.63% |" in text
+    assert "| fer | 65.87%" in text and "18.80 ms per face" in text
