@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from _fixtures import REPO, make_multipose
-from fape.classifiers import train as clf_train
-from fape.classifiers.config import ClfConfig
-from fape.config import load_config
+from _fixtures import REPO, tiny_clf_run
 from fape.predict.backends import load_classifier
 
 
@@ -23,12 +20,7 @@ def _tool():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pkg")
-    data = make_multipose(root / "real", subjects=3, expressions=3, frames=2)
-    cfg = load_config(ClfConfig, None, [f"--data.root={data}", "--model.name=cnn3", "--data.split=random",
-                                        "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
-                                        "--train.epochs=2", "--optim.name=adam", "--optim.lr=1e-3"])
-    return clf_train.train(cfg, root / "run", progress=False)
+    return tiny_clf_run(tmp_path_factory.mktemp("pkg"))[0]
 
 
 def test_done_json_records_training_time(run):

@@ -6,22 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from _fixtures import make_multipose
-from fape.classifiers import train as clf_train
-from fape.classifiers.config import ClfConfig
-from fape.config import load_config
+from _fixtures import tiny_clf_run
 
 pytest.importorskip("onnxruntime", reason="onnxruntime (the export extra) is absent")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("q")
-    data = make_multipose(root / "real", subjects=3, expressions=3, frames=2)
-    cfg = load_config(ClfConfig, None, [f"--data.root={data}", "--model.name=cnn3", "--data.split=random",
-                                        "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
-                                        "--train.epochs=1"])
-    return clf_train.train(cfg, root / "run", progress=False), data
+    return tiny_clf_run(tmp_path_factory.mktemp("q"), epochs=1)
 
 
 def test_calibration_uses_training_rows_only(tiny):
