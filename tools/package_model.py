@@ -89,7 +89,10 @@ def benchmark_section(bench: dict) -> list[str]:
         unit = "ms per face (classify)" if key == "ms_per_face" else "ms per image (end to end)"
         where = {"fer2013": "FER2013 PrivateTest crops, classifier only",
                  "jaffe": "JAFFE, end to end (unseen dataset)", "ckplus48": "CK+48 (4x upsampled), end to end (unseen dataset)"}
+        others = {a.rpartition("=")[0] or Path(a).name for a in bench.get("also", [])}  # not this model
         for tool, r in p["tools"].items():
+            if tool in others:
+                continue
             out.append(f"| {where.get(part, part)} ({p['n']:,}) | {tool} | {100 * r['accuracy']:.2f}% | "
                        f"{100 * r['macro_f1']:.2f}% | {100 * r['detected']:.1f}% | {r[key]:.2f} {unit} |")
     return out
