@@ -101,5 +101,5 @@ def test_card_reports_a_peer_benchmark_as_measured():
     bench = {"threads": 1, "parts": {"fer2013": {"n": 3589, "timing_faces": 400,
                                                  "tools": {"fape torch": r, "fer": {**r, "accuracy": 0.6587}}}}}
     text = "\n".join(tool.benchmark_section(bench))
-    assert "| FER2013 PrivateTest crops, classifier only (3,589) | fape torch | 64.28% | 62.63% |" in text
-    assert "| fer | 65.87%" in text and "18.80 ms per face" in text
+    assert "| FER2013 PrivateTest crops, classifier only (3,589) | fape torch | 64.28% | - | 62.63% |" in text
+    assert "| fer | 65.87%" in text and "18.8 ms per face (classify) (1.00x)" in text
