@@ -39,3 +39,17 @@ def make_multipose(root: Path, subjects=2, expressions=3, frames=2, poses=("half
                        channels=channels, origin={"kind": "test-fixture"}, landmarks_source="test-fixture")
     write_index(root, pd.DataFrame(rows), info, lm, ok)
     return root
+
+
+def tiny_clf_run(root: Path, epochs: int = 2) -> tuple[Path, Path]:
+    """A cnn3 classifier run (32 px gray, random split) on a 3-subject x 3-expression multipose
+    set: ``(run folder, dataset folder)``."""
+    from fape.classifiers import train as clf_train
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+
+    data = make_multipose(root / "real", subjects=3, expressions=3, frames=2)
+    cfg = load_config(ClfConfig, None, [f"--data.root={data}", "--model.name=cnn3", "--data.split=random",
+                                        "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
+                                        f"--train.epochs={epochs}", "--optim.name=adam", "--optim.lr=1e-3"])
+    return clf_train.train(cfg, root / "run", progress=False), data

@@ -58,7 +58,7 @@ def test_no_face_gives_none_and_empty_boxes():
 def test_mtcnn_missing_names_install_command(monkeypatch):
     monkeypatch.setattr(faces.importlib.util, "find_spec", lambda name: None)
     faces.mtcnn_detector.cache_clear()
-    with pytest.raises(UserError, match="pip install facenet-pytorch --no-deps"):
+    with pytest.raises(UserError, match=r"fape-faces\[mtcnn\]"):
         faces.detect_faces(np.zeros((64, 64), np.uint8), "mtcnn")
     with pytest.raises(UserError, match="unknown face detector"):
         faces.detect_faces(np.zeros((64, 64), np.uint8), "sfd")

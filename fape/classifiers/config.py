@@ -28,8 +28,10 @@ class ClfDataConfig:
     # training part: mix = synthetic images per epoch as a fraction of the real training images
     synthetic: str = ""
     mix: float = bounded(0.5, ge=-1.0)  # -1: every synthetic image, each epoch
-    balance: Literal["none", "sampler", "loss"] = "none"  # class balancing of the training part
-    augment: Literal["none", "flip", "mobilenet", "cife"] = "flip"
+    # class balancing of the training part; class_source: the sampler with classes equal and, within a
+    # class, each source dataset (a merge's 'dataset' column) weighted by 1/sqrt(its images)
+    balance: Literal["none", "sampler", "loss", "class_source"] = "none"
+    augment: Literal["none", "flip", "mobilenet", "cife", "robust"] = "flip"
     num_workers: int = bounded(0, ge=0)
 
 
@@ -59,6 +61,7 @@ class ClfTrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     channels_last: bool = False  # NHWC memory: 1.1-1.4x faster on this CPU (benchmarks/clf_step.py)
     label_smoothing: float = bounded(0.0, ge=0.0, lt=1.0)
+    mixup: float = bounded(0.0, ge=0.0)  # Beta(a, a) parameter of mixup (Zhang et al. 2018); 0 = off
     seed: int = 0
     eval_every: int = bounded(1, ge=1)  # epochs between validation passes (model selection on val only)
     log_every: int = bounded(50, ge=1)

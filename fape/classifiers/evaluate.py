@@ -109,13 +109,42 @@ def list_test_reads(run: str | Path) -> list[dict]:
     return read_jsonl(Path(run) / TEST_READS)
 
 
+def eval_split_file(run: Path, cfg, index, split_file: str | Path | None = None) -> Path:
+    """The split to evaluate on: ``split_file`` when given; else the run's own (``labels.json``);
+    else, for a checkpoint folder without its run (a packaged model), the split its config names,
+    made on ``index`` by the recorded protocol and seed exactly as training makes it."""
+    if split_file is not None:
+        return Path(split_file)
+    if (run / "labels.json").is_file():
+        return Path(json.loads((run / "labels.json").read_text())["split"])
+    from fape.classifiers.train import resolve_split
+
+    return resolve_split(cfg, index)[3]
+
+
+def test_reads_dir(run: Path) -> Path:
+    """Where the reads of ``run``'s test part are recorded: the run folder, or for a packaged
+    checkpoint (never written into) its eval folder under the current folder."""
+    return run if (run / "labels.json").is_file() else default_eval_dir(run, "test").parent
+
+
+def default_eval_dir(run: Path, split: str) -> Path:
+    """RUN/eval/SPLIT for a training run; a packaged checkpoint (perhaps inside site-packages) is
+    never written into: runs/eval/NAME/SPLIT under the current folder."""
+    return run / "eval" / split if (run / "labels.json").is_file() else Path("runs") / "eval" / run.name / split
+
+
 def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, out: str | Path | None = None,
-                 device: str = "cpu", checkpoint: str | Path | None = None) -> dict:
+                 device: str = "cpu", checkpoint: str | Path | None = None,
+                 split_file: str | Path | None = None) -> dict:
     """Evaluate a run's selected model on a part of its split; writes results.json,
-    predictions.csv, confusion.csv and confusion.png into ``out`` (default RUN/eval/<split>).
-    Each evaluation of the test part is appended to ``RUN/test_reads.jsonl`` (``record_test_read``).
+    predictions.csv, confusion.csv and confusion.png into ``out`` (default: ``default_eval_dir``).
+    ``run`` may be a training run or a packaged checkpoint folder (``state.json``, no run files).
+    Each evaluation of the test part is appended to ``test_reads.jsonl`` beside the eval folder
+    (``RUN/test_reads.jsonl`` for a training run; ``record_test_read``).
     ``checkpoint``: other weights of the same model to evaluate on the run's split (e.g. the
-    packaged copy of a shipped model)."""
+    packaged copy of a shipped model). ``split_file``: a split csv of ``data`` to use instead of
+    the run's (see ``eval_split_file``)."""
     import pandas as pd
 
     from fape.classifiers.io import load_run
@@ -129,7 +158,7 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     cfg = loaded.cfg
     root = data or cfg.data.root
     index = read_index(root)
-    split_file = json.loads((run / "labels.json").read_text())["split"]
+    split_file = eval_split_file(run, cfg, index, split_file)
     parts = splits.load_split(split_file, fold=cfg.data.fold if cfg.data.fold >= 0 else None)
     if split not in parts:
         raise ValueError(f"split part {split!r} not in {split_file} (has {sorted(parts)})")
@@ -140,14 +169,16 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     rows = rows[label_map[faces.labels[rows]] >= 0]
     probs = predict(loaded.model, faces, rows, device)
     if split == "test":  # every path that scores a test part comes through here, so every read is on record
-        record_test_read(run, split_file, data=str(root), checkpoint=str(loaded.checkpoint), n=int(len(rows)))
+        record_test_read(test_reads_dir(run), split_file, data=str(root), checkpoint=str(loaded.checkpoint),
+                         n=int(len(rows)))
     labels, preds = label_map[faces.labels[rows]], probs.argmax(1)
     m = index.manifest.iloc[rows]
     groups = {"pose": m["pose"].to_numpy()} if (m["pose"] != "").any() else {}
     res = classification_metrics(labels, preds, loaded.label_names, groups)
     res.update(run=str(run), split=split, split_file=str(split_file), data=str(root),
                checkpoint=str(loaded.checkpoint))
-    out = Path(out) if out else run / "eval" / split
+    out = Path(out) if out else default_eval_dir(run, split)
+    res["out"] = str(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", res)
     pred_df = pd.DataFrame({"row": rows, "path": m["path"].to_numpy(), "label": labels, "pred": preds,
@@ -435,13 +466,14 @@ def compare_markdown(res: dict) -> str:
 
 
 def cli_eval(args, overrides) -> int:
-    res = evaluate_run(args.run, args.split, args.data, args.out, args.device)
+    res = evaluate_run(args.run, args.split, args.data, args.out, args.device, split_file=args.split_file)
     print(f"{args.run} [{args.split}] accuracy {res['accuracy']:.4f}  macro-F1 {res['macro_f1']:.4f}  "
-          f"(n={res['n']}, chance {res['chance']:.3f})")
-    reads = len(list_test_reads(args.run)) if args.split == "test" else 0
+          f"(n={res['n']}, chance {res['chance']:.3f}; split {res['split_file']}) -> {res['out']}")
+    where = test_reads_dir(Path(args.run))
+    reads = len(list_test_reads(where)) if args.split == "test" else 0
     if reads >= 2:
         print(f"fape: warning: test part of {args.run} read {reads} times; a number chosen after looking at test "
-              f"is spent (reads listed in {Path(args.run) / TEST_READS})", file=sys.stderr)
+              f"is spent (reads listed in {where / TEST_READS})", file=sys.stderr)
     return 0
 
 

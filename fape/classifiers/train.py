@@ -65,10 +65,22 @@ class TrainItems(torch.utils.data.Dataset):
             idx.append(np.sort(rng.choice(n, size=k, replace=False)))
             src.append(np.ones(k, np.int64))
         self.src, self.idx = np.concatenate(src), np.concatenate(idx)
-        if d.balance == "sampler":
-            w = class_weights(self.labels(), self.num_classes)[self.labels()].numpy().astype(np.float64)
+        if d.balance in ("sampler", "class_source"):
+            labels = self.labels()
+            w = (source_weights(labels, self.sources()) if d.balance == "class_source"
+                 else class_weights(labels, self.num_classes)[labels].numpy().astype(np.float64))
             pick = rng.choice(len(self.idx), size=len(self.idx), replace=True, p=w / w.sum())
             self.src, self.idx = self.src[pick], self.idx[pick]
+
+    def sources(self) -> np.ndarray:
+        """Source dataset of each item ``[len(self)]`` (a merge's 'dataset' column; synthetic items
+        are their own source)."""
+        m = self.real.index.manifest
+        col = m["dataset"].to_numpy(dtype=object) if "dataset" in m else np.full(len(m), "", dtype=object)
+        out = np.full(len(self.idx), "synthetic", dtype=object)
+        real = self.src == 0
+        out[real] = col[self.idx[real]]
+        return out
 
     def labels(self) -> np.ndarray:
         """Run labels of this epoch's items ``[len(self)]``."""
@@ -89,6 +101,20 @@ class TrainItems(torch.utils.data.Dataset):
         item["label"] = int(self.label_map[item["label"]])
         item["synthetic"] = int(self.src[k])
         return item
+
+
+def source_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Sampling weight per item: every class the same total mass, and within a class each source
+    ``1/sqrt(n)`` of its ``n`` images (a small lab-posed set is drawn more often than its share,
+    without repeating its few images as often as full balance would)."""
+    w = np.zeros(len(labels), np.float64)
+    for c in np.unique(labels):
+        in_c = labels == c
+        cells = {s: int((in_c & (sources == s)).sum()) for s in np.unique(sources[in_c])}
+        for s, n in cells.items():
+            w[in_c & (sources == s)] = n ** -0.5
+        w[in_c] /= w[in_c].sum()
+    return w
 
 
 def resolve_split(cfg: ClfConfig, index) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, Path]:
@@ -262,10 +288,17 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
             x = augment(to_float(b["image"]), cfg.data.augment)
             if tc.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            y, mix = b["label"], None
+            if tc.mixup > 0:  # one lambda per batch, partners from a permutation of the batch
+                lam = float(torch.distributions.Beta(tc.mixup, tc.mixup).sample())
+                perm = torch.randperm(x.shape[0], device=x.device)
+                x, mix = lam * x + (1 - lam) * x[perm], (lam, y[perm])
             with accelerator.autocast():
                 logits, feats = net(x)
-                loss_ce = F.cross_entropy(logits.float(), b["label"], weight=weights,
-                                          label_smoothing=tc.label_smoothing)
+                loss_ce = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=tc.label_smoothing)
+                if mix is not None:
+                    loss_ce = mix[0] * loss_ce + (1 - mix[0]) * F.cross_entropy(
+                        logits.float(), mix[1], weight=weights, label_smoothing=tc.label_smoothing)
                 loss = loss_ce
                 if cfg.center_loss.weight > 0:
                     loss = loss + cfg.center_loss.weight * center_loss(feats.float(), b["label"], centers)

@@ -84,7 +84,8 @@ def register(groups) -> None:
                        description="Write DIR/splits/<protocol>[-<options>]-seed<S>.csv (row,path,split[,fold]) "
                                    "and a JSON beside it; refuses subject/sequence leaks. Protocols: er-ss, er-ue, "
                                    "er-up, er-zid, fer2013-official, jaffe-deep-emotion, jaffe-loso, ckplus-10fold, "
-                                   "random, subject (see fape/data/splits.py).")
+                                   "leave-one-dataset-out (of a `fape data merge`), random, subject "
+                                   "(see fape/data/splits.py).")
     q.add_argument("dir", help="dataset folder")
     q.add_argument("--protocol", required=True, help="split protocol (e.g. er-ss, jaffe-deep-emotion)")
     q.add_argument("--seed", type=int, default=0)
@@ -104,6 +105,16 @@ def register(groups) -> None:
     q = sub.add_parser("info", help="print a dataset summary")
     q.add_argument("dir", help="dataset folder")
     q.set_defaults(handler=lazy("fape.data.dataset", "cli_info"))
+
+    q = sub.add_parser("merge", help="several imported datasets as one (a 'dataset' column; for leave-one-dataset-out)",
+                       description="fape data merge data/fer2013 data/ckplus48 data/jaffe --out data/fer_ck_jaffe: "
+                                   "rows keep their split column and landmarks, subjects and sequences are prefixed "
+                                   "with the source's name, expression names unified (anger -> angry, sadness -> sad); "
+                                   "images hard-linked (else copied).")
+    q.add_argument("datasets", nargs="+", metavar="[NAME=]DIR", help="imported dataset folders (NAME: default its name)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(handler=lazy("fape.data.merge", "cli_merge"))
 
     q = sub.add_parser("reindex", help="accept a hand-edited manifest.csv (re-validate, re-hash)")
     q.add_argument("dir", help="dataset folder")

@@ -61,8 +61,8 @@ def haar_cascade() -> cv2.CascadeClassifier:
 @lru_cache(maxsize=None)
 def mtcnn_detector():
     if importlib.util.find_spec("facenet_pytorch") is None:
-        raise UserError("--crop mtcnn needs facenet-pytorch: `pip install facenet-pytorch --no-deps` "
-                        "(--no-deps: it pins an old torch); or use --crop haar / dlib")
+        raise UserError("mtcnn detection needs facenet-pytorch: pip install 'fape-faces[mtcnn]' "
+                        "(or `pip install -e \".[mtcnn]\"` in a checkout); or use haar / dlib")
     from facenet_pytorch import MTCNN
 
     return MTCNN(keep_all=True, device="cpu")

@@ -129,6 +129,12 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
     Protocol("ckplus-10fold", {"classes": 7, "folds": 10, "val": "next"}, subject_independent=True,
              kfold=True, needs=("subject",),
              help="subject-independent folds balanced by image count; classes=6|7|8"),
+    Protocol("leave-one-dataset-out", {"test": "", "val_fraction": 0.1, "exclude": "contempt"}, needs=("dataset",),
+             help="test = every image of one source dataset (option test=NAME, the 'dataset' column of a "
+                  "`fape data merge`); train/val from the others only: a split column's val rows "
+                  "(FER2013 PublicTest) are val and its test rows are left out, other rows give "
+                  "val_fraction of their sequences to val; classes = the training sources' minus "
+                  "exclude (comma list)"),
     Protocol("random", {"fractions": (0.8, 0.1, 0.1)}, help="random fractions, sequence-aware"),
     Protocol("subject", {"fractions": (0.8, 0.1, 0.1)}, subject_independent=True, needs=("subject",),
              help="subject-disjoint fractions"),
@@ -760,10 +766,39 @@ def _ckplus(m, rng, opts, meta, label_names, **_):
     return _kfold_parts(fold_of, rows, k_folds, opts["val"])
 
 
+def _lodo(m, rng, opts, meta, label_names, **_):
+    ds = m["dataset"].astype(str).to_numpy()
+    present = sorted(set(ds))
+    if opts["test"] not in present:
+        raise SplitError(f"protocol leave-one-dataset-out: option test={opts['test']!r} is not a dataset of this "
+                         f"merge (the 'dataset' column has: {', '.join(present)})")
+    if len(present) < 2:
+        raise SplitError("protocol leave-one-dataset-out needs at least two source datasets")
+    labels = m["label"].to_numpy()
+    held = ds == opts["test"]
+    exclude = {x.strip() for x in opts["exclude"].split(",") if x.strip()}
+    keep_labels = sorted(int(x) for x in set(labels[~held]) if label_names[x] not in exclude)
+    keep = np.isin(labels, keep_labels)
+    mapped = np.full(len(m), "", dtype=object)
+    if "split" in m.columns:
+        vals = m["split"].fillna("").astype(str).str.strip().str.lower().str.replace(" ", "")
+        mapped = vals.map(FER_MAP).fillna("").to_numpy(dtype=object)
+    pool = ~held & keep
+    tr, va = _carve_val(m, np.flatnonzero(pool & (mapped == "")), opts["val_fraction"], rng)
+    meta.update(label_names=[label_names[i] for i in keep_labels], labels=keep_labels, test_dataset=opts["test"],
+                train_datasets=[d for d in present if d != opts["test"]],
+                left_out={"test_rows_of_training_sources": int((pool & (mapped == "test")).sum()),
+                          "excluded_classes": int((~keep).sum())},
+                val="the training sources' own val rows (split column), else val_fraction of their sequences")
+    return [{"train": np.sort(np.concatenate([tr, np.flatnonzero(pool & (mapped == "train"))])),
+             "val": np.sort(np.concatenate([va, np.flatnonzero(pool & (mapped == "val"))])),
+             "test": np.flatnonzero(held & keep)}]
+
+
 _BUILDERS = {
     "er-ss": _er_ss, "er-ue": _er_ue, "er-up": _er_up, "er-zid": _er_zid, "fer2013-official": _fer2013,
     "jaffe-deep-emotion": _jaffe_de, "jaffe-loso": _jaffe_loso, "ckplus-10fold": _ckplus,
-    "random": _random, "subject": _subject,
+    "random": _random, "subject": _subject, "leave-one-dataset-out": _lodo,
 }
 
 

@@ -169,33 +169,51 @@ def _jit_load(src, device: str) -> nn.Module:
         return torch.jit.load(src, map_location=device).eval()
 
 
-def export(run: str | Path, fmt: str, out: str | Path | None = None) -> Path:
-    """Write ``run``'s selected model as ``fmt`` (onnx | torchscript) with its sidecar JSON;
-    default ``RUN/export/model.onnx`` or ``model.pt``."""
+FORMATS = {"onnx": ".onnx", "onnx-int8": ".onnx", "torchscript": ".pt"}
+
+
+def export(run: str | Path, fmt: str, out: str | Path | None = None, calibration: str | Path | None = None,
+           calibration_n: int = 512) -> Path:
+    """Write ``run``'s selected model as ``fmt`` (onnx | onnx-int8 | torchscript) with its sidecar
+    JSON; default ``RUN/export/model.onnx`` (``model.int8.onnx``) or ``model.pt``; a packaged
+    checkpoint folder is not written into (``runs/export/NAME/...``). ``onnx-int8`` is calibrated
+    on ``calibration_n`` training images of ``calibration`` (a dataset folder, fape.predict.quantize)."""
     from fape.classifiers.io import load_run
     from fape.utils import checkpoint as ck
 
-    if fmt not in ("onnx", "torchscript"):
-        raise UserError(f"unknown export format {fmt!r}; choose onnx or torchscript")
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "onnx-int8" and not calibration:
+        raise UserError("--format onnx-int8 needs --calibration DATA (a dataset folder with the model's training images)")
     loaded = load_run(run)
     state = ck.load_state(loaded.checkpoint)
     spec = from_state(state)
-    suffix = ".onnx" if fmt == "onnx" else ".pt"
-    dst = Path(out) if out else Path(run) / "export" / f"model{suffix}"
+    suffix = FORMATS[fmt]
+    base = Path(run) / "export" if (Path(run) / "labels.json").is_file() else Path("runs") / "export" / Path(run).name
+    dst = Path(out) if out else base / f"model{'.int8' if fmt == 'onnx-int8' else ''}{suffix}"
     if dst.suffix != suffix:
         raise UserError(f"{dst}: a {fmt} export must end in {suffix}")
-    data = onnx_bytes(loaded.model, spec) if fmt == "onnx" else torchscript_bytes(loaded.model, spec)
+    extra = {}
+    if fmt == "torchscript":
+        data = torchscript_bytes(loaded.model, spec)
+    else:
+        data = onnx_bytes(loaded.model, spec)
+        if fmt == "onnx-int8":
+            from fape.predict.quantize import calibration_inputs, quantize_onnx
+
+            batches, extra["calibration"] = calibration_inputs(Path(run), calibration, calibration_n)
+            data = quantize_onnx(data, batches)
     dst.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(dst, data)
     atomic_write_json(dst.with_name(dst.name + ".json"),
                       {"format": fmt, "label_names": loaded.label_names, "preprocess": spec.to_dict(),
                        "input": "image [faces, C, S, S] float32", "output": "probs [faces, classes]",
-                       "opset": ONNX_OPSET if fmt == "onnx" else None, "checkpoint": str(loaded.checkpoint),
-                       "config": state["config"]})
+                       "opset": ONNX_OPSET if fmt != "torchscript" else None, "checkpoint": str(loaded.checkpoint),
+                       "config": state["config"], **extra})
     return dst
 
 
 def cli_export(args, overrides) -> int:
-    dst = export(args.run, args.format, args.out)
+    dst = export(args.run, args.format, args.out, args.calibration, args.calibration_n)
     print(f"exported {args.run} -> {dst} (+ {dst.name}.json)")
     return 0

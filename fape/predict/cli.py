@@ -15,7 +15,7 @@ def register(groups) -> None:
     p.add_argument("source", help="image, folder, video, or camera:N")
     p.add_argument("--model", default=None,
                    help="run folder, checkpoint folder, .onnx or TorchScript .pt export (default: the shipped "
-                        "checkpoints/fanet_fer2013_48, or $FAPE_MODEL)")
+                        "fanet_fer2013_48, package data in fape/checkpoints/; or $FAPE_MODEL)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "torchscript"],
                    help="auto: from the model file; onnx on a run exports it in memory and runs ONNX Runtime")
     p.add_argument("--detector", default="haar", choices=["haar", "dlib", "mtcnn"])
@@ -37,11 +37,15 @@ def register(groups) -> None:
     p.set_defaults(handler=lazy("fape.predict.run", "cli_predict"))
 
     p = groups.add_parser(
-        "export", help="export a classifier run to ONNX or TorchScript",
+        "export", help="export a classifier run to ONNX (float32 or int8) or TorchScript",
         description="fape export --run RUN --format onnx|torchscript [--out FILE]: the selected model with softmax, "
                     "batch dimension dynamic, and FILE.json with label order and preprocessing, so that "
                     "`fape predict --model FILE` needs nothing else.")
     p.add_argument("--run", required=True, help="run folder or checkpoint folder")
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
-    p.add_argument("--out", default=None, help="output file (default: RUN/export/model.onnx or model.pt)")
+    p.add_argument("--format", required=True, choices=["onnx", "onnx-int8", "torchscript"],
+                   help="onnx-int8: ONNX Runtime static quantisation calibrated on training images (--calibration)")
+    p.add_argument("--out", default=None, help="output file (default: RUN/export/model[.int8].onnx or model.pt)")
+    p.add_argument("--calibration", default=None, metavar="DATA",
+                   help="onnx-int8: dataset folder whose training part (the model's split) calibrates activations")
+    p.add_argument("--calibration-n", type=int, default=512, help="onnx-int8: calibration images")
     p.set_defaults(handler=lazy("fape.predict.backends", "cli_export"))

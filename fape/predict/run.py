@@ -32,10 +32,18 @@ class PredictOptions:
     smooth: float = 0.0  # per-track EMA of probabilities across frames (0 = each frame alone)
 
 
+def shipped_model(name: str = DEFAULT_MODEL) -> Path:
+    """A model shipped inside the package (``fape/checkpoints/NAME``, package data), so it is found
+    after a plain ``pip install`` as well as in a checkout (where ``checkpoints/NAME`` links to it)."""
+    from importlib.resources import files
+
+    return Path(str(files("fape") / "checkpoints" / name))
+
+
 def default_model() -> Path:
-    """``$FAPE_MODEL``, else the model shipped in the repository's ``checkpoints/``."""
+    """``$FAPE_MODEL``, else the model shipped in the package."""
     env = os.environ.get("FAPE_MODEL")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints" / DEFAULT_MODEL
+    path = Path(env) if env else shipped_model()
     if not path.exists():
         raise UserError(f"no model given and the default model is missing: looked for {path} "
                         f"(pass --model RUN_OR_FILE or set FAPE_MODEL)")
