@@ -146,6 +146,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
     path = Path(path)
     line = (json.dumps(record, default=_json_default) + "\n").encode("utf-8")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # mode: umask applies
     except OSError as e:
         raise OutputError(f"cannot append to {path}: {e.strerror or e}") from None
