@@ -36,7 +36,8 @@ _BOUND_TEXT = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b
 
 
 def validate(cfg: Any, prefix: str = "") -> None:
-    """Check every bounded field of ``cfg`` (and its sections) and that no float is NaN or infinite.
+    """Check every bounded field of ``cfg`` (and its sections), that no float is NaN or infinite,
+    and the config's own ``cross_check()`` (rules between fields) when it has one.
 
     Raises ``ConfigError`` naming the full dotted key, the value and the allowed range.
     """
@@ -51,6 +52,9 @@ def validate(cfg: Any, prefix: str = "") -> None:
             sign, ok = _BOUND_TEXT[name]
             if isinstance(value, (int, float)) and not ok(value, bound):
                 raise ConfigError(f"{key}: must be {sign} {bound}, got {value}")
+    cross = getattr(cfg, "cross_check", None)
+    if callable(cross):  # rules between fields, e.g. GANConfig: D's "real" agrees with the L1 target
+        cross()
 
 
 def _field_types(cls) -> dict[str, Any]:

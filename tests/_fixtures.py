@@ -16,9 +16,12 @@ SHARED_DATA = Path(os.environ.get("FAPE_SHARED_DATA") or REPO.parent / "shared" 
 
 
 def make_multipose(root: Path, subjects=2, expressions=3, frames=2, poses=("half_left", "front", "half_right"),
-                   size=32, channels=3, seed=0, missing_landmarks=()) -> Path:
-    """A grid dataset: every subject x expression x frame in every pose, random pixels,
-    template landmarks shifted per pose (so pose partners differ)."""
+                   size=32, channels=3, seed=0, missing_landmarks=(), pose_shift=2.0, draw=None) -> Path:
+    """A grid dataset: every subject x expression x frame in every pose, template landmarks
+    shifted by ``pose_shift`` pixels per pose step (so pose partners differ).
+
+    Pixels are random, or ``draw(rng, subject, label, landmarks [68, 2]) -> uint8 [size, size,
+    channels]`` paints each image (a learnable task for the learning tests)."""
     rng = np.random.default_rng(seed)
     rows, lms = [], []
     labels = [f"expr{e}" for e in range(expressions)]
@@ -27,10 +30,13 @@ def make_multipose(root: Path, subjects=2, expressions=3, frames=2, poses=("half
             for f in range(frames):
                 for pi, pose in enumerate(poses):
                     path = f"images/s{s}/e{e}/f{f}_{pose}.png"
-                    save_image(root / path, rng.integers(0, 256, (size, size, channels), dtype=np.uint8))
+                    lm = template_face(size) + [pose_shift * (pi - 1), 0.0]
+                    img = (rng.integers(0, 256, (size, size, channels), dtype=np.uint8) if draw is None
+                           else draw(rng, s, e, lm))
+                    save_image(root / path, img)
                     rows.append(dict(path=path, subject=f"s{s}", expression=labels[e], label=e, pose=pose,
                                      sequence=f"s{s}_e{e}", frame=f, source="fixture"))
-                    lms.append(template_face(size) + [2.0 * (pi - 1), 0.0])
+                    lms.append(lm)
     lm = np.asarray(lms, np.float32)
     ok = np.ones(len(rows), bool)
     for i in missing_landmarks:

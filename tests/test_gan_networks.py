@@ -183,7 +183,16 @@ def test_default_parameter_counts():
         counts[f"D patchgan @{size}"] = num_params(create_discriminator(cfg, discriminator_in_chans(cfg, 3, 7), size))
     for k, v in counts.items():
         print(f"{k}: {v / 1e6:.2f}M")
-        assert v > 0
+    # pix2pix's printed totals (networks.print_network; 3-channel input, 6 for its conditional D):
+    # unet_256 54.414 M, resnet_6blocks 7.841 M, basic D 2.769 M. Ours take 7 more input channels
+    # (the part masks; D: image + mask = 10 instead of 6), which only widen the first conv: unet
+    # 4x4x64 and resnet 7x7x64 weights per extra channel (no bias before a batch norm), D 4x4x64.
+    # 0.1% is below one missing layer of D (its smallest, the 512->1 conv, is 0.3%), one missing
+    # U-Net level inside the outermost (>= 0.7%) and one residual block (15%).
+    pix2pix = {"G unet @256": (54.414e6, 7 * 4 * 4 * 64), "G resnet @256": (7.841e6, 7 * 7 * 7 * 64),
+               "D patchgan @256": (2.769e6, 4 * 4 * 4 * 64)}
+    for k, (ref, extra) in pix2pix.items():
+        assert counts[k] - extra == pytest.approx(ref, rel=1e-3), k
     # the encoder depth grows with img_size, the resnet and patchgan do not
     assert counts["G unet @256"] > counts["G unet @64"]
     assert counts["G resnet @256"] == counts["G resnet @64"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from fape.config import bounded
+from fape.errors import ConfigError
 from fape.data.pairs import PairConfig
 
 
@@ -30,8 +31,9 @@ class DiscriminatorConfig:
     norm: Literal["batch", "instance", "none"] = "batch"
     condition_on_mask: bool = True  # D also sees the target pose mask
     condition_on_source: bool = False  # D also sees the source image (pix2pix conditioning)
-    # what D calls "real": the real target in the target pose (pix2pix), or the real input image
-    # (the F2ED paper, eq. 1-2: "D tries to differentiate the fake target image from the real input")
+    # what D calls "real". "target": the real image in the target pose, the image L1 pulls G to
+    # (pix2pix; and the paper's unconditional D(I), eq. 1-2, over real faces). "source": the real
+    # input image; ``GANConfig.cross_check`` refuses it wherever it fights another target of G.
     real: Literal["target", "source"] = "target"
 
 
@@ -97,3 +99,28 @@ class GANConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def cross_check(self) -> None:
+        """Refuse a config whose adversarial target disagrees with G's other targets (``load_config``
+        calls this after the per-field checks).
+
+        G is asked for the target image: L1 pulls it there (``loss.l1_weight``), and a D conditioned
+        on the target pose mask (or on the source) judges the pair it sees. With
+        ``discriminator.real=source`` D calls the *source* image real: under L1 the two terms pull G
+        to different images; with the mask D rewards a face that ignores the pose it is given; with
+        the source D rewards copying the input. Only an unconditional D without L1 leaves no other
+        target to fight (D then just asks for a real-looking face).
+        """
+        dc = self.discriminator
+        if dc.real != "source":
+            return
+        clash = [f"loss.l1_weight={self.loss.l1_weight:g} pulls G to the target"] if self.loss.l1_weight else []
+        if dc.condition_on_mask:
+            clash.append("discriminator.condition_on_mask=true makes D reward the source pose under the target mask")
+        if dc.condition_on_source:
+            clash.append("discriminator.condition_on_source=true makes D reward a copy of the source")
+        if clash:
+            raise ConfigError(
+                "discriminator.real=source makes the adversarial term reward the source image, but "
+                + "; ".join(clash) + ". Set discriminator.real=target (the F2ED paper's D(I) sees real "
+                "images; pix2pix's conditional D sees the real target)")

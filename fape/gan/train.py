@@ -60,7 +60,8 @@ def build_data(cfg: GANConfig):
 
 
 def discriminator_real(cfg: GANConfig, batch: dict) -> torch.Tensor:
-    """What D calls real: the real target (pix2pix) or the real input image (the paper, eq. 1-2)."""
+    """What D calls real: the real target, the image L1 pulls G to (pix2pix, and the paper's D(I)),
+    or the real input image (only where ``GANConfig.cross_check`` lets nothing else pull G)."""
     return batch["target_f"] if cfg.discriminator.real == "target" else batch["source_f"]
 
 
@@ -220,6 +221,7 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     from fape.gan.networks import create_discriminator, create_generator, discriminator_in_chans
 
     tc = cfg.train
+    cfg.cross_check()  # also for configs built in code, not through load_config
     if (cfg.loss.identity_weight or cfg.loss.expression_weight) and not cfg.loss.classifier_run:
         raise ConfigError("loss.identity_weight / loss.expression_weight need loss.classifier_run: "
                           "a `fape clf train` run whose classifier judges identity and expression")
