@@ -14,31 +14,7 @@ import sys
 
 from fape import __version__
 from fape.errors import FapeError, UserError  # noqa: F401  (UserError re-exported for old imports)
-
-
-def add_config_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
-    p.add_argument("-c", "--config", default=default,
-                   help="YAML config; any --key.sub=value after it overrides a field")
-    p.set_defaults(takes_overrides=True)
-
-
-def add_group(groups, name: str, help: str, description: str):
-    """A ``fape NAME COMMAND ...`` group; returns the sub-parsers to add its commands to."""
-    p = groups.add_parser(name, help=help, description=description)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    return sub
-
-
-def lazy(module: str, name: str):
-    """A handler that imports ``module`` only when the command runs (``--help`` stays instant)."""
-
-    def handler(args, overrides):
-        import importlib
-
-        return getattr(importlib.import_module(module), name)(args, overrides)
-
-    return handler
+from fape.utils.cli import add_config_arg, add_group, lazy  # noqa: F401  (re-exported)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -371,7 +371,7 @@ def save_best(run_dir: Path, model: nn.Module, best: dict, label_names: list[str
 
 def cli_train(args, overrides) -> int:
     from fape.classifiers.config import ClfConfig
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     extra = [f"--data.root={args.data}"] if args.data else []
     extra += [f"--data.synthetic={args.synthetic}"] if args.synthetic else []

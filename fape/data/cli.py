@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from fape.cli import add_config_arg, add_group, lazy
+from fape.utils.cli import add_config_arg, add_group, lazy
 
 
 def register(groups) -> None:

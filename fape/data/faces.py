@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fape.cli import UserError
+from fape.errors import UserError
 
 METHODS = ("haar", "dlib", "mtcnn")
 CROP_ENLARGE = 1.2  # side of the square crop / longest side of the detected box

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fape.cli import UserError
+from fape.errors import UserError
 from fape.data import faces
 from fape.data.format import NUM_LANDMARKS, load_image, read_index, update_landmarks
 from fape.utils.io import atomic_save_npy, atomic_write_json

@@ -828,7 +828,7 @@ def cli_split(args, overrides) -> int:
 
 def read_rows(path: str | Path, n: int) -> np.ndarray:
     """Manifest row indices from a ``.npy`` (ints, or a bool mask of length N) or a text file."""
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     p = Path(path)
     if not p.is_file():

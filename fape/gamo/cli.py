@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fape.cli import add_group, lazy
+from fape.utils.cli import add_group, lazy
 
 
 def register(groups) -> None:
@@ -55,7 +55,7 @@ def register(groups) -> None:
 
 
 def parse_thresholds(items: list[str], base: dict) -> dict:
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     out = dict(base)
     for item in items:
@@ -94,7 +94,7 @@ def cli_serve(args, overrides) -> int:
     game = Game(cfg, Path(cfg.model) if cfg.model else default_model(), seed=args.seed)
     unknown = sorted(set(cfg.game.thresholds) - set(game.names))
     if unknown:
-        from fape.cli import UserError
+        from fape.errors import UserError
 
         raise UserError(f"--threshold names unknown expression(s) {unknown}; the model's are {game.names}")
     print(f"GaMo on http://{args.host}:{args.port}/  model {game.engine().version} ({game.engine().path}), "

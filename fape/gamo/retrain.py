@@ -41,7 +41,7 @@ def unit_hash(salt: str, unit: str) -> float:
 
 def fixed_heldout(models: Path, unit: str | None, fraction: float | None) -> dict:
     """The held-out rule: read from ``models/heldout.json``, or written there on the first round."""
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     path = models / HELDOUT_FILE
     if path.is_file():
@@ -108,10 +108,10 @@ def finetune_config(parent_model: Path, data: Path, split: Path, name: str, epoc
     """The served model's own config, pointed at the snapshot and started from its weights."""
     from fape.classifiers.config import ClfConfig
     from fape.classifiers.io import best_checkpoint
-    from fape.config import _from_dict
+    from fape.config import from_dict
     from fape.utils import checkpoint as ck
 
-    cfg = _from_dict(ClfConfig, ck.load_state(best_checkpoint(parent_model))["config"])
+    cfg = from_dict(ClfConfig, ck.load_state(best_checkpoint(parent_model))["config"])
     cfg.name, cfg.model.init_from, cfg.model.pretrained = name, str(parent_model), ""
     cfg.data.root, cfg.data.split, cfg.data.fold, cfg.data.split_options = str(data), str(split), -1, {}
     cfg.data.synthetic, cfg.data.mix, cfg.data.num_workers = base, base_mix, 0
@@ -129,7 +129,7 @@ def retrain(root: Path, epochs: int = 3, lr: float = 1e-4, batch_size: int = 32,
     """One round on the game's state folder ``root``; returns the new version's card."""
     from fape.classifiers.evaluate import evaluate_run
     from fape.classifiers.train import train
-    from fape.cli import UserError
+    from fape.errors import UserError
     from fape.data.format import read_index
     from fape.gamo.versions import Registry
     from fape.predict.run import default_model

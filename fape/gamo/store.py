@@ -13,14 +13,13 @@ import io
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fape.data.format import DatasetInfo, empty_landmarks, write_index
-from fape.utils.io import atomic_write_bytes, replace_dir
+from fape.utils.io import DATASET_MARKERS, atomic_write_bytes, make_temp_dir, replace_dir
 
 SAFE = re.compile(r"^[0-9a-z]{1,64}$")  # server-generated ids only; anything else is a bug
 INDEX_FILES = ("manifest.csv", "landmarks.npy", "landmarks_ok.npy", "dataset.json")
@@ -84,7 +83,7 @@ class DatasetStore:
 
     def rebuild(self, rows: list[dict]) -> None:
         """Replace the folder by one holding exactly ``rows``' images and index (renames only)."""
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.rebuild-", dir=self.root.parent))
+        tmp = make_temp_dir(self.root.parent, self.root.name)
         try:
             for r in rows:
                 dst = tmp / r["path"]
@@ -94,7 +93,7 @@ class DatasetStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        replace_dir(tmp, self.root)
+        replace_dir(tmp, self.root, DATASET_MARKERS)
 
 
 def manifest_of(rows: list[dict]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """``fape gan ...``: train, synthesize."""
 from __future__ import annotations
 
-from fape.cli import add_config_arg, add_group, lazy
+from fape.utils.cli import add_config_arg, add_group, lazy
 
 
 def register(groups) -> None:

@@ -90,7 +90,7 @@ IMAGES_PER_DIR = 1000
 
 
 def _user_error(msg: str) -> Exception:
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     return UserError(msg)
 

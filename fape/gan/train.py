@@ -342,7 +342,7 @@ def resolve_run(args, overrides) -> tuple[GANConfig, Path, bool]:
 
 
 def cli_train(args, overrides) -> int:
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     try:
         cfg, run, resume = resolve_run(args, overrides)

@@ -15,7 +15,7 @@ def _add_extractor_args(p: argparse.ArgumentParser) -> None:
 
 
 def _extractor(args):
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     if args.features:
         from fape.metrics.gan_report import load_classifier
@@ -33,7 +33,7 @@ def _extractor(args):
 
 
 def _features(model, src: str, batch_size: int):
-    from fape.cli import UserError
+    from fape.errors import UserError
     from fape.metrics.fid import features_from, iter_batches
 
     try:
@@ -90,7 +90,7 @@ def cli_stats(args, overrides) -> int:
 
 
 def cli_gan(args, overrides) -> int:
-    from fape.cli import UserError
+    from fape.errors import UserError
     from fape.metrics.gan_report import gan_metrics, to_markdown, write_report
 
     try:
@@ -105,7 +105,7 @@ def cli_gan(args, overrides) -> int:
 
 
 def register(groups) -> None:
-    from fape.cli import add_group
+    from fape.utils.cli import add_group
 
     sub = add_group(groups, "metrics", help="quality metrics: FID/KID, paired, LPIPS, pose, identity",
                     description=__doc__)

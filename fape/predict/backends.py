@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fape.cli import UserError
+from fape.errors import UserError
 from fape.predict.preprocess import Preprocess, from_state
 from fape.utils.io import atomic_write_bytes, atomic_write_json
 

@@ -1,7 +1,7 @@
 """``fape predict`` and ``fape export``."""
 from __future__ import annotations
 
-from fape.cli import lazy
+from fape.utils.cli import lazy
 
 
 def register(groups) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fape.cli import UserError
+from fape.errors import UserError
 from fape.data.faces import METHODS, detect_faces, to_gray
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fape.cli import UserError
+from fape.errors import UserError
 
 
 def calibration_inputs(run: Path, data: str | Path, n: int = 512, seed: int = 0, batch: int = 32) -> tuple[list, dict]:

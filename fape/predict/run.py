@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fape.cli import UserError
+from fape.errors import UserError
 from fape.utils.io import claim_dir
 from fape.predict.backends import Classifier
 from fape.predict.detect import DetectOptions, detect, gray_of

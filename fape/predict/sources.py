@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from fape.cli import UserError
+from fape.errors import UserError
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}

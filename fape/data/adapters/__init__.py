@@ -18,7 +18,7 @@ ADAPTER_HELP = "\n".join(f"  {a.kind:<16} {a.help}" for a in ADAPTERS.values())
 def import_dataset(kind: str, src: str | Path, out: str | Path,
                    options: ImportOptions | dict | None = None) -> Path:
     """Import ``src`` (layout ``kind``) into the dataset folder ``out``; returns ``out``."""
-    from fape.cli import UserError
+    from fape.errors import UserError
     from fape.data.adapters.base import run_import
 
     if kind not in ADAPTERS:

@@ -177,7 +177,7 @@ def _resize(img: np.ndarray, size: int, landmarks: np.ndarray | None) -> tuple[n
 
 # ---------------------------------------------------------------- the import
 def run_import(adapter: Adapter, src: Path, out: Path, opts: ImportOptions) -> Path:
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     if not src.exists():
         raise UserError(f"{adapter.kind}: source not found: {src}")

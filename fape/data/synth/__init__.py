@@ -158,7 +158,7 @@ def synthesize(cfg: SynthConfig, out: str | Path | None = None, overwrite: bool 
 
 def cli_synth(args, overrides: list[str]) -> int:
     """``fape data synth -c CFG [--out DIR] [--overwrite] [--key=value ...]``."""
-    from fape.cli import UserError
+    from fape.errors import UserError
 
     cfg = load_config(SynthConfig, args.config, overrides)
     out = Path(args.out) if args.out else Path(cfg.out)
