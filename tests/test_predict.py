@@ -13,10 +13,10 @@ from fape.classifiers import train as clf_train
 from fape.classifiers.config import ClfConfig
 from fape.cli import UserError, main
 from fape.config import load_config
-from fape.data.dataset import _convert_channels, _resize
+from fape.data.dataset import convert_channels, resize_image
 from fape.predict.backends import export, load_classifier
 from fape.predict.detect import DetectOptions
-from fape.predict.preprocess import Preprocess, crop_faces, from_state, to_input
+from fape.data.preprocess import Preprocess, crop_faces, from_state, to_input
 from fape.predict.run import PredictOptions, Predictor, default_model, run
 from fape.predict.track import Tracker, iou, match
 from fape.utils import checkpoint as ck
@@ -48,7 +48,7 @@ def test_crop_is_the_dataset_decode():
     frame = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
     spec = Preprocess(image_size=32, channels=1, crop="square", enlarge=1.0)
     crop = crop_faces(frame, np.array([[0, 0, 80, 80]], np.float32), spec)
-    np.testing.assert_array_equal(crop[0], _convert_channels(_resize(frame, (32, 32)), 1))
+    np.testing.assert_array_equal(crop[0], convert_channels(resize_image(frame, (32, 32)), 1))
     x = to_input(crop, spec)
     assert x.shape == (1, 1, 32, 32) and x.dtype == torch.float32
     assert float(x.min()) >= -1 and float(x.max()) <= 1

@@ -28,7 +28,7 @@ from fape.classifiers.io import best_checkpoint
 from fape.data import splits
 from fape.data.splits import PROTOCOLS
 from fape.data.format import read_info
-from fape.predict.preprocess import preprocess_spec
+from fape.data.preprocess import preprocess_spec
 from fape.utils import checkpoint as ck
 from fape.utils.io import atomic_write_json, atomic_write_text, sha256_file
 

@@ -21,7 +21,7 @@ from fape.classifiers.config import ClfConfig
 from fape.classifiers.losses import center_loss, center_update, class_weights
 from fape.config import to_dict
 from fape.data.dataset import FaceDataset, to_float
-from fape.predict.preprocess import preprocess_spec
+from fape.data.preprocess import preprocess_spec
 from fape.utils import checkpoint as ck
 from fape.utils.finite import DivergenceWatch, tensors_of
 from fape.utils.io import atomic_write_json

@@ -19,7 +19,9 @@ from torch.utils.data import Dataset
 from fape.data.format import DatasetError, FaceIndex, load_image, read_index
 
 
-def _resize(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+def resize_image(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """uint8 ``[H, W, C]`` -> ``[h, w, C]`` at ``size`` = (h, w): area averaging when shrinking
+    (no aliasing), bilinear when growing; ``None`` or the same size returns ``img`` itself."""
     if size is None or img.shape[:2] == tuple(size):
         return img
     import cv2
@@ -29,7 +31,8 @@ def _resize(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return out[:, :, None] if out.ndim == 2 else out
 
 
-def _convert_channels(img: np.ndarray, channels: int) -> np.ndarray:
+def convert_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 ``[H, W, C]`` -> ``[H, W, channels]``: RGB(A) to luma, or gray repeated to RGB."""
     if img.shape[2] == channels:
         return img
     if channels == 1:  # ITU-R 601 luma, as PIL's "L"
@@ -40,7 +43,7 @@ def _convert_channels(img: np.ndarray, channels: int) -> np.ndarray:
 
 def decode(path: Path, size: tuple[int, int] | None, channels: int) -> np.ndarray:
     """File -> uint8 ``[H, W, C]`` at ``size`` with ``channels``."""
-    return _convert_channels(_resize(load_image(path), size), channels)
+    return convert_channels(resize_image(load_image(path), size), channels)
 
 
 def cache_path(index: FaceIndex, size: tuple[int, int], channels: int) -> Path:

@@ -16,7 +16,7 @@ import torch
 
 from fape.data.faces import CROP_ENLARGE, landmarks_in_box, square_crop_transform, warp_crop
 from fape.predict.detect import DetectOptions, detect, gray_of
-from fape.predict.preprocess import crop_faces, from_state, to_input
+from fape.data.preprocess import crop_faces, from_state, to_input
 
 
 @dataclass

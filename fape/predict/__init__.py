@@ -2,7 +2,7 @@
 export (``fape export``).
 
 A frame goes through three timed stages: face detection (``detect.py``, once per frame), face
-preprocessing (``preprocess.py``: crop, resize, channels and range exactly as the model's training
+preprocessing (``fape.data.preprocess``, shared with training: crop, resize, channels and range exactly as the model's training
 data, read from its checkpoint), and classification of all faces of the frame in one batch
 (``backends.py``: PyTorch, TorchScript or ONNX Runtime). ``track.py`` carries faces between
 detections; ``run.py`` drives sources (``sources.py``) and writes the outputs.

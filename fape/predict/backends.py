@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from fape.errors import UserError
-from fape.predict.preprocess import Preprocess, from_state
+from fape.data.preprocess import Preprocess, from_state
 from fape.utils.io import atomic_write_bytes, atomic_write_json
 
 BACKENDS = ("torch", "onnx", "torchscript")

@@ -19,7 +19,7 @@ from fape.errors import UserError
 from fape.utils.io import claim_dir
 from fape.predict.backends import Classifier
 from fape.predict.detect import DetectOptions, detect, gray_of
-from fape.predict.preprocess import crop_faces, to_input
+from fape.data.preprocess import crop_faces, to_input
 from fape.predict.track import Tracker
 
 DEFAULT_MODEL = "fanet_fer2013_48"

@@ -1,4 +1,5 @@
-"""Face crops for a trained classifier, made exactly as its training images were.
+"""Face crops for a trained classifier, made exactly as its training images were (shared by training,
+``fape predict`` and GaMo, so it lives in the data room).
 
 The recipe travels with the model: ``preprocess_spec`` is computed at training time from the
 dataset's import options and saved in every checkpoint's ``state.json`` (``"preprocess"``), so
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from fape.data.dataset import _convert_channels, _resize, to_float
+from fape.data.dataset import convert_channels, resize_image, to_float
 from fape.data.faces import CROP_ENLARGE, eye_crop_transform, landmarks_in_box, square_crop_transform, warp_crop
 
 CROPS = ("square", "eye")
@@ -73,7 +74,7 @@ def crop_faces(frame: np.ndarray, boxes: np.ndarray, spec: Preprocess) -> np.nda
         else:
             matrix, size = square_crop_transform(box, spec.enlarge)
         face = warp_crop(frame, matrix, size)  # [h, w, 3]
-        out[k] = _convert_channels(_resize(face, (s, s)), spec.channels)
+        out[k] = convert_channels(resize_image(face, (s, s)), spec.channels)
     return out
 
 
