@@ -37,7 +37,7 @@ def test_lpips_missing_backbone_and_random_backbone(monkeypatch, tmp_path):
 
 def test_nme_analytic():
     from fape.data.landmarks68 import template_face
-    from fape.metrics.pose import nme
+    from fape.data.landmarks68 import nme
 
     t = template_face(64)[None].astype(np.float64)
     io = np.linalg.norm(t[0, 36] - t[0, 45])

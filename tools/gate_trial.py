@@ -24,13 +24,14 @@ def real_nme(data: Path, rows: np.ndarray, mode: str, n: int = 256) -> np.ndarra
     gate's threshold means on faces that are right by construction."""
     from fape.data.dataset import FaceDataset
     from fape.data.format import read_index
-    from fape.metrics.pose import detect_landmarks, nme
+    from fape.data.landmarks import landmarks_of_images
+    from fape.data.landmarks68 import nme
 
     idx = read_index(data)
     faces = FaceDataset(idx, channels=3, cache=False, progress=False)
     pick = np.random.default_rng(0).choice(rows, size=min(n, len(rows)), replace=False)
     imgs = np.stack([faces.load(int(r)) for r in pick])  # [n, H, W, 3] uint8
-    return nme(detect_landmarks(imgs, mode), faces.landmarks[pick])
+    return nme(landmarks_of_images(imgs, mode), faces.landmarks[pick])
 
 
 def main() -> None:

@@ -46,6 +46,30 @@ FAN_URL = "https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pt
 
 
 # ---------------------------------------------------------------- dlib backend
+MODES = ("detect", "cropped")  # find the face first, or take the fixed inset of a cropped image
+
+
+def as_hwc(images) -> np.ndarray:
+    """uint8 ``[B, H, W, C]`` or ``[B, C, H, W]`` (array or tensor) -> uint8 ``[B, H, W, C]``."""
+    a = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
+    if a.dtype != np.uint8:
+        raise ValueError("landmark detection takes uint8 images")
+    if a.ndim == 4 and a.shape[1] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a.transpose(0, 2, 3, 1)
+    return a
+
+
+def landmarks_of_images(images, mode: str = "detect", upsample: int = 2) -> np.ndarray:
+    """dlib landmarks of in-memory images: uint8 ``[B, H, W, C]`` (or ``[B, C, H, W]``) ->
+    ``[B, 68, 2]`` pixels, NaN where no face. ``mode="cropped"`` skips detection (the fixed inset
+    of ``--assume-cropped``), for small aligned crops on which HOG rarely fires."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    imgs = as_hwc(images)
+    lm = DlibLandmarker(assume_cropped=mode == "cropped", upsample=upsample)
+    return np.stack([lm(im)[0] for im in imgs]).astype(np.float32)
+
+
 class DlibLandmarker:
     """Image -> ``([68, 2] float32 pixels, detector code)``; code 0 means no face (landmarks NaN)."""
 

@@ -80,6 +80,14 @@ def inter_ocular(landmarks: np.ndarray) -> np.ndarray:
     return np.linalg.norm(landmarks[..., 36, :] - landmarks[..., 45, :], axis=-1)
 
 
+def nme(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Inter-ocular normalised mean error ``[B, 68, 2], [B, 68, 2] -> [B]``:
+    mean_i |p_i - t_i| / |t_36 - t_45| (NaN where ``pred`` has NaN, i.e. no detection)."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    err = np.linalg.norm(pred - target, axis=-1).mean(-1)
+    return err / np.maximum(inter_ocular(target), 1e-9)
+
+
 def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int) -> np.ndarray:
     t = np.linspace(a0, a1, n)
     return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)

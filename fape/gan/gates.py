@@ -5,7 +5,7 @@ A gate is called once per batch by :func:`fape.gan.synthesize.synthesize` as
 [-1, 1], landmarks ``[B, 68, 2]`` pixels) and the faces it rejects are not written.
 
 ``PoseGate`` keeps a face when the 68 points found on it lie near the pose it was asked for:
-inter-ocular NME (``fape.metrics.pose.nme``) between the landmarks dlib finds on the generated
+inter-ocular NME (``fape.data.landmarks68.nme``) between the landmarks dlib finds on the generated
 image and the target landmarks at most ``max_nme``. A face drawn in the wrong pose, or so smeared
 that no face shape can be fitted, is dropped; NME says nothing of expression or identity.
 
@@ -21,7 +21,7 @@ class PoseGate:
     """Keep generated faces whose detected landmarks are within ``max_nme`` of the target."""
 
     def __init__(self, max_nme: float, mode: str = "cropped", upsample: int = 1):
-        from fape.metrics.pose import MODES
+        from fape.data.landmarks import MODES
 
         if not max_nme > 0:
             raise ValueError(f"pose gate: max_nme must be > 0, got {max_nme}")
@@ -32,10 +32,11 @@ class PoseGate:
 
     def __call__(self, generated, source, target_landmarks, jobs) -> np.ndarray:
         from fape.data.dataset import to_uint8
-        from fape.metrics.pose import detect_landmarks, nme
+        from fape.data.landmarks import landmarks_of_images
+        from fape.data.landmarks68 import nme
 
         imgs = to_uint8(generated).permute(0, 2, 3, 1).cpu().numpy()  # [B, H, W, C] uint8
-        err = nme(detect_landmarks(imgs, self.mode, self.upsample), np.asarray(target_landmarks.cpu()))  # [B]
+        err = nme(landmarks_of_images(imgs, self.mode, self.upsample), np.asarray(target_landmarks.cpu()))  # [B]
         self.seen.extend(err.tolist())
         return np.isfinite(err) & (err <= self.max_nme)
 

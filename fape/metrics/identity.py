@@ -36,12 +36,11 @@ def embed(images, mode: str = "cropped", upsample: int = 2) -> np.ndarray:
     import dlib
 
     from fape.data import faces
-    from fape.data.landmarks import face_box
-    from fape.metrics.pose import _hwc
+    from fape.data.landmarks import as_hwc, face_box
 
     rec, sp = face_recognizer(), faces.shape_predictor()
     out = np.full((len(images), 128), np.nan)
-    for i, im in enumerate(_hwc(images)):
+    for i, im in enumerate(as_hwc(images)):
         rgb = faces.to_rgb(im)
         box, code = face_box(faces.to_gray(rgb), mode == "cropped", upsample)
         if box is None:
