@@ -111,7 +111,7 @@ def _gan_cfg(data):
 def _heldout_l1(cfg, G):
     """Per-pair L1 in [0, 1] units (fape.metrics.paired) on every held-out pose pair (subjects the
     GAN never saw): ``(L1(G(source, target mask), target), L1(source, target))``."""
-    from fape.gan.train import build_data, prepare_batch
+    from fape.gan.data import build_data, prepare_batch
     from fape.metrics.paired import paired_metrics
     from fape.utils.loop import collate
 

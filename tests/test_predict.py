@@ -245,3 +245,24 @@ def test_shipped_model_predicts(astronaut):
     faces = Predictor(clf)(img)["faces"]
     assert len(faces) == 1 and abs(sum(faces[0]["probs"].values()) - 1) < 1e-3
     assert faces[0]["label"] == "happy"  # she smiles broadly: a model that lost its weights would not say so
+
+
+def test_to_model_input_range_channels_and_size():
+    """One adapter for every classifier input (FID features, expression agreement, GAN feature
+    losses): uint8 and [-1, 1] floats map to the same values, RGB becomes ITU-R 601 luma."""
+    import torch
+
+    from fape.data.preprocess import to_model_input
+
+    u8 = torch.tensor([0, 255, 51, 153], dtype=torch.uint8).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    x = to_model_input(u8, None, 1)  # [1, 1, 2, 2]
+    assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
+    np.testing.assert_allclose(x.flatten().numpy(), [-1.0, 1.0, 51 / 127.5 - 1, 153 / 127.5 - 1], atol=1e-6)
+    rgb = torch.zeros(1, 3, 1, 1)
+    rgb[0, 0] = 1.0  # pure red in [-1, 1]: luma = 0.299 * 1 + 0.587 * 0 + 0.114 * 0
+    assert to_model_input(rgb, None, 1).item() == pytest.approx(0.299)
+    g = to_model_input(torch.full((2, 1, 8, 8), 0.5), 4, 3)  # gray -> RGB, resized
+    assert g.shape == (2, 3, 4, 4) and torch.allclose(g, torch.full_like(g, 0.5))
+    f = torch.rand(1, 1, 4, 4, requires_grad=True)
+    to_model_input(f, 8, 1).sum().backward()  # differentiable: GAN feature losses pass G's output through it
+    assert f.grad is not None and float(f.grad.abs().sum()) > 0

@@ -85,3 +85,22 @@ def to_input(crops: np.ndarray, spec: Preprocess) -> torch.Tensor:
         return to_float(x).contiguous()
     lo, hi = spec.value_range
     return (x.float() / 255.0 * (hi - lo) + lo).contiguous()
+
+
+def to_model_input(x: torch.Tensor, size: int | tuple[int, int] | None, channels: int) -> torch.Tensor:
+    """A batch ``[B, C, H, W]`` (uint8 in [0, 255], or float in [-1, 1]) -> float32 ``[B, channels,
+    size, size]`` in [-1, 1], the classifiers' input: RGB to ITU-R 601 luma (as the dataset's own
+    gray conversion) or gray repeated to RGB, then an antialiased bilinear resize when the side
+    differs (``size=None`` keeps it). Differentiable for float input (GAN feature losses use it)."""
+    import torch.nn.functional as F
+
+    x = to_float(x) if x.dtype == torch.uint8 else x.to(torch.float32)
+    if channels == 1 and x.shape[1] == 3:
+        x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    elif channels == 3 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if size is not None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return x

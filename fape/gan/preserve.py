@@ -8,22 +8,9 @@ channels); it is frozen and in eval mode, but gradients flow through it to G.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from fape.data.preprocess import to_model_input
 from fape.gan import losses
-
-
-def adapt(x: torch.Tensor, size: int, channels: int) -> torch.Tensor:
-    """``[B, C, H, W]`` in [-1, 1] -> the classifier's ``[B, channels, size, size]``."""
-    if x.shape[1] != channels:
-        if channels == 1:  # ITU-R 601 luma, as the dataset's own gray conversion
-            w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-            x = (x * w).sum(1, keepdim=True)
-        else:
-            x = x.expand(-1, channels, -1, -1)
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x
 
 
 def make_preservation(run: str, dataset_label_names: list[str], device):
@@ -41,9 +28,9 @@ def make_preservation(run: str, dataset_label_names: list[str], device):
     label_map = torch.tensor([lut[n] for n in dataset_label_names], device=device)
 
     def terms(batch: dict, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        f_fake = model.forward_features(adapt(fake.float(), size, ch))
+        f_fake = model.forward_features(to_model_input(fake.float(), size, ch))
         with torch.no_grad():
-            f_src = model.forward_features(adapt(batch["source_f"], size, ch))
+            f_src = model.forward_features(to_model_input(batch["source_f"], size, ch))
         return {"identity": losses.feature_distance(f_fake, f_src),
                 "expression": losses.expression_ce(model.forward_head(f_fake), label_map[batch["label"]])}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import time
 from pathlib import Path
 
@@ -19,44 +18,17 @@ import torch
 
 from fape.config import to_dict
 from fape.errors import ConfigError
-from fape.data.dataset import FaceDataset, to_float, to_uint8
-from fape.data.pairs import PairDataset, PairSampler
-from fape.data.splits import subject_holdout
+from fape.data.dataset import to_uint8
 from fape.gan import losses
 from fape.gan.config import GANConfig
-from fape.gan.io import num_mask_channels, pose_masks
+from fape.gan.data import build_data, prepare_batch, spread
+from fape.gan.io import num_mask_channels
 from fape.utils import checkpoint as ck
 from fape.utils.finite import DivergenceWatch, tensors_of
 from fape.utils.io import atomic_write_json
 from fape.utils.loop import collate, epoch_batches, make_accelerator, open_run, resolve_run_dir, state_digest
 from fape.utils.loop import steps_per_epoch as epoch_steps
 from fape.utils.runs import tracker_names
-
-
-# ---------------------------------------------------------------- data
-def build_data(cfg: GANConfig):
-    """Faces, train pairs and held-out pose pairs (subjects unseen in training)."""
-    d = cfg.data
-    faces = FaceDataset(d.root, size=d.image_size, channels=d.channels, progress=False)
-    allowed = np.arange(len(faces.index))
-    if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
-        from fape.data.splits import read_rows
-
-        allowed = read_rows(d.rows, len(faces.index))
-    train_pos, held_pos = subject_holdout(faces.index.manifest.iloc[allowed].reset_index(drop=True),
-                                          d.heldout_subjects, d.split_seed)
-    train_rows, held_rows = allowed[train_pos], allowed[held_pos]
-    sampler = PairSampler(faces.index.manifest, faces.index.landmarks_ok, d.pairs, rows=train_rows)
-    train = PairDataset(faces, sampler, seed=cfg.train.seed)
-    heldout = None
-    if len(held_rows):
-        try:
-            held_cfg = dataclasses.replace(d.pairs, pose=1.0, mirror=0.0, identity=0.0)
-            hs = PairSampler(faces.index.manifest, faces.index.landmarks_ok, held_cfg, rows=held_rows)
-            heldout = PairDataset(faces, hs, seed=10_000 + cfg.train.seed)
-        except ValueError:  # single-pose data: no held-out pose pairs to measure
-            heldout = None
-    return faces, train, heldout
 
 
 def discriminator_real(cfg: GANConfig, batch: dict) -> torch.Tensor:
@@ -130,13 +102,6 @@ def _accumulate(parts: dict, new: dict, n: int) -> None:
         parts[k] = parts.get(k, 0.0) + v / n
 
 
-def prepare_batch(cfg: GANConfig, batch: dict) -> dict:
-    batch["source_f"] = to_float(batch["source"])
-    batch["target_f"] = to_float(batch["target"])
-    batch["mask"] = pose_masks(batch["target_landmarks"].float(), cfg.data)
-    return batch
-
-
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for pe, pm in zip(ema.parameters(), model.parameters()):
@@ -146,12 +111,6 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 # ---------------------------------------------------------------- evaluation and samples
-def spread(n: int, k: int) -> np.ndarray:
-    """``k`` of ``n`` indices evenly spaced: pairs are ordered by source row (so by subject), and
-    the first ``k`` would all come from the first subjects."""
-    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)) if k < n else np.arange(n)
-
-
 @torch.no_grad()
 def evaluate_l1(cfg, G, heldout, device, max_pairs: int = 512) -> dict:
     """Held-out subjects: mean |G(src, mask) - tgt| against the copy baseline |src - tgt| (in [-1, 1] units)."""

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fape.data.preprocess import to_model_input
+
 IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")  # pytorch-fid's
 
 
@@ -112,22 +114,6 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _to_model_input(x: torch.Tensor, size, in_chans: int) -> torch.Tensor:
-    """Batch -> float in [-1, 1] at ``size`` with ``in_chans`` channels (the classifiers' input)."""
-    import torch.nn.functional as F
-
-    x = x.to(torch.float32) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(torch.float32)
-    if in_chans == 1 and x.shape[1] == 3:
-        x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    elif in_chans == 3 and x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    if size is not None:
-        size = (size, size) if isinstance(size, int) else tuple(size)
-        if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return x
-
-
 def is_fid_inception(model) -> bool:
     return type(model).__name__ == "InceptionV3" and hasattr(model, "blocks")
 
@@ -169,7 +155,7 @@ def features_from(model, batches, total: int | None = None, device: str | torch.
         if inception:
             f = model(to_unit(x).contiguous(memory_format=torch.channels_last))[0]
         else:
-            f = model.forward_features(_to_model_input(x, cfg.get("img_size"), int(cfg.get("in_chans", x.shape[1]))))
+            f = model.forward_features(to_model_input(x, cfg.get("img_size"), int(cfg.get("in_chans", x.shape[1]))))
         if f.ndim == 4 and f.shape[2:] != (1, 1):
             f = f.mean((2, 3))
         out.append(f.reshape(f.shape[0], -1).double().cpu().numpy())

@@ -41,13 +41,13 @@ MIN_GROUP = 50  # images per set below which a per-group FID / KID is not report
 def expression_agreement(model, images, labels, batch_size: int = 64) -> dict:
     """Fraction of images whose classifier prediction equals ``labels`` (``model(x)`` logits, x in
     [-1, 1] at the model's ``default_cfg`` size / channels)."""
-    from fape.metrics.fid import _to_model_input
+    from fape.data.preprocess import to_model_input
 
     cfg = getattr(model, "default_cfg", None) or {}
     model.eval()
     preds = []
     for i in range(0, len(images), batch_size):
-        x = _to_model_input(torch.as_tensor(images[i:i + batch_size]), cfg.get("img_size"),
+        x = to_model_input(torch.as_tensor(images[i:i + batch_size]), cfg.get("img_size"),
                             int(cfg.get("in_chans", images.shape[1])))
         preds.append(model(x).argmax(1).cpu().numpy())
     p = np.concatenate(preds)
@@ -63,7 +63,8 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
     from tqdm import tqdm
 
     from fape.gan.io import load_generator
-    from fape.gan.train import build_data, collate, prepare_batch, spread
+    from fape.gan.data import build_data, prepare_batch, spread
+    from fape.utils.loop import collate
 
     lg = load_generator(run)
     cfg = lg.cfg

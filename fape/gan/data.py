@@ -1,0 +1,54 @@
+"""The GAN's data: faces, training pairs, held-out pose pairs of unseen subjects, and batches made
+ready for G and D (float images in [-1, 1] and the target's pose masks). Shared by the training loop
+(``fape.gan.train``) and the held-out reports (``fape.metrics.gan_report``)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fape.data.dataset import FaceDataset, to_float
+from fape.data.pairs import PairDataset, PairSampler
+from fape.data.splits import subject_holdout
+from fape.gan.config import GANConfig
+from fape.gan.io import pose_masks
+
+
+def build_data(cfg: GANConfig):
+    """Faces, train pairs and held-out pose pairs (subjects unseen in training)."""
+    d = cfg.data
+    faces = FaceDataset(d.root, size=d.image_size, channels=d.channels, progress=False)
+    allowed = np.arange(len(faces.index))
+    if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
+        from fape.data.splits import read_rows
+
+        allowed = read_rows(d.rows, len(faces.index))
+    train_pos, held_pos = subject_holdout(faces.index.manifest.iloc[allowed].reset_index(drop=True),
+                                          d.heldout_subjects, d.split_seed)
+    train_rows, held_rows = allowed[train_pos], allowed[held_pos]
+    sampler = PairSampler(faces.index.manifest, faces.index.landmarks_ok, d.pairs, rows=train_rows)
+    train = PairDataset(faces, sampler, seed=cfg.train.seed)
+    heldout = None
+    if len(held_rows):
+        try:
+            held_cfg = dataclasses.replace(d.pairs, pose=1.0, mirror=0.0, identity=0.0)
+            hs = PairSampler(faces.index.manifest, faces.index.landmarks_ok, held_cfg, rows=held_rows)
+            heldout = PairDataset(faces, hs, seed=10_000 + cfg.train.seed)
+        except ValueError:  # single-pose data: no held-out pose pairs to measure
+            heldout = None
+    return faces, train, heldout
+
+
+def prepare_batch(cfg: GANConfig, batch: dict) -> dict:
+    """Adds ``source_f``/``target_f`` (float ``[B, C, H, W]`` in [-1, 1]) and ``mask`` (the target
+    pose masks, ``[B, M, H, W]``) to a collated batch of uint8 images and ``[B, 68, 2]`` landmarks."""
+    batch["source_f"] = to_float(batch["source"])
+    batch["target_f"] = to_float(batch["target"])
+    batch["mask"] = pose_masks(batch["target_landmarks"].float(), cfg.data)
+    return batch
+
+
+def spread(n: int, k: int) -> np.ndarray:
+    """``k`` of ``n`` indices evenly spaced: pairs are ordered by source row (so by subject), and
+    the first ``k`` would all come from the first subjects."""
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)) if k < n else np.arange(n)
