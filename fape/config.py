@@ -208,11 +208,26 @@ def override(cfg: T, values: dict[str, Any]) -> T:
     return cfg
 
 
+PRESETS = Path(__file__).parent / "configs"  # the packaged presets; the repository's configs/ links here
+
+
+def preset_path(path: str | Path) -> Path:
+    """``path`` itself when it exists; else, for a relative ``configs/...`` path, the packaged preset
+    of that name (so ``configs/gan/quick.yaml`` resolves in any folder and in an installed
+    package); else ``path`` unchanged (the caller reports it missing)."""
+    p = Path(path)
+    if p.exists() or p.is_absolute() or not p.parts or p.parts[0] != "configs":
+        return p
+    packaged = PRESETS.joinpath(*p.parts[1:])
+    return packaged if packaged.exists() else p
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults <- YAML file <- dotted overrides, all type-checked."""
+    """Defaults <- YAML file <- dotted overrides, all type-checked. ``path`` may name a packaged
+    preset as ``configs/KIND/NAME.yaml`` (:func:`preset_path`)."""
     data: dict = {}
     if path is not None:
-        p = Path(path)
+        p = preset_path(path)
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:

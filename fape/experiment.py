@@ -42,6 +42,7 @@ ORACLE_PROTOCOLS = ("er-ue", "er-up")  # split protocols with held-back rare cel
 class ExpData:
     root: str = ""
     synth: str = ""  # a synth config YAML: build `root` from it when `root` does not exist yet
+    synth_overrides: list[str] = field(default_factory=list)  # dotted overrides of that config
 
 
 @dataclass
@@ -160,22 +161,29 @@ def synthesize_tasks(gan_run: Path, data: Path, split_files: dict[str, str], pla
 
 
 # ---------------------------------------------------------------- the experiment
-def _clf_cfg(exp: ExperimentConfig, setting: ExpSetting, task: str, split_file: str, synth: str,
+def clf_config(exp: ExperimentConfig, setting: ExpSetting, task: str, split_file: str, synth: str,
              seed: int, init_from: str):
     from fape.classifiers.config import ClfConfig
-    from fape.config import load_config
+    from fape.config import load_config, override
 
-    over = [*exp.classifier_overrides, *setting.overrides, f"--name={exp.name}-{Path(task).stem}-{setting.name}",
-            f"--data.root={exp.data.root}", f"--data.split={split_file}", f"--train.seed={seed}",
-            f"--data.synthetic={synth if setting.synthetic else ''}", f"--data.mix={setting.mix}"]
-    if init_from:
-        over.append(f"--model.init_from={init_from}")
-    return load_config(ClfConfig, exp.classifier or None, over)
+    cfg = load_config(ClfConfig, exp.classifier or None, [*exp.classifier_overrides, *setting.overrides])
+    cell = {"name": f"{exp.name}-{Path(task).stem}-{setting.name}", "data.root": exp.data.root,
+            "data.split": split_file, "train.seed": seed, "data.synthetic": synth if setting.synthetic else "",
+            "data.mix": setting.mix}
+    return override(cfg, {**cell, **({"model.init_from": init_from} if init_from else {})})
+
+
+def synth_config(exp: ExperimentConfig, root: Path, seed: int | None = None):
+    """The synthetic set's config: ``data.synth`` with its overrides, written to ``root``."""
+    from fape.config import load_config, override
+    from fape.data.synth import SynthConfig
+
+    cfg = override(load_config(SynthConfig, exp.data.synth, exp.data.synth_overrides), {"out": str(root)})
+    return cfg if seed is None else override(cfg, {"seed": seed})
 
 
 def _build_data(exp: ExperimentConfig) -> Path:
-    from fape.config import load_config
-    from fape.data.synth import SynthConfig, synthesize
+    from fape.data.synth import synthesize
 
     root = Path(exp.data.root)
     if (root / "dataset.json").is_file():
@@ -184,7 +192,7 @@ def _build_data(exp: ExperimentConfig) -> Path:
         raise FileNotFoundError(f"dataset not found: {root / 'dataset.json'} (import it, or give data.synth "
                                 f"to build the synthetic set there)")
     print(f"  building {root} from {exp.data.synth}", flush=True)
-    synthesize(load_config(SynthConfig, exp.data.synth, [f"--out={root}"]), root, overwrite=True)
+    synthesize(synth_config(exp, root), root, overwrite=True)
     return root
 
 
@@ -206,7 +214,7 @@ def _gan(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed: 
                          f"nor gan.config is given")
     rows = out / "gan_rows.txt"
     np.savetxt(rows, untested_rows(data, split_files), fmt="%d")
-    cfg = load_config(GANConfig, exp.gan.config, [*exp.gan.overrides, f"--data.root={data}", f"--data.rows={rows}"])
+    cfg = override(load_config(GANConfig, exp.gan.config, exp.gan.overrides), {"data.root": str(data), "data.rows": str(rows)})
     if seed is not None:
         cfg = override(cfg, {"train.seed": seed, "data.split_seed": seed})
     train_gan(cfg, run)
@@ -235,7 +243,22 @@ def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tup
     return split_files, oracle_files, synth
 
 
-def _headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
+def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: dict[str, str]):
+    """The classifier cells of one seed in table order (tasks, then settings):
+    ``(task, setting, ClfConfig or None, run folder, reason it is skipped or "")``. Makes the
+    seed's splits, GAN and synthesized sets first (:func:`_seed_inputs`)."""
+    split_files, oracle_files, synth = _seed_inputs(exp, data, out, seed)
+    for task in exp.tasks:
+        for s in exp.settings:
+            run = out / "clf" / Path(task).stem / s.name / f"s{seed}"
+            skip = ("no synthesized images" if s.synthetic and not synth.get(task) else
+                    "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
+            split = oracle_files.get(task, "") if s.oracle else split_files[task]
+            cfg = None if skip else clf_config(exp, s, task, split, synth.get(task, ""), seed, init[s.name])
+            yield task, s, cfg, run, skip
+
+
+def headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
     """(with, without, oracle) setting names when the experiment has one of each (the first
     plain setting is "without"), else None."""
     plain = [s.name for s in exp.settings if not s.synthetic and not s.oracle and not s.pretrain]
@@ -247,7 +270,7 @@ def _headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
 def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
     from fape.classifiers.config import ClfConfig
     from fape.classifiers.train import train_and_eval
-    from fape.config import load_config
+    from fape.config import load_config, override
 
     if not setting.pretrain:
         return ""
@@ -257,17 +280,18 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
         best_checkpoint(setting.pretrain)  # a clear error when it is not a finished run
         return str(setting.pretrain)
     run = out / "pretrain" / setting.name
-    over = [*setting.pretrain_overrides, f"--name={exp.name}-pretrain-{setting.name}"]
-    if setting.pretrain_data:
-        over.append(f"--data.root={setting.pretrain_data}")
+    cfg = override(load_config(ClfConfig, setting.pretrain, setting.pretrain_overrides),
+                   {"name": f"{exp.name}-pretrain-{setting.name}",
+                    **({"data.root": setting.pretrain_data} if setting.pretrain_data else {})})
     print(f"  pre-training for {setting.name}: {run}", flush=True)
-    train_and_eval(load_config(ClfConfig, setting.pretrain, over), run)
+    train_and_eval(cfg, run)
     return str(run)
 
 
-def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
+def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int = 1) -> dict:
+    """Every (seed, task, setting) cell, ``workers`` cells at once (:func:`train_cells`); the
+    results and ``report.md`` / ``results.json`` in ``out`` (module docstring)."""
     from fape.classifiers.evaluate import compare
-    from fape.classifiers.train import train_and_eval
     from fape.config import save_config
 
     t0 = time.perf_counter()
@@ -285,24 +309,21 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
     cells: dict[str, dict[str, list[str]]] = {}
     n_cells, k = len(exp.tasks) * len(exp.settings) * len(exp.seeds), 0
     for seed in exp.seeds:  # seed-major: a stopped experiment has whole seeds done first
-        split_files, oracle_files, synth = _seed_inputs(exp, data, out, seed)
-        for task in exp.tasks:
-            for s in exp.settings:
-                k += 1
-                run = out / "clf" / Path(task).stem / s.name / f"s{seed}"
-                skip = ("no synthesized images" if s.synthetic and not synth.get(task) else
-                        "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
-                if skip:
-                    print(f"[{k}/{n_cells}] {task} {s.name} seed {seed}: {skip}, skipped", flush=True)
-                    continue
-                split = oracle_files[task] if s.oracle else split_files[task]
-                res = train_and_eval(_clf_cfg(exp, s, task, split, synth.get(task, ""), seed, init[s.name]), run)
-                print(f"[{k}/{n_cells}] {task} {s.name} seed {seed}: test accuracy {res['accuracy']:.4f}", flush=True)
-                cells.setdefault(task, {}).setdefault(s.name, []).append(str(run))
+        jobs = []  # (label, config, run folder) of this seed's cells, in table order
+        for task, s, cfg, run, skip in seed_cells(exp, data, out, seed, init):
+            k += 1
+            label = f"[{k}/{n_cells}] {task} {s.name} seed {seed}"
+            if skip:
+                print(f"{label}: {skip}, skipped", flush=True)
+                continue
+            jobs.append((label, cfg, run))
+            cells.setdefault(task, {}).setdefault(s.name, []).append(str(run))
+        for label, res in train_cells(jobs, workers):
+            print(f"{label}: test accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
 
     results = {"name": exp.name, "tasks": {}, "seconds": None}
     ref = exp.settings[0].name
-    roles = _headroom_roles(exp)
+    roles = headroom_roles(exp)
     for task, groups in cells.items():
         cmp = compare(groups, "test", exp.n_boot,
                       headroom=roles if roles and all(r in groups for r in roles) else None)
@@ -323,6 +344,58 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
     atomic_write_text(out / "report.md", report_md(exp, results))
     print(f"fape experiment {exp.name}: {out / 'report.md'}")
     return results
+
+
+def default_workers() -> int:
+    """Classifier cells trained at once: 2 on a CPU with at least 2 cores, else 1. A narrow
+    LightCNN keeps 2 threads only partly busy, so two 1-thread cells finish sooner than two
+    2-thread cells in turn (benchmarks/parallel_cells.py); a GPU is left to one process."""
+    import os
+
+    import torch
+
+    return 1 if torch.cuda.is_available() else max(1, min(2, os.cpu_count() or 1))
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_images(cfg) -> int:
+    """Training images per epoch of a cell (real + synthesized): the pool starts the largest first."""
+    from fape.data.splits import split_meta
+
+    synth = int(json.loads((Path(cfg.data.synthetic) / "dataset.json").read_text())["num_images"]) \
+        if cfg.data.synthetic else 0
+    return split_meta(cfg.data.split)["counts"]["train"] + synth
+
+
+def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1):
+    """Train and test-evaluate ``(label, ClfConfig, run folder)`` cells; yields ``(label, result)``
+    in table order. ``workers`` > 1 trains that many at once in spawned processes with
+    ``cpu_count // workers`` threads each, the largest cells first so no worker is left with a long
+    cell at the end. A cell's result does not depend on the order, only (through float summation
+    order) slightly on its thread count. Finished cells are reused (``train_and_eval``)."""
+    import os
+
+    from fape.classifiers.train import train_and_eval
+
+    if workers <= 1 or len(jobs) <= 1:
+        for label, cfg, run in jobs:
+            yield label, train_and_eval(cfg, run)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    order = sorted(range(len(jobs)), key=lambda i: _train_images(jobs[i][1]), reverse=True)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(threads,)) as pool:
+        futures = {i: pool.submit(train_and_eval, jobs[i][1], jobs[i][2]) for i in order}
+        for i, (label, _, _) in enumerate(jobs):
+            yield label, futures[i].result()
 
 
 def _per_class(runs: list[str]) -> dict[str, float]:
@@ -381,7 +454,8 @@ def cli_experiment(args, overrides) -> int:
     from fape.config import load_config
 
     exp = load_config(ExperimentConfig, args.config, overrides)
-    run_experiment(exp, Path(args.out) if args.out else None)
+    run_experiment(exp, Path(args.out) if args.out else None,
+                   default_workers() if args.workers is None else args.workers)
     return 0
 
 
@@ -392,4 +466,6 @@ def register(groups) -> None:
                                       "report.md and results.json (mean +- std, paired bootstrap CIs).")
     p.add_argument("config", help="experiment YAML")
     p.add_argument("--out", default=None, help="output folder (default: the YAML's out, or runs/experiments/NAME)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="classifier cells trained at once (default: 2 on a CPU with 2+ cores, 1 on a GPU)")
     p.set_defaults(handler=lambda args, overrides: cli_experiment(args, overrides), takes_overrides=True)

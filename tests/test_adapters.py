@@ -335,7 +335,7 @@ def test_crop_no_face_and_limit(tmp_path, monkeypatch):
 def test_cli(tmp_path, capsys):
     src = make_ckplus48(tmp_path / "src")
     out = tmp_path / "out"
-    assert main(["data", "import", "ckplus48", str(src), "--out", str(out), "--size", "24", "--gray"]) == 0
+    assert main(["data", "import", "ckplus48", str(src), "--out", str(out), "--image-size", "24", "--gray"]) == 0
     assert read_index(out).info.image_size == [24, 24]
     assert main(["data", "import", "ckplus48", str(src), "--out", str(out)]) == 2  # exists
     assert "--overwrite" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 numbers are the cells' own, and the shipped experiment files parse."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -100,35 +101,19 @@ def test_missing_dataset_is_named(tmp_path):
     assert code == 2
 
 
-@pytest.mark.parametrize("name,size", [("f2ed_table5", "small"), ("f2ed_table5_medium", "medium")])
-def test_table5_experiments_train_what_the_quick_start_trains(name, size):
-    # the experiment files copy the quick start's Fa-Net recipe (fape/quickstart.py SIZES); the
-    # medium one is the quick start's medium comparison, so its GAN and synthetic set match too
-    # (f2ed_table5 keeps the full configs/gan/quick.yaml GAN, meant for any dataset)
-    import dataclasses
+def test_presets_are_packaged_and_resolve_from_any_folder(tmp_path, monkeypatch):
+    # configs/ is a link to the package's presets (one source); a configs/... path names a packaged
+    # preset wherever the command runs, so the quick start needs no repository
+    from fape.config import PRESETS, preset_path
+    from fape.quickstart import SIZES
 
-    from fape.config import to_dict
-    from fape.data.synth import SynthConfig
-    from fape.experiment import _clf_cfg
-    from fape.gan.config import GANConfig
-    from fape.quickstart import QUICK_GAN, SIZES, clf_config
+    assert (REPO / "configs").resolve() == PRESETS.resolve()
+    monkeypatch.chdir(tmp_path)
+    for preset in SIZES.values():
+        exp = load_config(ExperimentConfig, preset.experiment)
+        assert preset_path(preset.experiment).is_file() and exp.gan.config and exp.classifier
+        for ref in (exp.gan.config, exp.classifier, exp.data.synth):
+            assert preset_path(ref).is_file(), ref
+    assert preset_path("configs/nope.yaml") == Path("configs/nope.yaml")
 
-    exp = load_config(ExperimentConfig, REPO / f"configs/experiments/{name}.yaml")
-    ours = to_dict(_clf_cfg(exp, exp.settings[1], "er-ss", "s.csv", "syn", 0, ""))
-    quick = to_dict(clf_config(exp.data.root, "s.csv", "syn", SIZES[size], 0, "x"))
-    for part in ("model", "optim"):
-        assert ours[part] == quick[part], part
-    for key in ("image_size", "channels", "augment", "synthetic", "mix"):
-        assert ours["data"][key] == quick["data"][key], key
-    for key in ("epochs", "batch_size", "channels_last", "mixed_precision"):
-        assert ours["train"][key] == quick["train"][key], key
-    if size != "medium":
-        return
-    over = ["--data.root=d", "--data.rows=r"]
-    gan = to_dict(load_config(GANConfig, REPO / exp.gan.config, [*exp.gan.overrides, *over]))
-    gan_quick = to_dict(load_config(GANConfig, None, [*QUICK_GAN, *over, *SIZES[size]["gan"]]))
-    for part in ("generator", "discriminator", "loss", "optim"):
-        assert gan[part] == gan_quick[part], part
-    assert gan["train"]["epochs"] == gan_quick["train"]["epochs"]
-    synth = load_config(SynthConfig, REPO / exp.data.synth)
-    assert dataclasses.replace(synth, **SIZES[size]["synth"]) == synth
+

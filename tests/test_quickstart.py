@@ -7,7 +7,8 @@ import sys
 import torch
 
 from fape.cli import main
-from fape.quickstart import SIZES, TASKS, train_classifiers
+from fape.experiment import seed_cells, train_cells
+from fape.quickstart import quickstart_experiment
 
 
 def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
@@ -16,7 +17,9 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     report = (out / "report.md").read_text()
     results = json.loads((out / "results.json").read_text())
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == ["data", "masks", "splits", "gan", "synthesis", "classifiers", "metrics", "report"]
+    assert list(stages) == ["data", "masks", "experiment", "metrics", "report"]
+    tasks = results["tasks"]
+    assert tasks == ["er-ss", "er-ue", "er-up", "er-zid"]
     # Table 5 layout: both rows carry a computed number in every task column, no placeholders
     for row in ("| Fa-Net |", "| FaPE-GAN + Fa-Net |"):
         line = next(ln for ln in report.splitlines() if ln.startswith(row))
@@ -24,16 +27,16 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
         assert len(cells) == 4 and all(re.fullmatch(r"\d+\.\d", c) for c in cells), line
     oracle = next(ln for ln in report.splitlines() if ln.startswith("| Fa-Net, all real (oracle) |"))
     cells = [c.strip() for c in oracle.strip("|").split("|")[1:]]
-    assert [re.fullmatch(r"\d+\.\d", c) is not None for c in cells] == [t in ("er-ue", "er-up") for t in TASKS]
+    assert [re.fullmatch(r"\d+\.\d", c) is not None for c in cells] == [t in ("er-ue", "er-up") for t in tasks]
     for task in ("ER-UE", "ER-UP"):
         line = next(ln for ln in report.splitlines() if ln.startswith(f"- {task}: Headroom"))
         assert re.search(r"Headroom \(oracle - without\) [+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\] points", line), line
         assert "share of the headroom recovered" in line
-    for task in TASKS:
+    for task in tasks:
         for setting in ("without", "with", *(("oracle",) if task in ("er-ue", "er-up") else ())):
             r = results["classification"][f"{task}/{setting}"]
             assert 0 <= r["accuracy"] <= 1 and r["n"] > 0
-            assert (out / "clf" / f"{task}-{setting}" / "eval" / "test" / "confusion.png").is_file()
+            assert (out / results["runs"][f"{task}/{setting}"] / "eval" / "test" / "confusion.png").is_file()
         assert results["synthesized"][task] > 0
     m = results["metrics"]["metrics"]
     assert {"paired", "fid_domain"} <= set(m) and "fid_inception" in results["metrics"]["skipped"]
@@ -44,19 +47,24 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     capsys.readouterr()
     assert main(["quickstart", "--size", "tiny", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "data: reused" in printed and "classifiers: reused" in printed
+    assert "data: reused" in printed and "experiment: reused" in printed
 
     # the 2 cells-at-once run gave what one process training the cells in turn gives, with the
-    # same threads per cell
+    # same threads per cell (the seed's splits, GAN and synthesized sets are the finished ones)
+    exp = quickstart_experiment("tiny", 0, out)
+    jobs = [(f"{task}/{s.name}", cfg, tmp_path / "serial" / f"{task}-{s.name}")
+            for task, s, cfg, run, skip in seed_cells(exp, out / "data" / "synth", out / "experiment", 0,
+                                                       {s.name: "" for s in exp.settings}) if not skip]
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
     try:
-        serial = train_classifiers(out / "data" / "synth", results["splits"], results["oracle_splits"],
-                                   json.loads((out / "synth" / "synth.json").read_text()), tmp_path / "serial",
-                                   SIZES["tiny"], 0, workers=1)
+        serial = {label: res for label, res in train_cells(jobs, workers=1)}
     finally:
         torch.set_num_threads(threads)
-    assert list(serial) == list(results["classification"]) and serial == results["classification"]
+    roles = {"Fa-Net": "without", "FaPE-GAN + Fa-Net": "with", "Fa-Net, all real (oracle)": "oracle"}
+    serial = {f"{k.split('/')[0]}/{roles[k.split('/')[1]]}": {m: r[m] for m in ("accuracy", "macro_f1", "n", "chance")}
+              for k, r in serial.items()}
+    assert serial == results["classification"]
 
 
 def test_python_dash_m_fape():

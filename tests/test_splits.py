@@ -346,7 +346,7 @@ def test_real_jaffe_deep_emotion(tmp_path):
 
     if not (SHARED_DATA / "jaffe").is_dir():
         pytest.skip("no jaffe in shared data")
-    root = import_dataset("jaffe", SHARED_DATA / "jaffe", tmp_path / "jaffe", {"size": 32})
+    root = import_dataset("jaffe", SHARED_DATA / "jaffe", tmp_path / "jaffe", {"image_size": 32})
     idx = read_index(root)
     sp = make_split(idx, "jaffe-deep-emotion", seed=0)
     assert {p: len(r) for p, r in sp.parts.items()} == {"train": 120, "val": 23, "test": 70}
@@ -363,7 +363,7 @@ def test_real_ckplus48_10fold(tmp_path):
 
     if not (SHARED_DATA / "ckplus48").is_dir():
         pytest.skip("no ckplus48 in shared data")
-    root = import_dataset("ckplus48", SHARED_DATA / "ckplus48", tmp_path / "ck", {"size": 16})
+    root = import_dataset("ckplus48", SHARED_DATA / "ckplus48", tmp_path / "ck", {"image_size": 16})
     idx = read_index(root)
     sp = make_split(idx, "ckplus-10fold", seed=0)
     assert len(sp.folds) == 10 and sp.meta["label_names"] == CK48

@@ -39,25 +39,29 @@ def main() -> None:
     from fape.data import splits
     from fape.gan.gates import parse_gate
     from fape.gan.synthesize import synthesize
-    from fape.quickstart import PLANS, SIZES, clf_config
+    from fape.config import override
+    from fape.experiment import clf_config
+    from fape.quickstart import SIZES, quickstart_experiment
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("quickstart", type=Path, help="a finished fape quickstart folder")
     ap.add_argument("--task", default="er-up")
     ap.add_argument("--gate", default="pose:0.2")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--size", default="small")
+    ap.add_argument("--size", default="small", choices=list(SIZES))
+    ap.add_argument("--qs-seed", type=int, default=0, help="the quick start's --seed")
     ap.add_argument("--out", type=Path, default=None, help="default: QUICKSTART/gate_trial")
     args = ap.parse_args()
     qs = args.quickstart
     out = args.out or qs / "gate_trial"
-    data = qs / "data" / "synth"
-    split_file = json.loads((qs / "splits.json").read_text())[args.task]
-    ungated = json.loads((qs / "synth" / "synth.json").read_text())[args.task]
+    exp = quickstart_experiment(args.size, args.qs_seed, qs)
+    data, seed_dir = Path(exp.data.root), Path(exp.out) / "seeds" / f"s{args.qs_seed}"
+    split_file = json.loads((seed_dir / "splits.json").read_text())["tasks"][args.task]
+    ungated = json.loads((seed_dir / "synth" / "synth.json").read_text())[args.task]
     train = splits.load_split(split_file)["train"]
     gate = parse_gate(args.gate)
     gated = out / f"{args.task}-gated"
-    res = synthesize(qs / "gan", data, PLANS.get(args.task, PLANS["default"]), gated, rows=train, seed=0,
+    res = synthesize(seed_dir / "gan", data, exp.plans.get(args.task, exp.plans["default"]), gated, rows=train, seed=0,
                      overwrite=True, progress=False, gate=gate)
     seen = np.asarray(gate.seen)
     ref = real_nme(data, train, gate.mode)
@@ -71,9 +75,9 @@ def main() -> None:
     table = {}
     for seed in args.seeds:
         for name, synth in rows.items():
-            own = qs / "clf" / f"{args.task}-{'without' if name == 'without' else 'with'}"
-            run = own if seed == 0 and name != "gated" else out / f"{name}-s{seed}"
-            cfg = clf_config(data, split_file, synth, SIZES[args.size], seed, run.name)
+            run = out / f"{name}-s{seed}"
+            setting = exp.settings[0 if name == "without" else 1]
+            cfg = override(clf_config(exp, setting, args.task, split_file, synth, seed, ""), {"name": run.name})
             table.setdefault(name, {})[seed] = train_and_eval(cfg, run, split="val")["accuracy"]
             print(f"  {name} seed {seed}: {100 * table[name][seed]:.1f}%", flush=True)
     print(f"\n| {args.task} validation accuracy (%) | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean |")

@@ -12,12 +12,14 @@ compared on the same footing.
 from __future__ import annotations
 
 import argparse
-import copy
+import tempfile
 import time
 from pathlib import Path
 
 from fape.classifiers.train import train_and_eval
-from fape.quickstart import SIZES, clf_config
+from fape.config import override, parse_overrides
+from fape.experiment import clf_config
+from fape.quickstart import SIZES, quickstart_experiment
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -36,16 +38,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("overrides", nargs="*", help="further dotted config overrides, e.g. --data.channels=1")
     args, extra = ap.parse_known_args(argv)
     extra = [*args.overrides, *extra]
-    preset = copy.deepcopy(SIZES[args.size])
-    for key, val in (("width", args.width), ("size", args.image_size), ("epochs", args.epochs)):
-        if val is not None:
-            preset["clf"][key] = val
+    exp = quickstart_experiment(args.size, args.seed, Path(tempfile.gettempdir()))
+    exp = override(exp, {"data.root": str(args.data)})
+    cfg = clf_config(exp, exp.settings[0], args.split, args.split, args.synthetic, args.seed, "")
+    recipe = {"model.kwargs": {**cfg.model.kwargs, "width": args.width} if args.width is not None else None,
+              "data.image_size": args.image_size, "train.epochs": args.epochs, "data.mix": args.mix,
+              "name": args.out.name}
+    cfg = override(cfg, {k: v for k, v in recipe.items() if v is not None})
+    for key, val in parse_overrides(extra):
+        cfg = override(cfg, {key: val})
     t = time.perf_counter()
-    cfg = clf_config(args.data, args.split, args.synthetic, preset, args.seed, args.out.name,
-                     extra=[f"--data.mix={args.mix}", *extra])
     res = train_and_eval(cfg, args.out, split="val")  # selection and score on val: the test part stays unread
     print(f"{args.split} validation accuracy {res['accuracy']:.4f} (n={res['n']}, chance {res['chance']:.3f}), "
-          f"recipe {preset['clf']} {extra}, {time.perf_counter() - t:.0f} s")
+          f"recipe {args.size} {recipe} {extra}, {time.perf_counter() - t:.0f} s")
     return res
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fape.config import load_config
+from fape.config import load_config, override
 
 
 @dataclass
@@ -46,13 +46,13 @@ def run_chain(chain: ChainConfig, extra: list[str] | None = None, base: Path | N
         run = Path(chain.runs_dir) / chain.name / st.name
         cfg_path = Path(st.config) if Path(st.config).is_absolute() else base / st.config
         overrides = list(st.overrides) + list(extra or [])
-        if prev is not None:
-            overrides.append(f"--model.init_from={prev}")
         if (run / "done.json").is_file():
             print(f"[{chain.name}] {st.name}: finished, reused ({run})")
         else:
             resume = (run / "config.yaml").is_file()
             cfg = load_config(ClfConfig, run / "config.yaml" if resume else cfg_path, overrides)
+            if prev is not None:  # each stage starts from the previous stage's best weights
+                cfg = override(cfg, {"model.init_from": str(prev)})
             print(f"[{chain.name}] {st.name}: {'resuming' if resume else 'training'} -> {run}")
             train(cfg, run, resume=resume)
         runs.append(run)

@@ -20,7 +20,7 @@ def register(groups) -> None:
     q.add_argument("kind", help="layout of SRC (see above)")
     q.add_argument("src", help="source folder or file")
     q.add_argument("--out", required=True, help="output dataset folder (written atomically)")
-    q.add_argument("--size", type=int, default=None, help="resize every image to SIZE x SIZE")
+    q.add_argument("--image-size", type=int, default=None, help="resize every image to N x N pixels")
     q.add_argument("--gray", action="store_true", help="store single-channel images")
     q.add_argument("--crop", choices=["none", "haar", "dlib", "mtcnn"], default="none",
                    help="detect the face and crop it (default: keep the image as is)")
@@ -66,7 +66,7 @@ def register(groups) -> None:
     q.add_argument("dir", help="dataset folder")
     q.add_argument("--out", default=None, help="preview folder (default: DIR/previews/masks)")
     q.add_argument("--style", choices=["lines", "heatmaps"], default="lines")
-    q.add_argument("--size", type=int, default=None, help="mask size (default: image size)")
+    q.add_argument("--image-size", type=int, default=None, help="mask side in pixels (default: the images')")
     q.add_argument("-n", type=int, default=16, help="how many images")
     q.set_defaults(handler=lazy("fape.data.preview", "cli_masks"))
 
@@ -99,7 +99,7 @@ def register(groups) -> None:
     q = sub.add_parser("cache", help="decode all images once into a memory-mapped array",
                        description="Decode every image into DIR/cache/images_u8.npy so epochs read no files.")
     q.add_argument("dir", help="dataset folder")
-    q.add_argument("--size", type=int, default=None, help="resize to SIZE x SIZE while caching")
+    q.add_argument("--image-size", type=int, default=None, help="resize to N x N pixels while caching")
     q.set_defaults(handler=lazy("fape.data.dataset", "cli_cache"))
 
     q = sub.add_parser("info", help="print a dataset summary")

@@ -82,7 +82,7 @@ def build_cache(index: FaceIndex, size: tuple[int, int], channels: int, progress
 def default_size(index: FaceIndex) -> tuple[int, int]:
     if index.info.image_size is None:
         raise DatasetError(
-            f"{index.root}: images have different sizes; pass size= to FaceDataset (or import with --size)"
+            f"{index.root}: images have different sizes; pass size= to FaceDataset (or import with --image-size)"
         )
     return tuple(index.info.image_size)
 
@@ -167,7 +167,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- CLI
 def cli_cache(args, overrides) -> int:
     idx = read_index(args.dir)
-    size = (args.size, args.size) if args.size else default_size(idx)
+    size = (args.image_size, args.image_size) if args.image_size else default_size(idx)
     path = build_cache(idx, size, idx.info.channels)
     print(f"cache: {path} ({len(idx)} images, {size[0]}x{size[1]}x{idx.info.channels})")
     return 0

@@ -91,6 +91,6 @@ def cli_show(args, overrides) -> int:
 
 def cli_masks(args, overrides) -> int:
     out = Path(args.out) if args.out else Path(args.dir) / "previews" / "masks"
-    paths = mask_previews(args.dir, out, args.style, args.size, args.n)
+    paths = mask_previews(args.dir, out, args.style, args.image_size, args.n)
     print(f"{len(paths)} mask previews in {out}")
     return 0

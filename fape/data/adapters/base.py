@@ -33,7 +33,7 @@ CHUNK = 256  # records per pool task: amortises pickling of 48x48 jobs
 
 @dataclass
 class ImportOptions:
-    size: int | None = None  # resize to size x size pixels
+    image_size: int | None = None  # resize to image_size x image_size pixels
     gray: bool = False
     crop: str = "none"  # none | haar | dlib | mtcnn
     eye_crop: bool = False
@@ -108,7 +108,7 @@ def label_row(label_names: list[str], name: str, **columns) -> dict:
 class _Job:
     root: Path  # the temporary dataset folder
     channels: int | None
-    size: int | None
+    image_size: int | None  # pixels, None keeps the size
     crop: str | None  # detector name, or None for no crop
     max_pixels: int
 
@@ -139,8 +139,8 @@ def _convert(job: _Job, eye_crop: bool, rec: Record) -> _Done | str:
         no_face = cropped is None
         if not no_face:
             img, landmarks = _hwc(cropped), None  # crop_face gives no box to carry landmarks over
-    if job.size is not None:
-        img, landmarks = _resize(img, job.size, landmarks)
+    if job.image_size is not None:
+        img, landmarks = _resize(img, job.image_size, landmarks)
     save_image(job.root / rec.out_path(), img)
     return _Done(img.shape, landmarks, no_face)
 
@@ -181,8 +181,8 @@ def run_import(adapter: Adapter, src: Path, out: Path, opts: ImportOptions) -> P
 
     if not src.exists():
         raise UserError(f"{adapter.kind}: source not found: {src}")
-    if opts.size is not None and opts.size < 1:
-        raise UserError(f"--size must be a positive number of pixels, got {opts.size}")
+    if opts.image_size is not None and opts.image_size < 1:
+        raise UserError(f"--image-size must be a positive number of pixels, got {opts.image_size}")
     if opts.max_pixels < 1:
         raise UserError(f"--max-pixels must be a positive number of pixels, got {opts.max_pixels}")
     t0 = time.perf_counter()
@@ -192,7 +192,7 @@ def run_import(adapter: Adapter, src: Path, out: Path, opts: ImportOptions) -> P
     if not records:
         raise DatasetError(f"{adapter.kind}: no images found in {src}")
     with atomic_dir(out, overwrite=opts.overwrite) as tmp:
-        job = _Job(tmp, 1 if opts.gray else scan.channels, opts.size, _crop_method(opts), opts.max_pixels)
+        job = _Job(tmp, 1 if opts.gray else scan.channels, opts.image_size, _crop_method(opts), opts.max_pixels)
         done = _convert_all(records, job, opts, scan.skipped)
         kept = [(r, d) for r, d in zip(records, done) if isinstance(d, _Done)]
         if not kept:
