@@ -246,7 +246,7 @@ def _headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
 
 def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
     from fape.classifiers.config import ClfConfig
-    from fape.classifiers.train import train_and_eval
+    from fape.classifiers.train_eval import train_and_eval
     from fape.config import load_config
 
     if not setting.pretrain:
@@ -267,7 +267,7 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
 
 def run_experiment(exp: ExperimentConfig, out: Path | None = None) -> dict:
     from fape.classifiers.evaluate import compare
-    from fape.classifiers.train import train_and_eval
+    from fape.classifiers.train_eval import train_and_eval
     from fape.config import save_config
 
     t0 = time.perf_counter()

@@ -143,7 +143,7 @@ def train_classifiers(data: Path, split_files: dict, oracle_files: dict, synth: 
     order, only (through float summation order) slightly on its thread count."""
     import os
 
-    from fape.classifiers.train import train_and_eval
+    from fape.classifiers.train_eval import train_and_eval
 
     cells = []
     for task in TASKS:

@@ -7,6 +7,7 @@ import torch
 from _fixtures import REPO, make_multipose
 from fape.classifiers import train as clf_train
 from fape.classifiers.config import ClfConfig
+from fape.classifiers.data import TrainItems
 from fape.classifiers.evaluate import evaluate_run
 from fape.classifiers.io import load_run
 from fape.config import load_config
@@ -88,13 +89,12 @@ def test_synthetic_mix_and_balance(data, tmp_path):
     idx = read_index(real)
     faces = FaceDataset(idx, size=32, progress=False)
     syn = FaceDataset(synth, size=32, progress=False)
-    plain = load_config(ClfConfig, run / "config.yaml", ["--data.balance=none"])
-    items = clf_train.TrainItems(faces, np.arange(40), np.arange(3), plain, syn)
+    items = TrainItems(faces, np.arange(40), np.arange(3), syn, mix=cfg.data.mix, balance="none", seed=cfg.train.seed)
     assert len(items) == 40 + 18  # 0.5 x 40 capped at the 18 synthetic images
     assert (items.src == 1).sum() == 18
     assert np.array_equal(items.labels(), np.concatenate([faces.labels[:40], syn.labels[syn.rows[items.idx[40:]]]]))
     rows = np.flatnonzero(faces.labels != 2)[:30].tolist() + np.flatnonzero(faces.labels == 2)[:3].tolist()
-    skewed = clf_train.TrainItems(faces, np.array(sorted(rows)), np.arange(3), cfg, None)
+    skewed = TrainItems(faces, np.array(sorted(rows)), np.arange(3), balance=cfg.data.balance, seed=cfg.train.seed)
     counts = np.bincount(skewed.labels(), minlength=3)  # class 2 had 3 of 33 images; balanced ~11 each
     assert counts.min() >= 5
 

@@ -16,7 +16,7 @@ import copy
 import time
 from pathlib import Path
 
-from fape.classifiers.train import train_and_eval
+from fape.classifiers.train_eval import train_and_eval
 from fape.quickstart import SIZES, clf_config
 
 
