@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -37,9 +37,13 @@ import pandas as pd
 from fape.data.format import DatasetInfo, FaceIndex, read_index, save_image, write_index
 from fape.data.splits import read_rows
 from fape.errors import UserError
-from fape.gan.plans import Job, Plan, align_landmarks, parse_plan, parse_targets, report_markdown, resolve_plan
-from fape.gan.plans import yaml_dump_targets
+from fape.gan.plans import Job, Plan, ResolvedPlan, align_landmarks, parse_plan, parse_targets, report_markdown
+from fape.gan.plans import resolve_plan, yaml_dump_targets
 from fape.utils.io import DATASET_MARKERS, atomic_write_json, atomic_write_text, check_replaceable, replace_dir
+
+if TYPE_CHECKING:  # torch-importing modules stay out of `fape --help`
+    from fape.data.dataset import FaceDataset
+    from fape.gan.io import LoadedGenerator
 
 PROGRESS = "progress.json"
 IMAGES_PER_DIR = 1000
@@ -86,7 +90,7 @@ def job_table(index: FaceIndex, jobs: list[Job], src_lm: np.ndarray) -> tuple[pd
 
 # ---------------------------------------------------------------- 1. check inputs
 def check_inputs(run: str | Path, data: str | Path, plan: str | Plan, out: Path, overwrite: bool, batch_size: int,
-                 use_ema: bool, device: str | None):
+                 use_ema: bool, device: str | None) -> tuple[FaceIndex, Plan, LoadedGenerator]:
     """Everything a user can get wrong, before any work: ``(index, plan, loaded generator)``."""
     from fape.gan import io as gan_io
 
@@ -129,7 +133,7 @@ class Progress:
                                                     "rejected": self.rejected})
 
 
-def fingerprint_inputs(loaded, plan: Plan, index: FaceIndex, rows: np.ndarray | None, seed: int, use_ema: bool,
+def fingerprint_inputs(loaded: LoadedGenerator, plan: Plan, index: FaceIndex, rows: np.ndarray | None, seed: int, use_ema: bool,
                        gate: Callable | None, table: pd.DataFrame, target_lm: np.ndarray) -> dict:
     """What a resumed run must share with the interrupted one (JSON-able)."""
     return {
@@ -184,7 +188,7 @@ def _read_progress(partial: Path) -> dict | None:
 
 
 # ---------------------------------------------------------------- 3. generate
-def generate(loaded, faces, table: pd.DataFrame, target_lm: np.ndarray, state: Progress, batch_size: int,
+def generate(loaded: LoadedGenerator, faces: FaceDataset, table: pd.DataFrame, target_lm: np.ndarray, state: Progress, batch_size: int,
              gate: Callable | None, device: str | None, progress: bool,
              _fail_after_batches: int | None = None) -> float:
     """Run the jobs after ``state.done`` through G (and the gate) batch by batch, saving images
@@ -233,8 +237,8 @@ def generate(loaded, faces, table: pd.DataFrame, target_lm: np.ndarray, state: P
 
 
 # ---------------------------------------------------------------- 4. write
-def write(state: Progress, out: Path, table: pd.DataFrame, target_lm: np.ndarray, info: DatasetInfo,
-          report: dict) -> int:
+def write_output(state: Progress, out: Path, table: pd.DataFrame, target_lm: np.ndarray, info: DatasetInfo,
+                 report: dict) -> int:
     """Index files and plan report of the kept images into ``state.partial``, then rename it to
     ``out``. Returns the number of images written."""
     keep_mask = np.ones(state.total, bool)
@@ -252,8 +256,8 @@ def write(state: Progress, out: Path, table: pd.DataFrame, target_lm: np.ndarray
     return int(keep_mask.sum())
 
 
-def output_info(out: Path, index: FaceIndex, loaded, plan: Plan, resolved, run, data, rows_file: str | None,
-                seed: int, use_ema: bool) -> DatasetInfo:
+def output_info(out: Path, index: FaceIndex, loaded: LoadedGenerator, plan: Plan, resolved: ResolvedPlan,
+                run: str | Path, data: str | Path, rows_file: str | None, seed: int, use_ema: bool) -> DatasetInfo:
     """The synthesized set's ``dataset.json``: the source's names, G's image format, provenance."""
     size, channels = int(loaded.cfg.data.image_size), int(loaded.cfg.data.channels)
     return DatasetInfo(
@@ -294,7 +298,7 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
     resumed_from = state.done
     secs = generate(loaded, faces, table, target_lm, state, batch_size, gate, device, progress, _fail_after_batches)
     info = output_info(out, index, loaded, plan, resolved, run, data, rows_file, seed, use_ema)
-    n = write(state, out, table, target_lm, info, resolved.report)
+    n = write_output(state, out, table, target_lm, info, resolved.report)
     made = state.total - resumed_from
     rejected = len(state.rejected)
     if progress:
