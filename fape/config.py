@@ -222,9 +222,11 @@ def preset_path(path: str | Path) -> Path:
     return packaged if packaged.exists() else p
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults <- YAML file <- dotted overrides, all type-checked. ``path`` may name a packaged
-    preset as ``configs/KIND/NAME.yaml`` (:func:`preset_path`)."""
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None) -> T:
+    """Defaults <- YAML file <- typed ``values`` at dotted keys (what a command's own flags set) <-
+    dotted command-line ``overrides``, all type-checked. ``path`` may name a packaged preset as
+    ``configs/KIND/NAME.yaml`` (:func:`preset_path`)."""
     data: dict = {}
     if path is not None:
         p = preset_path(path)
@@ -240,6 +242,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         cfg = from_dict(cls, data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+    for k, v in (values or {}).items():
+        cfg = apply_override(cfg, k, v)
     for k, v in parse_overrides(overrides or []):
         cfg = apply_override(cfg, k, v)
     validate(cfg)

@@ -269,7 +269,7 @@ def headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
 
 def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
     from fape.classifiers.config import ClfConfig
-    from fape.classifiers.train import train_and_eval
+    from fape.classifiers.train_eval import train_and_eval
     from fape.config import load_config, override
 
     if not setting.pretrain:
@@ -380,7 +380,7 @@ def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1):
     order) slightly on its thread count. Finished cells are reused (``train_and_eval``)."""
     import os
 
-    from fape.classifiers.train import train_and_eval
+    from fape.classifiers.train_eval import train_and_eval
 
     if workers <= 1 or len(jobs) <= 1:
         for label, cfg, run in jobs:

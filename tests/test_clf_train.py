@@ -7,6 +7,7 @@ import torch
 from _fixtures import REPO, make_multipose
 from fape.classifiers import train as clf_train
 from fape.classifiers.config import ClfConfig
+from fape.classifiers.data import TrainItems
 from fape.classifiers.evaluate import evaluate_run
 from fape.classifiers.io import load_run
 from fape.config import load_config
@@ -76,6 +77,44 @@ def test_center_loss_centres_move_and_are_checkpointed(data, tmp_path):
     assert centers.shape[0] == 3 and centers.abs().sum() > 0
 
 
+def test_build_data_holds_train_and_val_never_test(data):
+    from fape.classifiers.data import build_data
+    from fape.data import splits
+
+    real, _ = data
+    d = build_data(cfg_for(real))
+    parts = splits.load_split(d.split_path)
+    assert d.label_names == ["expr0", "expr1", "expr2"]
+    assert np.array_equal(np.sort(d.items.rows), np.sort(parts["train"]))
+    assert np.array_equal(np.sort(d.val_rows), np.sort(parts["val"]))
+    assert not set(d.items.idx.tolist()) & set(parts["test"].tolist())
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_clf_step_steps_and_returns_its_losses(data, tmp_path, weight):
+    from fape.classifiers.data import build_data
+    from fape.utils.loop import collate, make_accelerator
+
+    real, _ = data
+    cfg = cfg_for(real, f"--center_loss.weight={weight}", "--center_loss.alpha=0.5")
+    d = build_data(cfg)
+    torch.manual_seed(0)
+    model = clf_train.build_model(cfg, d.label_names)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    centers = torch.zeros(3, model.num_features)
+    batch = collate(d.items, np.arange(8), "cpu")
+    parts, new = clf_train.clf_step(cfg, clf_train.WithFeatures(model), opt, make_accelerator(cfg.train, tmp_path, None),
+                                    batch, centers, None)
+    assert set(parts) == {"loss", "ce", "acc"} and all(v.ndim == 0 for v in parts.values())
+    assert 0 <= float(parts["acc"]) <= 1 and float(parts["ce"]) > 0
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())  # the optimizer stepped
+    if weight:  # centres at 0: the center loss is the features' squared norm, > 0, and the centres move
+        assert float(parts["loss"]) > float(parts["ce"]) and new.abs().sum() > 0
+    else:
+        assert float(parts["loss"]) == float(parts["ce"]) and torch.equal(new, centers)
+
+
 def test_synthetic_mix_and_balance(data, tmp_path):
     real, root = data
     synth = make_multipose(root / "synth", subjects=2, expressions=3, frames=1, seed=5)
@@ -88,13 +127,12 @@ def test_synthetic_mix_and_balance(data, tmp_path):
     idx = read_index(real)
     faces = FaceDataset(idx, size=32, progress=False)
     syn = FaceDataset(synth, size=32, progress=False)
-    plain = load_config(ClfConfig, run / "config.yaml", ["--data.balance=none"])
-    items = clf_train.TrainItems(faces, np.arange(40), np.arange(3), plain, syn)
+    items = TrainItems(faces, np.arange(40), np.arange(3), syn, mix=cfg.data.mix, balance="none", seed=cfg.train.seed)
     assert len(items) == 40 + 18  # 0.5 x 40 capped at the 18 synthetic images
     assert (items.src == 1).sum() == 18
     assert np.array_equal(items.labels(), np.concatenate([faces.labels[:40], syn.labels[syn.rows[items.idx[40:]]]]))
     rows = np.flatnonzero(faces.labels != 2)[:30].tolist() + np.flatnonzero(faces.labels == 2)[:3].tolist()
-    skewed = clf_train.TrainItems(faces, np.array(sorted(rows)), np.arange(3), cfg, None)
+    skewed = TrainItems(faces, np.array(sorted(rows)), np.arange(3), balance=cfg.data.balance, seed=cfg.train.seed)
     counts = np.bincount(skewed.labels(), minlength=3)  # class 2 had 3 of 33 images; balanced ~11 each
     assert counts.min() >= 5
 

@@ -14,6 +14,7 @@ import torch
 from _fixtures import make_multipose
 from fape.cli import UserError, main
 from fape.data.format import read_index
+from fape.gan import plans
 from fape.gan import synthesize as syn
 from fape.gan.config import GANConfig
 
@@ -72,13 +73,13 @@ def test_align_landmarks_recovers_similarity_and_matches_centroid_scale():
 
     src = template_face(64).astype(np.float32)
     tgt = src * 0.37 + np.array([11.0, -5.0], np.float32)  # a scaled+shifted copy
-    out = syn.align_landmarks(tgt, src)
+    out = plans.align_landmarks(tgt, src)
     np.testing.assert_allclose(out, src, atol=1e-4)
 
     other = template_face(64).astype(np.float32)
     other[:, 0] *= 0.7  # a different (narrower, "turned") shape
     other += [3.0, 9.0]
-    out = syn.align_landmarks(other * 2.0, src)
+    out = plans.align_landmarks(other * 2.0, src)
     np.testing.assert_allclose(out.mean(0), src.mean(0), atol=1e-4)
 
     def rms(x):
@@ -86,34 +87,34 @@ def test_align_landmarks_recovers_similarity_and_matches_centroid_scale():
 
     assert rms(out) == pytest.approx(rms(src), rel=1e-5)
     # the shape is the target's: aligned output is a similarity of the target
-    np.testing.assert_allclose(syn.align_landmarks(out, other), other, atol=1e-3)
+    np.testing.assert_allclose(plans.align_landmarks(out, other), other, atol=1e-3)
     with pytest.raises(ValueError):
-        syn.align_landmarks(np.full((68, 2), np.nan), src)
+        plans.align_landmarks(np.full((68, 2), np.nan), src)
     with pytest.raises(ValueError):
-        syn.align_landmarks(np.zeros((68, 2)), src)
+        plans.align_landmarks(np.zeros((68, 2)), src)
 
 
 def test_waterfill_fills_emptiest_first():
     rng = np.random.default_rng(0)
     # 8 additions raise the three emptiest cells (5, 0, 2) to one level, 5: 0 + 5 and 2 + 3
-    add = syn.waterfill(np.array([5, 0, 2, 9]), 8, rng)
+    add = plans.waterfill(np.array([5, 0, 2, 9]), 8, rng)
     assert add.tolist() == [0, 5, 3, 0]
     # one more cannot be split: it goes to one of the three cells at level 5, chosen at random
     picks = set()
     for seed in range(20):
-        add = syn.waterfill(np.array([5, 0, 2, 9]), 9, np.random.default_rng(seed))
+        add = plans.waterfill(np.array([5, 0, 2, 9]), 9, np.random.default_rng(seed))
         after = np.array([5, 0, 2, 9]) + add
         assert sorted(after[:3].tolist()) == [5, 5, 6] and after[3] == 9
         picks.add(int(np.argmax(after[:3])))
     assert picks == {0, 1, 2}  # no cell is favoured by its position
-    add = syn.waterfill(np.array([1, 1, 1]), 2, rng)
+    add = plans.waterfill(np.array([1, 1, 1]), 2, rng)
     assert add.sum() == 2 and add.max() == 1
 
 
 # ---------------------------------------------------------------- plan resolution
 def _resolve(data, plan, rows, seed=0):
     idx = read_index(data)
-    return idx, syn.resolve_plan(idx, syn.parse_plan(plan, idx.info), rows, seed)
+    return idx, plans.resolve_plan(idx, plans.parse_plan(plan, idx.info), rows, seed)
 
 
 def _job_frame(idx, jobs) -> pd.DataFrame:
@@ -195,29 +196,29 @@ def test_yaml_plan_errors_name_the_problem(data, tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("targets:\n  - {pose: half_left, cout: 5}\n")
     with pytest.raises(UserError, match=r"cout"):
-        syn.parse_plan(str(p), info)
+        plans.parse_plan(str(p), info)
     p.write_text("targets:\n  - {pose: profile_up, count: 5}\n")
     with pytest.raises(UserError, match=r"profile_up"):
-        syn.parse_plan(str(p), info)
+        plans.parse_plan(str(p), info)
     p.write_text("targets:\n  - {expression: anger, count: 5}\n")
     with pytest.raises(UserError, match=r"anger"):
-        syn.parse_plan(str(p), info)
+        plans.parse_plan(str(p), info)
     p.write_text("target:\n  - {pose: front, count: 5}\n")
     with pytest.raises(UserError, match=r"targets"):
-        syn.parse_plan(str(p), info)
+        plans.parse_plan(str(p), info)
     p.write_text("targets:\n  - {pose: front, count: -1}\n")
     with pytest.raises(UserError, match=r"count"):
-        syn.parse_plan(str(p), info)
+        plans.parse_plan(str(p), info)
     with pytest.raises(UserError, match=r"balance-everything"):
-        syn.parse_plan("balance-everything", info)
+        plans.parse_plan("balance-everything", info)
     with pytest.raises(UserError, match=r"nope\.yaml"):
-        syn.parse_plan(str(tmp_path / "nope.yaml"), info)
+        plans.parse_plan(str(tmp_path / "nope.yaml"), info)
 
 
 def test_example_plan_parses():
     from _fixtures import REPO
 
-    targets = syn.parse_plan(str(REPO / "configs" / "plans" / "example.yaml")).targets
+    targets = plans.parse_plan(str(REPO / "configs" / "plans" / "example.yaml")).targets
     assert [t.count for t in targets] == [500, 300, 20]
     assert targets[2].key() == {"expression": "fear", "pose": "bird_view", "subject": "s03"}
 

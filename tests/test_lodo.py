@@ -98,7 +98,7 @@ def test_train_and_test_across_datasets(merged, tmp_path):
 
 
 def test_class_source_weights_balance_classes_and_temper_sources():
-    from fape.classifiers.train import source_weights
+    from fape.classifiers.data import source_weights
 
     labels = np.array([0] * 90 + [0] * 10 + [1] * 50)
     sources = np.array(["fer"] * 90 + ["ck"] * 10 + ["fer"] * 50, dtype=object)

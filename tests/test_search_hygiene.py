@@ -11,6 +11,7 @@ from _fixtures import REPO, make_multipose
 from fape.classifiers import train as clf_train
 from fape.classifiers.config import ClfConfig
 from fape.classifiers.evaluate import TEST_READS, evaluate_run, list_test_reads, record_test_read
+from fape.classifiers.train_eval import train_and_eval
 from fape.cli import main
 from fape.config import load_config
 from fape.utils.io import sha256_file
@@ -66,12 +67,12 @@ def test_eval_records_test_reads_and_cli_warns_from_the_second(data, tmp_path, c
 
 def test_train_and_eval_reads_test_once_and_val_never(data, tmp_path, capsys):
     run = tmp_path / "cell"
-    clf_train.train_and_eval(_cfg(data), run)
-    clf_train.train_and_eval(_cfg(data), run)  # a finished cell is reused, not re-read
+    train_and_eval(_cfg(data), run)
+    train_and_eval(_cfg(data), run)  # a finished cell is reused, not re-read
     assert len(list_test_reads(run)) == 1
     assert "warning" not in capsys.readouterr().err  # the library records; only the CLI warns
     val_run = tmp_path / "search-cell"
-    res = clf_train.train_and_eval(_cfg(data), val_run, split="val")
+    res = train_and_eval(_cfg(data), val_run, split="val")
     assert res["split"] == "val" and not (val_run / TEST_READS).exists()
     assert not (val_run / "eval" / "test").exists()
 

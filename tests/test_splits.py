@@ -113,7 +113,7 @@ def test_oracle_trains_the_held_back_rare_rows_with_the_same_val_and_test(protoc
 
 @pytest.mark.parametrize("protocol", ["er-ss", "er-ue", "er-up"])
 def test_no_synthesis_plan_targets_a_sequence_outside_the_training_part(tmp_path, protocol):
-    from fape.gan.synthesize import parse_plan, resolve_plan
+    from fape.gan.plans import parse_plan, resolve_plan
 
     root = make_multipose(tmp_path / "d", subjects=6, expressions=5, frames=2)
     idx = read_index(root)

@@ -35,7 +35,7 @@ def real_nme(data: Path, rows: np.ndarray, mode: str, n: int = 256) -> np.ndarra
 
 
 def main() -> None:
-    from fape.classifiers.train import train_and_eval
+    from fape.classifiers.train_eval import train_and_eval
     from fape.data import splits
     from fape.gan.gates import parse_gate
     from fape.gan.synthesize import synthesize

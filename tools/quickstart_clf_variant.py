@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fape.classifiers.train import train_and_eval
+from fape.classifiers.train_eval import train_and_eval
 from fape.config import override, parse_overrides
 from fape.experiment import clf_config
 from fape.quickstart import SIZES, quickstart_experiment

@@ -117,7 +117,7 @@ def eval_split_file(run: Path, cfg, index, split_file: str | Path | None = None)
         return Path(split_file)
     if (run / "labels.json").is_file():
         return Path(json.loads((run / "labels.json").read_text())["split"])
-    from fape.classifiers.train import resolve_split
+    from fape.classifiers.data import resolve_split
 
     return resolve_split(cfg, index)[3]
 
@@ -147,8 +147,7 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     the run's (see ``eval_split_file``)."""
     import pandas as pd
 
-    from fape.classifiers.io import load_run
-    from fape.classifiers.train import predict
+    from fape.classifiers.io import load_run, predict
     from fape.data import splits
     from fape.data.dataset import FaceDataset
     from fape.data.format import read_index

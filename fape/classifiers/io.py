@@ -1,11 +1,14 @@
 """Loading trained classifiers: a run's selected (``best``) weights, for evaluation, transfer
-chains (stage N starts from stage N-1) and metrics that need a trained feature extractor."""
+chains (stage N starts from stage N-1) and metrics that need a trained feature extractor; and
+``predict``, a classifier's probabilities on dataset rows (validation in training, evaluation)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fape.config import from_dict
@@ -63,3 +66,19 @@ def load_run(run_or_ckpt: str | Path, device: str | torch.device = "cpu") -> Loa
                               img_size=cfg.data.image_size, pretrained=False, **cfg.model.kwargs)
     model.load_state_dict(ck.load_module_state(ckpt, "model"))
     return LoadedClassifier(model=model.to(device).eval(), cfg=cfg, label_names=names, checkpoint=ckpt)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, ds, rows: np.ndarray, device, batch: int = 256) -> np.ndarray:
+    """Softmax probabilities ``[len(rows), K]`` for manifest ``rows`` of ``ds`` (a ``FaceDataset``;
+    the model runs in eval mode, and is left in the mode it had)."""
+    from fape.data.dataset import to_float
+
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(rows), batch):
+        imgs = torch.stack([torch.from_numpy(ds.load(int(r)).transpose(2, 0, 1).copy()) for r in rows[i:i + batch]])
+        out.append(F.softmax(model(to_float(imgs.to(device))).float(), 1).cpu())
+    model.train(was)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

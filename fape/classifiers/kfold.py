@@ -60,7 +60,7 @@ def run_kfold(cfg, out: Path) -> dict:
 
     from fape.data import splits
     from fape.data.format import read_index
-    from fape.classifiers.train import train_and_eval
+    from fape.classifiers.train_eval import train_and_eval
 
     d = cfg.data
     path = Path(d.split)

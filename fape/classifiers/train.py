@@ -1,13 +1,14 @@
 """The classifier training loop (Fa-Net and the baselines), same conventions as the GAN's.
 
-One function owns the optimizer, the center-loss centres, checkpoints, validation-based model
-selection, metrics and resume. Randomness is a function of (seed, epoch) for the data order and
-(seed, rank, step) for augmentation and dropout, so a killed run resumes onto the same path.
+``train`` owns the optimizer, the center-loss centres, checkpoints, validation-based model
+selection, metrics and resume, in one explicit loop over ``clf_step`` (one optimizer step) on the
+data of ``fape.classifiers.data.build_data``, as ``fape.gan.train`` does with ``gan_step``.
+Randomness is a function of (seed, epoch) for the data order and (seed, rank, step) for
+augmentation and dropout, so a killed run resumes onto the same path.
 The test part of a split is never read here: model selection uses the validation part only.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from torch import nn
 
 from fape.classifiers.augment import augment
 from fape.classifiers.config import ClfConfig
+from fape.classifiers.data import build_data
+from fape.classifiers.io import predict
 from fape.classifiers.losses import center_loss, center_update, class_weights
 from fape.config import to_dict
-from fape.data.dataset import FaceDataset, to_float
+from fape.data.dataset import to_float
 from fape.data.preprocess import preprocess_spec
 from fape.utils import checkpoint as ck
 from fape.utils.finite import DivergenceWatch, tensors_of
@@ -40,117 +43,6 @@ class WithFeatures(nn.Module):
     def forward(self, x):
         feats = self.model.forward_features(x)  # [B, D]
         return self.model.forward_head(feats), feats
-
-
-# ---------------------------------------------------------------- data
-class TrainItems(torch.utils.data.Dataset):
-    """The training part for one epoch: real rows, plus synthetic rows drawn for this epoch,
-    optionally resampled to balance classes. Items are FaceDataset items with the label
-    remapped to the run's label order and a ``synthetic`` flag."""
-
-    def __init__(self, real: FaceDataset, rows: np.ndarray, label_map: np.ndarray, cfg: ClfConfig,
-                 synthetic: FaceDataset | None):
-        self.real = real  # the whole real dataset: item i is manifest row i
-        self.rows, self.label_map, self.cfg, self.synthetic = rows, label_map, cfg, synthetic
-        self.num_classes = int(label_map.max()) + 1
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        d = self.cfg.data
-        rng = np.random.default_rng([self.cfg.train.seed, epoch, 17])
-        src, idx = [np.zeros(len(self.rows), np.int64)], [self.rows]
-        if self.synthetic is not None:  # synthetic items are positions in synthetic.rows
-            n = len(self.synthetic)
-            k = n if d.mix < 0 else min(n, round(d.mix * len(self.rows)))
-            idx.append(np.sort(rng.choice(n, size=k, replace=False)))
-            src.append(np.ones(k, np.int64))
-        self.src, self.idx = np.concatenate(src), np.concatenate(idx)
-        if d.balance in ("sampler", "class_source"):
-            labels = self.labels()
-            w = (source_weights(labels, self.sources()) if d.balance == "class_source"
-                 else class_weights(labels, self.num_classes)[labels].numpy().astype(np.float64))
-            pick = rng.choice(len(self.idx), size=len(self.idx), replace=True, p=w / w.sum())
-            self.src, self.idx = self.src[pick], self.idx[pick]
-
-    def sources(self) -> np.ndarray:
-        """Source dataset of each item ``[len(self)]`` (a merge's 'dataset' column; synthetic items
-        are their own source)."""
-        m = self.real.index.manifest
-        col = m["dataset"].to_numpy(dtype=object) if "dataset" in m else np.full(len(m), "", dtype=object)
-        out = np.full(len(self.idx), "synthetic", dtype=object)
-        real = self.src == 0
-        out[real] = col[self.idx[real]]
-        return out
-
-    def labels(self) -> np.ndarray:
-        """Run labels of this epoch's items ``[len(self)]``."""
-        out = np.empty(len(self.idx), np.int64)
-        real = self.src == 0
-        out[real] = self.label_map[self.real.labels[self.idx[real]]]
-        if self.synthetic is not None:
-            syn = self.idx[~real]
-            out[~real] = self.label_map[self.synthetic.labels[self.synthetic.rows[syn]]]
-        return out
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def __getitem__(self, k: int) -> dict:
-        ds = self.real if self.src[k] == 0 else self.synthetic
-        item = ds[int(self.idx[k])]
-        item["label"] = int(self.label_map[item["label"]])
-        item["synthetic"] = int(self.src[k])
-        return item
-
-
-def source_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
-    """Sampling weight per item: every class the same total mass, and within a class each source
-    ``1/sqrt(n)`` of its ``n`` images (a small lab-posed set is drawn more often than its share,
-    without repeating its few images as often as full balance would)."""
-    w = np.zeros(len(labels), np.float64)
-    for c in np.unique(labels):
-        in_c = labels == c
-        cells = {s: int((in_c & (sources == s)).sum()) for s in np.unique(sources[in_c])}
-        for s, n in cells.items():
-            w[in_c & (sources == s)] = n ** -0.5
-        w[in_c] /= w[in_c].sum()
-    return w
-
-
-def resolve_split(cfg: ClfConfig, index) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, Path]:
-    """Parts (train/val/test rows), the run's label names, a dataset-label -> run-label map
-    (``-1`` = not in this run's label set), and the split file."""
-    from fape.data import splits
-
-    d = cfg.data
-    path = Path(d.split)
-    if not path.suffix == ".csv":
-        split = splits.make_split(index, d.split, d.split_seed, **d.split_options)
-        path = splits.save_split(index.root, split)
-    parts = splits.load_split(path, fold=d.fold if d.fold >= 0 else None)
-    meta = splits.split_meta(path)
-    names = list(meta.get("label_names") or index.info.label_names)
-    lut = {n: i for i, n in enumerate(names)}
-    label_map = np.array([lut.get(n, -1) for n in index.info.label_names], np.int64)
-    return parts, names, label_map, path
-
-
-def _rows_in_labels(rows: np.ndarray, labels: np.ndarray, label_map: np.ndarray) -> np.ndarray:
-    return rows[label_map[labels[rows]] >= 0]
-
-
-# ---------------------------------------------------------------- evaluation
-@torch.no_grad()
-def predict(model: nn.Module, ds: FaceDataset, rows: np.ndarray, device, batch: int = 256) -> np.ndarray:
-    """Softmax probabilities ``[len(rows), K]`` for manifest ``rows`` of ``ds`` (model in eval mode)."""
-    was = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(rows), batch):
-        imgs = torch.stack([torch.from_numpy(ds.load(int(r)).transpose(2, 0, 1).copy()) for r in rows[i:i + batch]])
-        out.append(F.softmax(model(to_float(imgs.to(device))).float(), 1).cpu())
-    model.train(was)
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
 # ---------------------------------------------------------------- the loop
@@ -190,11 +82,46 @@ def read_checkpoint(ckpt: Path) -> tuple[dict, dict, dict, dict]:
             ck.load_optimizer_state(ckpt, "model"))
 
 
+def clf_step(cfg: ClfConfig, net: nn.Module, opt: torch.optim.Optimizer, accelerator, batch: dict,
+             centers: torch.Tensor, weights: torch.Tensor | None) -> tuple[dict, torch.Tensor]:
+    """One optimizer step on a collated batch (``image`` uint8 ``[B, C, H, W]``, ``label`` ``[B]``):
+    augmentation, mixup, one forward for logits and features (``WithFeatures``), cross-entropy
+    plus ``cfg.center_loss.weight`` x center loss, backward, step, then the centres' update.
+
+    Randomness comes from the torch generator, which the loop seeds before every step. Returns
+    the step's ``loss``, ``ce`` and ``acc`` as 0-d tensors left on the device (no sync), and the
+    new centres ``[K, D]``."""
+    tc = cfg.train
+    x = augment(to_float(batch["image"]), cfg.data.augment)
+    if tc.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y, mix = batch["label"], None
+    if tc.mixup > 0:  # one lambda per batch, partners from a permutation of the batch
+        lam = float(torch.distributions.Beta(tc.mixup, tc.mixup).sample())
+        perm = torch.randperm(x.shape[0], device=x.device)
+        x, mix = lam * x + (1 - lam) * x[perm], (lam, y[perm])
+    with accelerator.autocast():
+        logits, feats = net(x)
+        loss_ce = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=tc.label_smoothing)
+        if mix is not None:
+            loss_ce = mix[0] * loss_ce + (1 - mix[0]) * F.cross_entropy(
+                logits.float(), mix[1], weight=weights, label_smoothing=tc.label_smoothing)
+        loss = loss_ce
+        if cfg.center_loss.weight > 0:
+            loss = loss + cfg.center_loss.weight * center_loss(feats.float(), batch["label"], centers)
+    opt.zero_grad(set_to_none=True)
+    accelerator.backward(loss)
+    opt.step()
+    if cfg.center_loss.weight > 0:  # every rank applies the same update from gathered features
+        f_all = accelerator.gather(feats.detach().float())
+        centers = center_update(f_all, accelerator.gather(batch["label"]), centers, cfg.center_loss.alpha)
+    acc = (logits.detach().argmax(1) == batch["label"]).float().mean()
+    return {"loss": loss.detach(), "ce": loss_ce.detach(), "acc": acc}, centers
+
+
 def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
     from accelerate.utils import set_seed
     from tqdm import tqdm
-
-    from fape.data.format import read_index
 
     tc = cfg.train
     accelerator = make_accelerator(tc, run_dir, tracker_names(tc.trackers) or None)
@@ -202,24 +129,12 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     world, rank = accelerator.num_processes, accelerator.process_index
     set_seed(tc.seed)
 
-    index = read_index(cfg.data.root)
-    parts, label_names, label_map, split_path = resolve_split(cfg, index)
+    data = build_data(cfg)
+    faces, items, val_rows, label_names, label_map = (data.faces, data.items, data.val_rows, data.label_names,
+                                                      data.label_map)
     K = len(label_names)
-    faces = FaceDataset(index, size=cfg.data.image_size, channels=cfg.data.channels, progress=False)
-    train_rows = _rows_in_labels(parts["train"], faces.labels, label_map)
-    val_rows = _rows_in_labels(parts.get("val", np.arange(0)), faces.labels, label_map)
-    synthetic = None
-    if cfg.data.synthetic:
-        synth_index = read_index(cfg.data.synthetic)
-        if list(synth_index.info.label_names) != list(index.info.label_names):
-            raise ValueError(f"{cfg.data.synthetic}: label names differ from {cfg.data.root}'s "
-                             f"({synth_index.info.label_names[:5]}... vs {index.info.label_names[:5]}...)")
-        syn_rows = np.flatnonzero(label_map[synth_index.manifest["label"].to_numpy()] >= 0)
-        synthetic = FaceDataset(synth_index, rows=syn_rows, size=cfg.data.image_size, channels=cfg.data.channels,
-                                progress=False)
-    items = TrainItems(faces, train_rows, label_map, cfg, synthetic)
     # how `fape predict` must crop and scale faces for this model, saved with every checkpoint
-    prep = preprocess_spec(cfg.data.image_size, cfg.data.channels, index.info.origin)
+    prep = preprocess_spec(cfg.data.image_size, cfg.data.channels, faces.index.info.origin)
 
     model = build_model(cfg, label_names)
     centers = torch.zeros(K, model.num_features, device=device)
@@ -244,7 +159,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     steps_per_epoch = epoch_steps(len(items), tc.batch_size, world, "training images")  # before the run folder
     log = open_run(accelerator, cfg, run_dir, step if ckpt else None)
     if main:
-        atomic_write_json(run_dir / "labels.json", {"label_names": label_names, "split": str(split_path)})
+        atomic_write_json(run_dir / "labels.json", {"label_names": label_names, "split": str(data.split_path)})
     total = tc.max_steps or tc.epochs * steps_per_epoch
     bar = tqdm(total=total, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True)
     t_last, step_last = time.perf_counter(), step
@@ -283,41 +198,17 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
             g["lr"] = _lr(cfg, epoch)
         batches = epoch_batches(len(items), tc.batch_size, world, rank, tc.seed, epoch)
         for k in range(step - epoch * steps_per_epoch, steps_per_epoch):
-            torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)
-            b = collate(items, batches[k], device)
-            x = augment(to_float(b["image"]), cfg.data.augment)
-            if tc.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y, mix = b["label"], None
-            if tc.mixup > 0:  # one lambda per batch, partners from a permutation of the batch
-                lam = float(torch.distributions.Beta(tc.mixup, tc.mixup).sample())
-                perm = torch.randperm(x.shape[0], device=x.device)
-                x, mix = lam * x + (1 - lam) * x[perm], (lam, y[perm])
-            with accelerator.autocast():
-                logits, feats = net(x)
-                loss_ce = F.cross_entropy(logits.float(), y, weight=weights, label_smoothing=tc.label_smoothing)
-                if mix is not None:
-                    loss_ce = mix[0] * loss_ce + (1 - mix[0]) * F.cross_entropy(
-                        logits.float(), mix[1], weight=weights, label_smoothing=tc.label_smoothing)
-                loss = loss_ce
-                if cfg.center_loss.weight > 0:
-                    loss = loss + cfg.center_loss.weight * center_loss(feats.float(), b["label"], centers)
-            opt.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            opt.step()
-            watch.observe(step + 1, loss)  # on the device: checked at log and checkpoint steps
-            if cfg.center_loss.weight > 0:  # every rank applies the same update from gathered features
-                f_all = accelerator.gather(feats.detach().float())
-                centers = center_update(f_all, accelerator.gather(b["label"]), centers, cfg.center_loss.alpha)
+            torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)  # augmentation, mixup, dropout
+            parts, centers = clf_step(cfg, net, opt, accelerator, collate(items, batches[k], device), centers, weights)
+            watch.observe(step + 1, parts["loss"])  # on the device: checked at log and checkpoint steps
             step += 1
             bar.update(1)
             if step % tc.log_every == 0 or step == total:
                 now = time.perf_counter()
                 ips = (step - step_last) * tc.batch_size * world / max(now - t_last, 1e-9)
                 t_last, step_last = now, step
-                rec = {"step": step, "epoch": epoch, "loss": float(loss.detach()), "ce": float(loss_ce.detach()),
-                       "acc": float((logits.argmax(1) == b["label"]).float().mean()), "lr": opt.param_groups[0]["lr"],
-                       "images_per_s": round(ips, 1)}
+                rec = {"step": step, "epoch": epoch, "loss": float(parts["loss"]), "ce": float(parts["ce"]),
+                       "acc": float(parts["acc"]), "lr": opt.param_groups[0]["lr"], "images_per_s": round(ips, 1)}
                 bar.set_postfix({"img/s": f"{ips:.0f}", "loss": f"{rec['loss']:.3f}"})
                 if main:
                     log.write(rec)
@@ -344,23 +235,6 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     return run_dir
 
 
-def train_and_eval(cfg: ClfConfig, run: Path, progress: bool = False, split: str = "test") -> dict:
-    """Train (or resume, or reuse) one run and evaluate it on its ``split`` part once: with the
-    test part, the cell of ``fape experiment``, ``fape quickstart`` and ``fape clf kfold``; with
-    ``split="val"``, the cell of a recipe search, which must never read test. Returns the results."""
-    from fape.classifiers.evaluate import evaluate_run
-    from fape.config import load_config
-
-    res_path = run / "eval" / split / "results.json"
-    if not res_path.is_file():
-        if not (run / "done.json").is_file():
-            resume = (run / "config.yaml").is_file()  # an interrupted cell continues with its own config
-            train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume,
-                  progress=progress)
-        evaluate_run(run, split)
-    return json.loads(res_path.read_text())
-
-
 def save_best(run_dir: Path, model: nn.Module, best: dict, label_names: list[str], cfg: ClfConfig,
               preprocess: dict | None = None) -> None:
     """``RUN/best/``: the selected weights (safetensors) and what selected them (JSON)."""
@@ -373,11 +247,10 @@ def cli_train(args, overrides) -> int:
     from fape.classifiers.config import ClfConfig
     from fape.errors import UserError
 
-    extra = [f"--data.root={args.data}"] if args.data else []
-    extra += [f"--data.synthetic={args.synthetic}"] if args.synthetic else []
-    extra += [f"--data.mix={args.mix}"] if args.mix is not None else []
+    flags = {"data.root": args.data or None, "data.synthetic": args.synthetic or None, "data.mix": args.mix}
     try:
-        cfg, run, resume = resolve_run_dir(ClfConfig, args, extra + list(overrides))
+        cfg, run, resume = resolve_run_dir(ClfConfig, args, list(overrides),
+                                           {k: v for k, v in flags.items() if v is not None})
     except FileNotFoundError as e:
         raise UserError(str(e)) from None
     run = train(cfg, run, resume=resume)

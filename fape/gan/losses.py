@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from fape.gan.config import LossConfig
 
-__all__ = ["ADVERSARIAL_KINDS", "d_adversarial", "g_adversarial", "l1", "reconstruction", "feature_distance",
+__all__ = ["ADVERSARIAL_KINDS", "d_adversarial", "g_adversarial", "l1", "feature_distance",
            "expression_ce", "generator_loss", "discriminator_loss"]
 
 ADVERSARIAL_KINDS = ("nonsaturating", "lsgan", "hinge")
@@ -65,11 +65,6 @@ def g_adversarial(fake_logits: torch.Tensor, kind: str = "nonsaturating") -> tor
 def l1(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error ``E|fake - target|`` over all elements (paper's L_L1; in [-1, 1] pixel units)."""
     return (fake - target).abs().mean()
-
-
-def reconstruction(fake: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
-    """``weight * E|fake - target|`` (lambda * L_L1 of eq. 3)."""
-    return weight * l1(fake, target)
 
 
 def feature_distance(f_a: torch.Tensor, f_b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -83,9 +83,10 @@ def flat_config(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def resolve_run_dir(cls, args, overrides):
+def resolve_run_dir(cls, args, overrides, values: dict | None = None):
     """``(config, run folder, resume?)`` for a ``train`` command: a fresh numbered run, an explicit
-    ``--run-dir``, or ``--resume RUN`` with the run's saved config (overrides still apply).
+    ``--run-dir``, or ``--resume RUN`` with the run's saved config (``values``, typed settings of the
+    command's own flags, then the dotted ``overrides`` still apply: ``load_config``).
 
     With several processes, rank 0 picks the next number and broadcasts it.
     """
@@ -93,8 +94,8 @@ def resolve_run_dir(cls, args, overrides):
         run = Path(args.resume)
         if not (run / "config.yaml").is_file():
             raise FileNotFoundError(f"cannot resume: {run / 'config.yaml'} not found")
-        return load_config(cls, run / "config.yaml", overrides), run, True
-    cfg = load_config(cls, args.config, overrides)
+        return load_config(cls, run / "config.yaml", overrides, values), run, True
+    cfg = load_config(cls, args.config, overrides, values)
     if args.run_dir:  # a user-named folder: only an empty one or a run of ours is written into
         check_replaceable(Path(args.run_dir), ("config.yaml",))
         return cfg, Path(args.run_dir), False
