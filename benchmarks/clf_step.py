@@ -56,7 +56,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, size, chans, batch in CASES:
         torch.manual_seed(0)
-        base = create_classifier(name, num_classes=7, in_chans=chans, img_size=size)
+        base = create_classifier(name, num_classes=7, in_chans=chans, image_size=size)
         imgs = torch.randint(0, 256, (batch, chans, size, size), dtype=torch.uint8)
         labels = torch.randint(0, 7, (batch,))
         variants = {}

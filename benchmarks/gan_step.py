@@ -45,8 +45,8 @@ def fake_batch(cfg: GANConfig, n: int, seed: int = 0) -> dict:
 def networks(cfg: GANConfig):
     torch.manual_seed(0)
     mc = num_mask_channels(cfg.data)
-    G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, img_size=cfg.data.image_size)
-    D = create_discriminator(cfg.discriminator, img_size=cfg.data.image_size,
+    G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, image_size=cfg.data.image_size)
+    D = create_discriminator(cfg.discriminator, image_size=cfg.data.image_size,
                              in_chans=discriminator_in_chans(cfg.discriminator, cfg.data.channels, mc))
     return G, D
 

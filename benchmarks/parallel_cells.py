@@ -31,7 +31,7 @@ def _throughput(threads: int, steps: int, start, out) -> None:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = create_classifier("fa_net_lightcnn9", num_classes=54, in_chans=1, img_size=64, width=0.25)
+    net = create_classifier("fa_net_lightcnn9", num_classes=54, in_chans=1, image_size=64, width=0.25)
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     x = torch.rand(64, 1, 64, 64).mul(2).sub(1).contiguous(memory_format=torch.channels_last)  # [64, 1, 64, 64]

@@ -87,7 +87,8 @@ def cell_results(exp, out: Path, seed: int) -> tuple[dict, dict]:
     names = dict(zip(ROLES, headroom_roles(exp)))
     results, runs = {}, {}
     for task in exp.tasks:
-        for role, name in names.items():
+        for role in ("without", "with", "oracle"):
+            name = names[role]
             run = out / "clf" / Path(task).stem / name / f"s{seed}"
             res = run / "eval" / "test" / "results.json"
             if res.is_file():
@@ -158,7 +159,7 @@ def report_md(res: dict) -> str:
         f"validation and test parts: the upper bound that synthesis aims at.", "",
         *headroom_lines(tasks, res["experiment_results"]), "",
         "![accuracy with and without synthesis](accuracy.png)", "",
-        "Confusion matrices: " + ", ".join(f"[{k.replace('/', ' ')}]({run}/eval/test/confusion.png)"
+        "Confusion matrices: " + ", ".join(f"[{k.replace('/', ' ')}](<{run}/eval/test/confusion.png>)"
                                            for k, run in res["runs"].items()), "",
         "## Synthesis", "",
         "Sample grid (source | target pose mask | generated | target), held-out subjects:", "",

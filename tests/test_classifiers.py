@@ -16,7 +16,7 @@ REQUIRED = {"fa_net_lightcnn9", "fa_net_lightcnn29", "cnn3", "alexnet", "vgg19",
             "mobilenet_v1"}
 NUM_CLASSES, BATCH = 7, 2
 
-# (in_chans, img_size) cases per model: natural size plus gray/RGB where meaningful. The big
+# (in_chans, image_size) cases per model: natural size plus gray/RGB where meaningful. The big
 # ImageNet-family models only run the cases that exercise distinct code paths.
 CASES = {
     "fa_net_lightcnn9": [(1, 64), (3, 48), (1, 128)],
@@ -52,22 +52,22 @@ def test_required_models_registered():
     assert REQUIRED <= set(list_classifiers())
 
 
-@pytest.mark.parametrize("name,in_chans,img_size", _params())
-def test_model_contract(name, in_chans, img_size):
+@pytest.mark.parametrize("name,in_chans,image_size", _params())
+def test_model_contract(name, in_chans, image_size):
     torch.manual_seed(0)
-    model = create_classifier(name, NUM_CLASSES, in_chans=in_chans, img_size=img_size)
+    model = create_classifier(name, NUM_CLASSES, in_chans=in_chans, image_size=image_size)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{name} in_chans={in_chans} img_size={img_size}: {n_params:,} params, "
+    print(f"{name} in_chans={in_chans} image_size={image_size}: {n_params:,} params, "
           f"features={model.num_features}")
     cfg = model.default_cfg
-    assert cfg["name"] == name and cfg["img_size"] == img_size and cfg["in_chans"] == in_chans
+    assert cfg["name"] == name and cfg["image_size"] == image_size and cfg["in_chans"] == in_chans
     assert cfg["input_range"] == [-1, 1] and cfg["feature_dim"] == model.num_features
     assert model.num_classes == NUM_CLASSES
     head = model.get_classifier()
     assert isinstance(head, nn.Linear) and head.out_features == NUM_CLASSES
     assert head.in_features == model.num_features
 
-    x = torch.rand(BATCH, in_chans, img_size, img_size) * 2 - 1
+    x = torch.rand(BATCH, in_chans, image_size, image_size) * 2 - 1
     model.train()
     feats = model.forward_features(x)
     assert feats.shape == (BATCH, model.num_features)
@@ -100,8 +100,8 @@ def test_unknown_name_lists_registered():
 
 def test_register_custom_model():
     @register_classifier("_test_tiny")
-    def _tiny(num_classes, in_chans=3, img_size=64, **kw):
-        return create_classifier("cnn3", num_classes, in_chans, img_size, hidden=8)
+    def _tiny(num_classes, in_chans=3, image_size=64, **kw):
+        return create_classifier("cnn3", num_classes, in_chans, image_size, hidden=8)
 
     try:
         assert "_test_tiny" in list_classifiers("_test_*")
@@ -146,13 +146,13 @@ def test_alexnet_freezes_conv1_to_4_by_default():
 
 
 def test_too_small_input_is_a_clear_error():
-    with pytest.raises(ValueError, match="img_size=32"):
-        create_classifier("alexnet", 7, img_size=32)
+    with pytest.raises(ValueError, match="image_size=32"):
+        create_classifier("alexnet", 7, image_size=32)
 
 
 def test_mobilenet_width_mult_and_defaults():
     m = create_classifier("mobilenet_v1", 7, width_mult=0.5)
-    assert m.img_size == 48 and m.num_features == 512 and m.drop_rate == 0.5
+    assert m.image_size == 48 and m.num_features == 512 and m.drop_rate == 0.5
     assert m(torch.zeros(2, 3, 48, 48)).shape == (2, 7)
 
 
@@ -215,21 +215,21 @@ def test_pretrained_torchvision_alexnet(weight_dirs):
 def test_pretrained_lightcnn_release_format(weight_dirs):
     _, fape_w = weight_dirs
     torch.manual_seed(1)
-    src = create_classifier("fa_net_lightcnn9", 10, in_chans=1, img_size=128)
+    src = create_classifier("fa_net_lightcnn9", 10, in_chans=1, image_size=128)
     # the authors' layout: {"epoch", "arch", "state_dict": {"module.<key>"}}, head named fc2
     ref = {k.replace("head.", "fc2.") if k.startswith("head.") else k: v for k, v in src.state_dict().items()}
     ckpt = {"epoch": 80, "arch": "LightCNN-9", "state_dict": {"module." + k: v for k, v in ref.items()}}
     torch.save(ckpt, fape_w / "LightCNN_9Layers_checkpoint.pth.tar")
     src_sd = src.state_dict()
 
-    same = create_classifier("fa_net_lightcnn9", 7, in_chans=1, img_size=128, pretrained=True)
+    same = create_classifier("fa_net_lightcnn9", 7, in_chans=1, image_size=128, pretrained=True)
     rep = same.pretrained_report
     assert set(rep.skipped_classifier) == {"head.weight", "head.bias"} and not rep.missing
     assert not rep.skipped_first_conv and not rep.skipped_shape and not rep.unexpected
     _assert_loaded(same, {k: v for k, v in src_sd.items() if not k.startswith("head.")}, set())
 
     # RGB at 64x64: first conv (in_chans) and fc1 (flatten size) differ -> kept at random init
-    rgb = create_classifier("fa_net_lightcnn9", 7, in_chans=3, img_size=64, pretrained=True)
+    rgb = create_classifier("fa_net_lightcnn9", 7, in_chans=3, image_size=64, pretrained=True)
     rep = rgb.pretrained_report
     assert set(rep.skipped_first_conv) == {"features.0.filter.weight", "features.0.filter.bias"}
     assert set(rep.skipped_shape) == {"fc1.filter.weight", "fc1.filter.bias"}  # whole layer
@@ -243,7 +243,7 @@ def test_pretrained_mobilenet_safetensors_reinits_first_conv(weight_dirs):
 
     _, fape_w = weight_dirs
     torch.manual_seed(2)
-    src = create_classifier("mobilenet_v1", 1000, img_size=224)
+    src = create_classifier("mobilenet_v1", 1000, image_size=224)
     for m in src.modules():  # non-trivial BN statistics
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-1, 1)
@@ -258,7 +258,7 @@ def test_pretrained_mobilenet_safetensors_reinits_first_conv(weight_dirs):
     _assert_loaded(model, {k: v for k, v in src_sd.items() if not k.startswith("head.")},
                    {"stem.0.weight"})
 
-    full = create_classifier("mobilenet_v1", 1000, img_size=224, pretrained=True)
+    full = create_classifier("mobilenet_v1", 1000, image_size=224, pretrained=True)
     assert not full.pretrained_report.skipped
     _assert_loaded(full, src_sd, set())
 

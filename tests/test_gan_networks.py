@@ -39,7 +39,7 @@ GEN_CASES = [(name, size, norm, M) for name in list_generators() for size in (32
 @pytest.mark.parametrize("name,size,norm,M", GEN_CASES)
 def test_generator_forward_backward(name, size, norm, M):
     torch.manual_seed(0)
-    G = create_generator(name, in_chans=3, mask_chans=M, img_size=size, width=8, norm=norm, n_blocks=2)
+    G = create_generator(name, in_chans=3, mask_chans=M, image_size=size, width=8, norm=norm, n_blocks=2)
     image, mask = _inputs(2, 3, M, size)
     out = G(image, mask)
     assert out.shape == image.shape
@@ -49,8 +49,8 @@ def test_generator_forward_backward(name, size, norm, M):
     _check_grads(G)
 
 
-def test_unet_depth_follows_img_size():
-    # depth 0 = down to 1x1: log2(img_size) steps; depth > 0 stops earlier
+def test_unet_depth_follows_image_size():
+    # depth 0 = down to 1x1: log2(image_size) steps; depth > 0 stops earlier
     for size, steps in ((32, 5), (64, 6), (128, 7), (256, 8)):
         assert create_generator("unet", 3, 1, size, width=4).n_down == steps
     G = create_generator("unet", 3, 1, 64, width=8, depth=4)  # 4x4 bottleneck
@@ -92,7 +92,7 @@ def test_discriminator_forward_backward(name, size, norm, layers):
     cfg = DiscriminatorConfig(name=name, width=8, layers=layers, norm=norm, condition_on_source=True)
     in_chans = discriminator_in_chans(cfg, img_chans=3, mask_chans=7)
     assert in_chans == 3 + 7 + 3
-    D = create_discriminator(cfg, in_chans=in_chans, img_size=size)
+    D = create_discriminator(cfg, in_chans=in_chans, image_size=size)
     image, mask = _inputs(2, 3, 7, size)
     x = discriminator_input(cfg, image, mask, source=image.flip(0))
     assert x.shape == (2, in_chans, size, size)
@@ -143,11 +143,11 @@ def test_unknown_names_raise():
 
 def test_create_generator_from_config_and_overrides():
     cfg = GeneratorConfig(name="resnet", width=8, n_blocks=3, norm="instance", dropout=0.0)
-    G = create_generator(cfg, in_chans=1, mask_chans=68, img_size=32)
+    G = create_generator(cfg, in_chans=1, mask_chans=68, image_size=32)
     assert sum(type(m).__name__ == "ResBlock" for m in G.modules()) == 3
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in G.modules())
     assert G.encoder[1].in_channels == 1 + 68
-    G2 = create_generator(cfg, in_chans=1, mask_chans=68, img_size=32, n_blocks=1, width=4)
+    G2 = create_generator(cfg, in_chans=1, mask_chans=68, image_size=32, n_blocks=1, width=4)
     assert sum(type(m).__name__ == "ResBlock" for m in G2.modules()) == 1
     assert G2.encoder[1].out_channels == 4
     assert cfg.n_blocks == 3 and cfg.width == 8  # overrides do not mutate the caller's config
@@ -193,6 +193,6 @@ def test_default_parameter_counts():
                "D patchgan @256": (2.769e6, 4 * 4 * 4 * 64)}
     for k, (ref, extra) in pix2pix.items():
         assert counts[k] - extra == pytest.approx(ref, rel=1e-3), k
-    # the encoder depth grows with img_size, the resnet and patchgan do not
+    # the encoder depth grows with image_size, the resnet and patchgan do not
     assert counts["G unet @256"] > counts["G unet @64"]
     assert counts["G resnet @256"] == counts["G resnet @64"]

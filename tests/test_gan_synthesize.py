@@ -57,7 +57,7 @@ def run_dir(tmp_path_factory) -> Path:
     cfg.data.channels = 3
     cfg.generator.width = 8
     torch.manual_seed(0)
-    G = create_generator(cfg.generator, in_chans=3, mask_chans=num_mask_channels(cfg.data), img_size=32)
+    G = create_generator(cfg.generator, in_chans=3, mask_chans=num_mask_channels(cfg.data), image_size=32)
     run = tmp_path_factory.mktemp("runs") / "gan"
     save_checkpoint(run, 1, {"G": G.state_dict()}, {}, {"config": dataclasses.asdict(cfg), "epoch": 0})
     return run

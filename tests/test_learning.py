@@ -146,7 +146,7 @@ def test_gan_check_fails_for_an_untrained_generator(moved_faces):
 
     cfg = _gan_cfg(moved_faces)
     torch.manual_seed(cfg.train.seed)  # initialised as the run above is (set_seed(train.seed))
-    G = create_generator(cfg.generator, in_chans=3, mask_chans=num_mask_channels(cfg.data), img_size=32)
+    G = create_generator(cfg.generator, in_chans=3, mask_chans=num_mask_channels(cfg.data), image_size=32)
     l1_g, l1_copy = _heldout_l1(cfg, G)
     print(f"untrained G: L1 {l1_g.mean():.4f}, copy source {l1_copy.mean():.4f}")
     assert not _beats_copy(l1_g, l1_copy)

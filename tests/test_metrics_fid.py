@@ -180,7 +180,7 @@ def test_missing_weights_message(tmp_path):
 
 
 class _Toy(torch.nn.Module):
-    default_cfg = {"img_size": 16, "in_chans": 1}
+    default_cfg = {"image_size": 16, "in_chans": 1}
 
     def __init__(self):
         super().__init__()

@@ -79,7 +79,7 @@ def test_identity_embedding_runs_on_small_image():
 
 
 class _Clf(torch.nn.Module):
-    default_cfg = {"img_size": 8, "in_chans": 1}
+    default_cfg = {"image_size": 8, "in_chans": 1}
 
     def forward(self, x):
         return torch.stack([x.mean((1, 2, 3)), -x.mean((1, 2, 3))], 1)  # bright -> class 0

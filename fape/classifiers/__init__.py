@@ -1,7 +1,7 @@
 """Facial-expression classifiers: Fa-Net (LightCNN-9/29) and the paper baselines.
 
 >>> from fape.classifiers import create_classifier, list_classifiers
->>> model = create_classifier("fa_net_lightcnn9", num_classes=7, in_chans=1, img_size=64)
+>>> model = create_classifier("fa_net_lightcnn9", num_classes=7, in_chans=1, image_size=64)
 >>> logits = model(x)                   # x in [-1, 1], [B, 1, 64, 64]
 >>> emb = model.forward_features(x)     # [B, model.num_features]
 

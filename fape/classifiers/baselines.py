@@ -55,13 +55,13 @@ class CNN3(ClassifierBase):
         self,
         num_classes: int,
         in_chans: int = 3,
-        img_size: int = 64,
+        image_size: int = 64,
         hidden: int = 64,
         padding: int = 0,
         drop_rate: float = 0.5,
         widths: tuple[int, int, int] = (32, 32, 64),
     ):
-        super().__init__(num_classes, in_chans, img_size, drop_rate)
+        super().__init__(num_classes, in_chans, image_size, drop_rate)
         self.input_norm = InputNorm("none", in_chans)
         layers: list[nn.Module] = []
         c = in_chans
@@ -70,7 +70,7 @@ class CNN3(ClassifierBase):
             self.stages[f"conv{i}"] = [f"features.{3 * (i - 1)}."]
             c = w
         self.features = nn.Sequential(*layers)
-        flat = int(torch.tensor(probe_shape(self.features, in_chans, img_size)[1:]).prod())
+        flat = int(torch.tensor(probe_shape(self.features, in_chans, image_size)[1:]).prod())
         self.fc = nn.Sequential(nn.Flatten(1), nn.Linear(flat, hidden), nn.ReLU(inplace=True))
         self.stages["fc"] = ["fc."]
         self.num_features = hidden
@@ -103,18 +103,18 @@ class AlexNetFER(_TorchvisionBody):
         self,
         num_classes: int,
         in_chans: int = 3,
-        img_size: int = 64,
+        image_size: int = 64,
         fc7_dim: int = 2048,
         freeze_convs: int = 4,
         drop_rate: float = 0.5,
         gray_to_rgb: bool = True,
     ):
-        super().__init__(num_classes, in_chans, img_size, drop_rate)
+        super().__init__(num_classes, in_chans, image_size, drop_rate)
         tv = tvm.alexnet(weights=None)
         self._setup_input(tv.features, in_chans, gray_to_rgb)
         self.features = tv.features
         self.avgpool = tv.avgpool  # AdaptiveAvgPool2d(6): fc6 keeps its 9216 inputs
-        probe_shape(self.features, self.body_chans, img_size)
+        probe_shape(self.features, self.body_chans, image_size)
         self.pre_logits = nn.Sequential(  # indices match torchvision's classifier.0-5
             nn.Dropout(0.5),
             tv.classifier[1],  # fc6 9216 -> 4096
@@ -138,18 +138,18 @@ class VGG19FER(_TorchvisionBody):
         self,
         num_classes: int,
         in_chans: int = 3,
-        img_size: int = 64,
+        image_size: int = 64,
         fc7_dim: int = 4096,
         freeze_blocks: int = 0,
         drop_rate: float = 0.5,
         gray_to_rgb: bool = True,
     ):
-        super().__init__(num_classes, in_chans, img_size, drop_rate)
+        super().__init__(num_classes, in_chans, image_size, drop_rate)
         tv = tvm.vgg19(weights=None)
         self._setup_input(tv.features, in_chans, gray_to_rgb)
         self.features = tv.features
         self.avgpool = tv.avgpool  # AdaptiveAvgPool2d(7): fc6 keeps its 25088 inputs
-        probe_shape(self.features, self.body_chans, img_size)
+        probe_shape(self.features, self.body_chans, image_size)
         fc7 = tv.classifier[3] if fc7_dim == 4096 else nn.Linear(4096, fc7_dim)
         self.pre_logits = nn.Sequential(  # indices match torchvision's classifier.0-4
             tv.classifier[0],  # fc6 25088 -> 4096
@@ -173,12 +173,12 @@ class VGGCNNM2048(ClassifierBase):
         self,
         num_classes: int,
         in_chans: int = 3,
-        img_size: int = 64,
+        image_size: int = 64,
         drop_rate: float = 0.5,
         gray_to_rgb: bool = True,
         freeze_convs: int = 0,
     ):
-        super().__init__(num_classes, in_chans, img_size, drop_rate)
+        super().__init__(num_classes, in_chans, image_size, drop_rate)
         self.input_norm = InputNorm("imagenet", in_chans, repeat_gray=gray_to_rgb)
         c = 3 if (in_chans == 1 and gray_to_rgb) else in_chans
 
@@ -207,7 +207,7 @@ class VGGCNNM2048(ClassifierBase):
                 pool5=pool(),
             )
         )
-        probe_shape(self.features, c, img_size)
+        probe_shape(self.features, c, image_size)
         self.avgpool = nn.AdaptiveAvgPool2d(6)  # 6x6x512 = the 224x224 layout's fc6 input
         self.pre_logits = nn.Sequential(
             OrderedDict(
@@ -241,8 +241,8 @@ class VGGCNNM2048(ClassifierBase):
 
 
 @register_classifier("cnn3", pretrained_cfg={})
-def cnn3(num_classes: int, in_chans: int = 3, img_size: int = 64, **kwargs) -> CNN3:
-    return CNN3(num_classes, in_chans, img_size, **kwargs)
+def cnn3(num_classes: int, in_chans: int = 3, image_size: int = 64, **kwargs) -> CNN3:
+    return CNN3(num_classes, in_chans, image_size, **kwargs)
 
 
 @register_classifier(
@@ -257,8 +257,8 @@ def cnn3(num_classes: int, in_chans: int = 3, img_size: int = 64, **kwargs) -> C
         "input_size": 224,
     },
 )
-def alexnet(num_classes: int, in_chans: int = 3, img_size: int = 64, **kwargs) -> AlexNetFER:
-    return AlexNetFER(num_classes, in_chans, img_size, **kwargs)
+def alexnet(num_classes: int, in_chans: int = 3, image_size: int = 64, **kwargs) -> AlexNetFER:
+    return AlexNetFER(num_classes, in_chans, image_size, **kwargs)
 
 
 @register_classifier(
@@ -273,8 +273,8 @@ def alexnet(num_classes: int, in_chans: int = 3, img_size: int = 64, **kwargs) -
         "input_size": 224,
     },
 )
-def vgg19(num_classes: int, in_chans: int = 3, img_size: int = 64, **kwargs) -> VGG19FER:
-    return VGG19FER(num_classes, in_chans, img_size, **kwargs)
+def vgg19(num_classes: int, in_chans: int = 3, image_size: int = 64, **kwargs) -> VGG19FER:
+    return VGG19FER(num_classes, in_chans, image_size, **kwargs)
 
 
 @register_classifier(
@@ -292,5 +292,5 @@ def vgg19(num_classes: int, in_chans: int = 3, img_size: int = 64, **kwargs) -> 
         "input_size": 224,
     },
 )
-def vgg_cnn_m_2048(num_classes: int, in_chans: int = 3, img_size: int = 64, **kwargs) -> VGGCNNM2048:
-    return VGGCNNM2048(num_classes, in_chans, img_size, **kwargs)
+def vgg_cnn_m_2048(num_classes: int, in_chans: int = 3, image_size: int = 64, **kwargs) -> VGGCNNM2048:
+    return VGGCNNM2048(num_classes, in_chans, image_size, **kwargs)

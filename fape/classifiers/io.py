@@ -63,7 +63,7 @@ def load_run(run_or_ckpt: str | Path, device: str | torch.device = "cpu") -> Loa
     cfg = from_dict(ClfConfig, state["config"])
     names = list(state["label_names"])
     model = create_classifier(cfg.model.name, num_classes=len(names), in_chans=cfg.data.channels,
-                              img_size=cfg.data.image_size, pretrained=False, **cfg.model.kwargs)
+                              image_size=cfg.data.image_size, pretrained=False, **cfg.model.kwargs)
     model.load_state_dict(ck.load_module_state(ckpt, "model"))
     return LoadedClassifier(model=model.to(device).eval(), cfg=cfg, label_names=names, checkpoint=ckpt)
 

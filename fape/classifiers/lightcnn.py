@@ -15,8 +15,8 @@ is our ``head`` and is skipped for a different class count).
 
 Input: the released weights take 128x128 gray images in [0, 1], so the first op maps [-1, 1] to
 [0, 1]. Other sizes (64, 48, ...) work: after the four /2 pools the flatten size is computed
-(``128 * (img_size/16)**2``; pools round up), so fc1 / fc is only loadable from the 128x128
-checkpoints at ``img_size=128`` (it is skipped and reported otherwise). ``in_chans=3`` makes a
+(``128 * (image_size/16)**2``; pools round up), so fc1 / fc is only loadable from the 128x128
+checkpoints at ``image_size=128`` (it is skipped and reported otherwise). ``in_chans=3`` makes a
 3-channel conv1 (skipped when loading the gray checkpoints).
 """
 
@@ -84,9 +84,9 @@ class _MaxAvgPool(nn.Module):
 
 
 class LightCNN9(ClassifierBase):
-    def __init__(self, num_classes: int, in_chans: int = 1, img_size: int = 64,
+    def __init__(self, num_classes: int, in_chans: int = 1, image_size: int = 64,
                  drop_rate: float = 0.5, embed_dim: int = 256, width: float = 1.0):
-        super().__init__(num_classes, in_chans, img_size, drop_rate)
+        super().__init__(num_classes, in_chans, image_size, drop_rate)
         self.input_norm = InputNorm("unit", in_chans)
         # width < 1 narrows every layer (48/96/192/128/128 channels at 1.0, the paper's network):
         # for CPU-sized quick runs only; pretrained LightCNN weights need width 1.0
@@ -102,7 +102,7 @@ class LightCNN9(ClassifierBase):
             Group(c(128), c(128), 3, 1, 1),
             nn.MaxPool2d(2, 2, ceil_mode=True),
         )
-        flat = int(torch.tensor(probe_shape(self.features, in_chans, img_size)[1:]).prod())
+        flat = int(torch.tensor(probe_shape(self.features, in_chans, image_size)[1:]).prod())
         self.fc1 = MFM(flat, embed_dim, linear=True)
         self.stages = {
             "conv1": ["features.0."],
@@ -121,10 +121,10 @@ class LightCNN9(ClassifierBase):
 
 
 class LightCNN29(ClassifierBase):
-    def __init__(self, num_classes: int, in_chans: int = 1, img_size: int = 64,
+    def __init__(self, num_classes: int, in_chans: int = 1, image_size: int = 64,
                  drop_rate: float = 0.5, layers: tuple[int, ...] = (1, 2, 3, 4),
                  embed_dim: int = 256):
-        super().__init__(num_classes, in_chans, img_size, drop_rate)
+        super().__init__(num_classes, in_chans, image_size, drop_rate)
         self.input_norm = InputNorm("unit", in_chans)
         self.pool = _MaxAvgPool()
         self.conv1 = MFM(in_chans, 48, 5, 1, 2)
@@ -136,7 +136,7 @@ class LightCNN29(ClassifierBase):
         self.group3 = Group(192, 128, 3, 1, 1)
         self.block4 = nn.Sequential(*[ResBlock(128) for _ in range(layers[3])])
         self.group4 = Group(128, 128, 3, 1, 1)
-        flat = int(torch.tensor(probe_shape(self._body, in_chans, img_size)[1:]).prod())
+        flat = int(torch.tensor(probe_shape(self._body, in_chans, image_size)[1:]).prod())
         self.fc = nn.Linear(flat, embed_dim)
         self.stages = {"conv1": ["conv1."]}
         for i in range(1, 5):
@@ -173,8 +173,8 @@ _LIGHTCNN_NOTE = "authors' release (github.com/AlfredXiangWu/LightCNN), 128x128 
         "note": _LIGHTCNN_NOTE,
     },
 )
-def fa_net_lightcnn9(num_classes: int, in_chans: int = 1, img_size: int = 64, **kwargs) -> LightCNN9:
-    return LightCNN9(num_classes, in_chans, img_size, **kwargs)
+def fa_net_lightcnn9(num_classes: int, in_chans: int = 1, image_size: int = 64, **kwargs) -> LightCNN9:
+    return LightCNN9(num_classes, in_chans, image_size, **kwargs)
 
 
 @register_classifier(
@@ -189,5 +189,5 @@ def fa_net_lightcnn9(num_classes: int, in_chans: int = 1, img_size: int = 64, **
         "note": _LIGHTCNN_NOTE,
     },
 )
-def fa_net_lightcnn29(num_classes: int, in_chans: int = 1, img_size: int = 64, **kwargs) -> LightCNN29:
-    return LightCNN29(num_classes, in_chans, img_size, **kwargs)
+def fa_net_lightcnn29(num_classes: int, in_chans: int = 1, image_size: int = 64, **kwargs) -> LightCNN29:
+    return LightCNN29(num_classes, in_chans, image_size, **kwargs)

@@ -6,7 +6,7 @@ loss (``1024 * width_mult`` dims), dropout 0.5, then the classification layer.
 The input is mapped to ImageNet normalisation as the first op (so ImageNet-pretrained weights
 see what they were trained on). The paper re-initialises the first conv when fine-tuning at
 48x48 from 224x224 ImageNet weights; :mod:`.pretrained` does the same (``reinit_first_conv``
-defaults to ``img_size != 224``).
+defaults to ``image_size != 224``).
 
 State-dict layout (also what a pretrained file must use): ``stem.0`` conv 3x3/2, ``stem.1`` BN,
 ``blocks.{i}.dw`` / ``dw_bn`` / ``pw`` / ``pw_bn``, ``head``.
@@ -53,13 +53,13 @@ class MobileNetV1(ClassifierBase):
         self,
         num_classes: int,
         in_chans: int = 3,
-        img_size: int = 48,
+        image_size: int = 48,
         width_mult: float = 1.0,
         drop_rate: float = 0.5,
         gray_to_rgb: bool = True,
         reinit_first_conv: bool | None = None,
     ):
-        super().__init__(num_classes, in_chans, img_size, drop_rate)
+        super().__init__(num_classes, in_chans, image_size, drop_rate)
         self.width_mult = float(width_mult)
         self.input_norm = InputNorm("imagenet", in_chans, repeat_gray=gray_to_rgb)
         c = 3 if (in_chans == 1 and gray_to_rgb) else in_chans
@@ -74,7 +74,7 @@ class MobileNetV1(ClassifierBase):
             cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        probe_shape(nn.Sequential(self.stem, self.blocks), c, img_size)
+        probe_shape(nn.Sequential(self.stem, self.blocks), c, image_size)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -88,7 +88,7 @@ class MobileNetV1(ClassifierBase):
         self._init_head("mobilenet_v1")
         self.default_cfg["width_mult"] = self.width_mult
         # MobileNet-FER paper: the 224x224 ImageNet first conv is re-initialised at 48x48.
-        self.reinit_first_conv = (img_size != 224) if reinit_first_conv is None else bool(reinit_first_conv)
+        self.reinit_first_conv = (image_size != 224) if reinit_first_conv is None else bool(reinit_first_conv)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(self.input_norm(x)))
@@ -108,5 +108,5 @@ class MobileNetV1(ClassifierBase):
         "input_size": 224,
     },
 )
-def mobilenet_v1(num_classes: int, in_chans: int = 3, img_size: int = 48, **kwargs) -> MobileNetV1:
-    return MobileNetV1(num_classes, in_chans, img_size, **kwargs)
+def mobilenet_v1(num_classes: int, in_chans: int = 3, image_size: int = 48, **kwargs) -> MobileNetV1:
+    return MobileNetV1(num_classes, in_chans, image_size, **kwargs)

@@ -2,7 +2,7 @@
 
 Every registered classifier follows one contract (see :class:`ClassifierBase`):
 
-* input ``[B, in_chans, img_size, img_size]`` float in ``[-1, 1]`` (fape's data range); models
+* input ``[B, in_chans, image_size, image_size]`` float in ``[-1, 1]`` (fape's data range); models
   built for pretrained weights convert internally as their first op (``input_norm``);
 * ``forward_features(x) -> [B, num_features]`` is the penultimate embedding (center loss,
   domain FID, ...); ``forward(x) = head(dropout(forward_features(x)))``;
@@ -51,7 +51,7 @@ def register_classifier(
     *,
     pretrained_cfg: dict[str, Any] | None = None,
 ):
-    """Register a model constructor ``fn(num_classes, in_chans, img_size, **kwargs) -> nn.Module``.
+    """Register a model constructor ``fn(num_classes, in_chans, image_size, **kwargs) -> nn.Module``.
 
     Usable as ``@register_classifier``, ``@register_classifier("name", pretrained_cfg={...})`` or
     ``register_classifier("name", fn)``. ``pretrained_cfg`` describes where weights come from and
@@ -105,13 +105,13 @@ def create_classifier(
     name: str,
     num_classes: int,
     in_chans: int = 3,
-    img_size: int | None = None,
+    image_size: int | None = None,
     pretrained: bool | str | Any = False,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered classifier.
 
-    ``img_size=None`` uses the model's natural size (64 for all models except ``mobilenet_v1``,
+    ``image_size=None`` uses the model's natural size (64 for all models except ``mobilenet_v1``,
     48). ``pretrained``: ``False`` random init; ``True`` the model's default weights file
     (torchvision's cache for ImageNet models, ``$FAPE_WEIGHTS`` / ``~/.cache/fape/weights``
     otherwise; never downloads); a path loads that file. The load report is stored in
@@ -125,8 +125,8 @@ def create_classifier(
         from .pretrained import find_pretrained_file
 
         find_pretrained_file(_PRETRAINED_CFGS[name], kw, name)
-    if img_size is not None:
-        kw["img_size"] = int(img_size)
+    if image_size is not None:
+        kw["image_size"] = int(image_size)
     model = _REGISTRY[name](num_classes=int(num_classes), in_chans=int(in_chans), **kw)
     model.pretrained_cfg = dict(_PRETRAINED_CFGS[name])
     model.default_cfg["name"] = name
@@ -197,13 +197,13 @@ class ClassifierBase(nn.Module):
 
     stages: dict[str, list[str]]
 
-    def __init__(self, num_classes: int, in_chans: int, img_size: int, drop_rate: float):
+    def __init__(self, num_classes: int, in_chans: int, image_size: int, drop_rate: float):
         super().__init__()
         if num_classes < 0:
             raise ValueError("num_classes must be >= 0")
         self.num_classes = int(num_classes)
         self.in_chans = int(in_chans)
-        self.img_size = int(img_size)
+        self.image_size = int(image_size)
         self.drop_rate = float(drop_rate)
         self.num_features = 0
         self.stages = {}
@@ -217,7 +217,7 @@ class ClassifierBase(nn.Module):
         self.stages["head"] = ["head."]
         self.default_cfg = {
             "name": name,
-            "img_size": self.img_size,
+            "image_size": self.image_size,
             "in_chans": self.in_chans,
             "input_range": [-1, 1],
             "feature_dim": self.num_features,
@@ -284,21 +284,21 @@ class ClassifierBase(nn.Module):
         return out
 
 
-def probe_shape(module: Callable[[torch.Tensor], torch.Tensor], in_chans: int, img_size: int) -> torch.Size:
+def probe_shape(module: Callable[[torch.Tensor], torch.Tensor], in_chans: int, image_size: int) -> torch.Size:
     """Output shape of ``module`` (a module or a callable) on a ``[1, in_chans, S, S]`` zero
-    tensor; raises ``ValueError`` when ``img_size`` is too small for the architecture."""
+    tensor; raises ``ValueError`` when ``image_size`` is too small for the architecture."""
     is_mod = isinstance(module, nn.Module)
     training = module.training if is_mod else False
     try:
         if is_mod:
             module.eval()
         with torch.no_grad():
-            out = module(torch.zeros(1, in_chans, img_size, img_size))
+            out = module(torch.zeros(1, in_chans, image_size, image_size))
     except RuntimeError as exc:
-        raise ValueError(f"img_size={img_size} is too small for this architecture: {exc}") from exc
+        raise ValueError(f"image_size={image_size} is too small for this architecture: {exc}") from exc
     finally:
         if is_mod:
             module.train(training)
     if out.numel() == 0 or min(out.shape[1:]) < 1:
-        raise ValueError(f"img_size={img_size} is too small for this architecture")
+        raise ValueError(f"image_size={image_size} is too small for this architecture")
     return out.shape

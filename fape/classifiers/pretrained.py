@@ -18,7 +18,7 @@ torchvision ``classifier.6`` -> ``head``).
 Skipped (kept at their random init): the first conv when its shape differs (``in_chans``) or,
 for ``pretrained=True``, when the model asks for it (``mobilenet_v1`` below 224x224, as in the
 MobileNet-FER paper); the classifier head when ``num_classes`` differs; any other tensor whose
-shape differs (e.g. AlexNet fc7 2048 vs 4096, LightCNN fc1 at img_size != 128), with a warning.
+shape differs (e.g. AlexNet fc7 2048 vs 4096, LightCNN fc1 at image_size != 128), with a warning.
 The :class:`LoadReport` is returned and stored as ``model.pretrained_report``.
 """
 

@@ -70,7 +70,7 @@ def build_model(cfg: ClfConfig, label_names: list[str]) -> nn.Module:
     m = cfg.model
     pretrained = {"": False, "imagenet": True}.get(m.pretrained, m.pretrained)
     model = create_classifier(m.name, num_classes=len(label_names), in_chans=cfg.data.channels,
-                              img_size=cfg.data.image_size, pretrained=pretrained, **m.kwargs)
+                              image_size=cfg.data.image_size, pretrained=pretrained, **m.kwargs)
     if m.init_from:
         load_best_weights(model, m.init_from, label_names)  # transfer: head kept only for the same classes
     return model

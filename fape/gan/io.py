@@ -55,7 +55,7 @@ def load_generator(run_or_ckpt: str | Path, use_ema: bool = True, device: str | 
     cfg = config_from_checkpoint(ckpt)
     name = "G_ema" if use_ema and (ckpt / "G_ema.safetensors").is_file() else "G"
     G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=num_mask_channels(cfg.data),
-                         img_size=cfg.data.image_size)
+                         image_size=cfg.data.image_size)
     G.load_state_dict(load_module_state(ckpt, name))
     weights = ckpt / f"{name}.safetensors"
     return LoadedGenerator(G=G.to(device).eval(), cfg=cfg, checkpoint=ckpt, weights=weights,

@@ -34,9 +34,9 @@ __all__ = [
     "PatchDiscriminator", "patchgan_out_size", "patchgan_receptive_field",
 ]
 
-# name -> builder(cfg, in_chans, mask_chans, img_size) -> nn.Module
+# name -> builder(cfg, in_chans, mask_chans, image_size) -> nn.Module
 GENERATORS: dict[str, Callable[..., nn.Module]] = {}
-# name -> builder(cfg, in_chans, img_size) -> nn.Module
+# name -> builder(cfg, in_chans, image_size) -> nn.Module
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {}
 
 NORMS = ("batch", "instance", "none")
@@ -128,7 +128,7 @@ class UNetGenerator(nn.Module):
     """pix2pix U-Net over ``concat(image, mask)``; ``forward(image, mask) -> image`` in [-1, 1].
 
     With ``n_down`` steps the encoder layer ``i`` (0-based) has ``width * min(2^i, 8)`` channels at
-    ``img_size / 2^(i+1)`` pixels. Decoder layer ``i`` mirrors it and is concatenated with encoder layer
+    ``image_size / 2^(i+1)`` pixels. Decoder layer ``i`` mirrors it and is concatenated with encoder layer
     ``i - 1`` (the skip), so fine detail of the source face reaches the output without the bottleneck.
     Pre-activation order as in pix2pix: encoder ``LeakyReLU(0.2) -> conv -> norm``, decoder
     ``ReLU -> convT -> norm -> dropout``. No norm on the first encoder layer (raw pixels) nor on the innermost
@@ -203,7 +203,7 @@ class ResNetGenerator(nn.Module):
     """ResNet generator over ``concat(image, mask)``; ``forward(image, mask) -> image`` in [-1, 1].
 
     ``7x7 conv`` -> ``n_down`` stride-2 3x3 convs (doubling width, capped at 8x) -> ``n_blocks`` residual blocks
-    at ``img_size / 2^n_down`` -> transposed convs back -> ``7x7 conv`` -> tanh. Reflection padding avoids
+    at ``image_size / 2^n_down`` -> transposed convs back -> ``7x7 conv`` -> tanh. Reflection padding avoids
     border artefacts at the image edge (CycleGAN). Dropout, when > 0, sits inside the residual blocks
     (pix2pix's ``resnet`` option); 0 gives CycleGAN's deterministic generator.
     """
@@ -239,27 +239,27 @@ class ResNetGenerator(nn.Module):
         return self.decoder(x)  # [B, C, H, W] in [-1, 1]
 
 
-def _log2_size(img_size: int, name: str) -> int:
-    if not isinstance(img_size, int) or img_size < 32 or img_size & (img_size - 1):
-        raise ValueError(f"{name}: img_size must be a power of two >= 32 (32, 64, 128, 256, ...), got {img_size!r}")
-    return int(math.log2(img_size))
+def _log2_size(image_size: int, name: str) -> int:
+    if not isinstance(image_size, int) or image_size < 32 or image_size & (image_size - 1):
+        raise ValueError(f"{name}: image_size must be a power of two >= 32 (32, 64, 128, 256, ...), got {image_size!r}")
+    return int(math.log2(image_size))
 
 
 @register_generator("unet")
-def _build_unet(cfg: GeneratorConfig, in_chans: int, mask_chans: int, img_size: int) -> nn.Module:
-    full = _log2_size(img_size, "unet")
+def _build_unet(cfg: GeneratorConfig, in_chans: int, mask_chans: int, image_size: int) -> nn.Module:
+    full = _log2_size(image_size, "unet")
     n_down = cfg.depth or full  # 0 = down to 1x1 (pix2pix's unet_256 has 8 steps)
     if not 2 <= n_down <= full:
-        raise ValueError(f"unet: depth must be 0 (down to 1x1) or in [2, {full}] at img_size {img_size}, "
+        raise ValueError(f"unet: depth must be 0 (down to 1x1) or in [2, {full}] at image_size {image_size}, "
                          f"got {cfg.depth}")
     return UNetGenerator(in_chans, mask_chans, n_down=n_down, width=cfg.width, norm=cfg.norm, dropout=cfg.dropout)
 
 
 @register_generator("resnet")
-def _build_resnet(cfg: GeneratorConfig, in_chans: int, mask_chans: int, img_size: int) -> nn.Module:
+def _build_resnet(cfg: GeneratorConfig, in_chans: int, mask_chans: int, image_size: int) -> nn.Module:
     n_down = cfg.depth or 2
-    if img_size % (2 ** n_down) or img_size // 2 ** n_down < 2:
-        raise ValueError(f"resnet: img_size {img_size} must be divisible by 2^depth = {2 ** n_down} "
+    if image_size % (2 ** n_down) or image_size // 2 ** n_down < 2:
+        raise ValueError(f"resnet: image_size {image_size} must be divisible by 2^depth = {2 ** n_down} "
                          f"with a bottleneck of at least 2x2")
     return ResNetGenerator(in_chans, mask_chans, n_down=n_down, n_blocks=cfg.n_blocks, width=cfg.width,
                            norm=cfg.norm, dropout=cfg.dropout)
@@ -281,14 +281,14 @@ def _resolve(cfg, cls, overrides: dict):
     return cfg
 
 
-def create_generator(cfg: GeneratorConfig | str, in_chans: int, mask_chans: int, img_size: int,
+def create_generator(cfg: GeneratorConfig | str, in_chans: int, mask_chans: int, image_size: int,
                      **overrides) -> nn.Module:
-    """Build and initialise the generator ``cfg.name`` for ``in_chans``-channel images at ``img_size``
+    """Build and initialise the generator ``cfg.name`` for ``in_chans``-channel images at ``image_size``
     conditioned on ``mask_chans`` pose-mask channels. ``overrides`` replace fields of ``cfg``."""
     cfg = _resolve(cfg, GeneratorConfig, overrides)
     if cfg.name not in GENERATORS:
         raise ValueError(f"unknown generator {cfg.name!r}; registered: {list_generators()}")
-    return init_weights(GENERATORS[cfg.name](cfg, in_chans=in_chans, mask_chans=mask_chans, img_size=img_size))
+    return init_weights(GENERATORS[cfg.name](cfg, in_chans=in_chans, mask_chans=mask_chans, image_size=image_size))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -338,22 +338,22 @@ class PatchDiscriminator(nn.Module):
 
 
 @register_discriminator("patchgan")
-def _build_patchgan(cfg: DiscriminatorConfig, in_chans: int, img_size: int) -> nn.Module:
+def _build_patchgan(cfg: DiscriminatorConfig, in_chans: int, image_size: int) -> nn.Module:
     if cfg.layers < 1:
         raise ValueError(f"patchgan: layers must be >= 1, got {cfg.layers}")
-    if patchgan_out_size(img_size, cfg.layers) < 1:
-        raise ValueError(f"patchgan: {cfg.layers} layers leave no output at img_size {img_size} "
-                         f"(needs img_size >= {3 * 2 ** cfg.layers}); use fewer layers")
+    if patchgan_out_size(image_size, cfg.layers) < 1:
+        raise ValueError(f"patchgan: {cfg.layers} layers leave no output at image_size {image_size} "
+                         f"(needs image_size >= {3 * 2 ** cfg.layers}); use fewer layers")
     return PatchDiscriminator(in_chans, width=cfg.width, layers=cfg.layers, norm=cfg.norm)
 
 
-def create_discriminator(cfg: DiscriminatorConfig | str, in_chans: int, img_size: int, **overrides) -> nn.Module:
+def create_discriminator(cfg: DiscriminatorConfig | str, in_chans: int, image_size: int, **overrides) -> nn.Module:
     """Build and initialise the discriminator ``cfg.name`` over ``in_chans`` channels (the total of what it
-    sees, see ``discriminator_in_chans``) at ``img_size``. ``overrides`` replace fields of ``cfg``."""
+    sees, see ``discriminator_in_chans``) at ``image_size``. ``overrides`` replace fields of ``cfg``."""
     cfg = _resolve(cfg, DiscriminatorConfig, overrides)
     if cfg.name not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {cfg.name!r}; registered: {list_discriminators()}")
-    return init_weights(DISCRIMINATORS[cfg.name](cfg, in_chans=in_chans, img_size=img_size))
+    return init_weights(DISCRIMINATORS[cfg.name](cfg, in_chans=in_chans, image_size=image_size))
 
 
 def discriminator_in_chans(cfg: DiscriminatorConfig, img_chans: int, mask_chans: int) -> int:

@@ -197,8 +197,8 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
 
         preserve = make_preservation(cfg.loss.classifier_run, faces.info.label_names, device)
     mc = num_mask_channels(cfg.data)
-    G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, img_size=cfg.data.image_size)
-    D = create_discriminator(cfg.discriminator, img_size=cfg.data.image_size,
+    G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, image_size=cfg.data.image_size)
+    D = create_discriminator(cfg.discriminator, image_size=cfg.data.image_size,
                              in_chans=discriminator_in_chans(cfg.discriminator, cfg.data.channels, mc))
     G_ema = copy.deepcopy(G).eval().requires_grad_(False).to(device) if tc.ema_decay > 0 else None
     opt_g = _adam(G.parameters(), cfg.optim.lr_g, cfg, device)

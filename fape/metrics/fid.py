@@ -132,7 +132,7 @@ def features_from(model, batches, total: int | None = None, device: str | torch.
     * pytorch-fid's ``InceptionV3``: input as pytorch-fid feeds it (``[0, 1]``, 3 channels), its
       forward resizes to 299 and normalises; outputs that are not 1x1 are spatially averaged.
     * any other module: ``model.forward_features(x)`` with ``x`` in [-1, 1], resized to
-      ``model.default_cfg["img_size"]`` and converted to ``default_cfg["in_chans"]`` channels;
+      ``model.default_cfg["image_size"]`` and converted to ``default_cfg["in_chans"]`` channels;
       ``[B, D, h, w]`` outputs are spatially averaged.
     """
     from tqdm import tqdm
@@ -155,7 +155,7 @@ def features_from(model, batches, total: int | None = None, device: str | torch.
         if inception:
             f = model(to_unit(x).contiguous(memory_format=torch.channels_last))[0]
         else:
-            f = model.forward_features(to_model_input(x, cfg.get("img_size"), int(cfg.get("in_chans", x.shape[1]))))
+            f = model.forward_features(to_model_input(x, cfg.get("image_size"), int(cfg.get("in_chans", x.shape[1]))))
         if f.ndim == 4 and f.shape[2:] != (1, 1):
             f = f.mean((2, 3))
         out.append(f.reshape(f.shape[0], -1).double().cpu().numpy())

@@ -47,7 +47,7 @@ def expression_agreement(model, images, labels, batch_size: int = 64) -> dict:
     model.eval()
     preds = []
     for i in range(0, len(images), batch_size):
-        x = to_model_input(torch.as_tensor(images[i:i + batch_size]), cfg.get("img_size"),
+        x = to_model_input(torch.as_tensor(images[i:i + batch_size]), cfg.get("image_size"),
                             int(cfg.get("in_chans", images.shape[1])))
         preds.append(model(x).argmax(1).cpu().numpy())
     p = np.concatenate(preds)
