@@ -21,6 +21,9 @@ Layout of ``OUT`` (default ``runs/experiments/NAME``)::
 
     config.yaml  seeds/sSEED/{splits.json, gan/, synth/TASK/}  pretrain/SETTING/
     clf/TASK/SETTING/sSEED/  report.md  results.json
+
+``--workers N`` trains N classifier cells of a seed at once (spawned processes, the largest cells
+first; :func:`train_cells`). ``fape quickstart`` is this loop on a packaged experiment, one seed.
 """
 from __future__ import annotations
 
