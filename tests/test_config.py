@@ -31,6 +31,16 @@ def test_defaults_yaml_then_overrides(tmp_path):
     assert cfg.poses == ["a", "b"] and cfg.flag is True and cfg.mode == "b" and cfg.out is None
 
 
+def test_typed_values_sit_between_the_yaml_and_the_command_line(tmp_path):
+    # a command's own flags (values) override the YAML; the user's dotted overrides win over both
+    p = tmp_path / "c.yaml"
+    p.write_text("identities: 12\nopt:\n  lr: 0.01\n")
+    cfg = load_config(Cfg, p, ["--opt.lr=0.5"], values={"identities": 3, "opt.lr": 0.2, "out": "o"})
+    assert (cfg.identities, cfg.opt.lr, cfg.out) == (3, 0.5, "o")
+    with pytest.raises(ConfigError, match="identities"):
+        load_config(Cfg, p, values={"identities": "many"})
+
+
 @pytest.mark.parametrize("override,msg", [
     (["--identites=3"], "identites"),
     (["--identities=3.5"], "identities"),
