@@ -209,7 +209,7 @@ def test_f2ed_landmarks_and_order(tmp_path):
 
 
 def test_f2ed_landmarks_follow_resize(tmp_path):
-    idx = run("f2ed", make_f2ed(tmp_path / "src"), tmp_path / "out", size=32, gray=True)
+    idx = run("f2ed", make_f2ed(tmp_path / "src"), tmp_path / "out", image_size=32, gray=True)
     assert idx.info.image_size == [32, 32] and idx.info.channels == 1
     expected = (LANDMARKS + 0.5) * 0.5 - 0.5  # 64 -> 32 pixels, pixel-centre convention
     np.testing.assert_allclose(idx.landmarks[idx.landmarks_ok][0], expected, atol=0.005)
@@ -227,7 +227,7 @@ def test_folder_mixed_channels_become_rgb(tmp_path):
 @pytest.mark.parametrize("labels, names, codes", [(("happy", "sad", "happy"), ["happy", "sad"], [0, 1, 0]),
                                                   (("2", "0", "2"), ["0", "1", "2"], [2, 0, 2])])
 def test_csv(tmp_path, labels, names, codes):
-    idx = run("csv", make_csv(tmp_path / "src", labels), tmp_path / "out", size=8)
+    idx = run("csv", make_csv(tmp_path / "src", labels), tmp_path / "out", image_size=8)
     m = idx.manifest
     assert idx.info.label_names == names and list(m["label"]) == codes
     assert list(m["subject"]) == ["s0", "s1", "s0"] and list(m["split"]) == ["test", "train", "train"]
