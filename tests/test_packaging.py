@@ -71,3 +71,15 @@ def test_wheel_in_fresh_venv_predicts_with_the_default_model(tmp_path):
 
     summary = json.loads((work / "o" / "summary.json").read_text())
     assert summary["model"].startswith(str(tmp_path / "venv")), summary["model"]  # the wheel's copy, not the checkout's
+    # the YAML presets are package data: the quick start's experiments and what they name resolve
+    probe = ("from fape.config import load_config, preset_path\n"
+             "from fape.experiment import ExperimentConfig\n"
+             "from fape.quickstart import SIZES\n"
+             "for p in SIZES.values():\n"
+             "    e = load_config(ExperimentConfig, p.experiment)\n"
+             "    for ref in (p.experiment, e.gan.config, e.classifier, e.data.synth):\n"
+             "        print(preset_path(ref).resolve())\n")
+    found = subprocess.run([str(py), "-c", probe], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0, found.stderr[-2000:]
+    paths = found.stdout.split()
+    assert len(paths) == 12 and all(p.startswith(str(tmp_path / "venv")) and p.endswith(".yaml") for p in paths), paths
