@@ -1,6 +1,7 @@
 """End to end: ``fape gamo serve`` on a free localhost port, headless Chromium (the OS package,
 driven by Selenium) whose fake camera plays real JAFFE faces; consent, a game to game over,
-the dataset folder against the defused bombs, one ``fape gamo retrain``, screenshots.
+the dataset folder against the defused bombs, one ``fape gamo retrain``, screenshots; and the
+customized version: 7 templates registered, then a game decided by L2 distance to them.
 
 Set ``GAMO_SCREENSHOTS=DIR`` to keep the screenshots (docs/img/ has the ones in docs/gamo.md).
 """
@@ -82,10 +83,6 @@ def test_play_store_retrain_in_a_real_browser(tmp_path):
         assert (m["prob"] >= m["threshold"]).all() and idx.landmarks_ok.all()
         assert all((data / "dataset" / p).is_file() for p in m["path"])
 
-        msg = B.register_templates(driver, base, pause=0.6)
-        assert msg.startswith("7 of 7"), msg
-        driver.save_screenshot(str(shots / "gamo_register.png"))
-
         # one retraining round; the held-out rule is fixed before it (per image, for one player)
         for salt in map(str, range(100)):
             rule = {"unit": "image", "fraction": 0.5, "salt": salt}
@@ -113,6 +110,59 @@ def test_play_store_retrain_in_a_real_browser(tmp_path):
                 for e in driver.find_elements("css selector", "#chart div[data-expression]")}
         assert {k: v for k, v in bars.items() if v} == m["expression"].value_counts().to_dict()
         driver.save_screenshot(str(shots / "gamo_admin.png"))
+    finally:
+        if driver is not None:
+            driver.quit()
+        B.stop_server(server)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_custom_mode_decides_by_template_distance(tmp_path):
+    """Registration of KA's 7 faces, each captured while the fake camera shows it, then a game in
+    the customized version until a bomb is defused: the frame's nearest template (L2 over the
+    model's features) is the bomb's expression, and the stored row says so."""
+    _requirements()
+    from fape.data.format import read_index
+    from fape.gamo import browser as B
+    from fape.gamo.db import Repository
+    from fape.gamo.fakecam import clip_frames, jaffe_faces, write_y4m
+
+    shots = Path(os.environ.get("GAMO_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    hold = 1.0  # seconds per face; the clip shows the 7 faces in the registration tiles' (label) order
+    clip = tmp_path / "ka7.y4m"
+    write_y4m(clip, clip_frames([f for _, f in jaffe_faces(JAFFE, "KA")], hold, fps=10), fps=10)
+    data, port = tmp_path / "gamo", B.free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = B.start_server(data, port, "--lives", "3", "--fall-seconds", "9", "--bomb-every", "2",
+                            "--frame-interval-ms", "400", "--rate", "5", "--seed", "0", log=tmp_path / "server.log")
+    driver = None
+    try:
+        driver = B.chrome(clip)
+        pseudonym = B.consent(driver, base)
+        msg = B.register_templates(driver, base, pause=hold, synced=True)
+        assert msg.startswith("7 of 7"), msg
+        driver.save_screenshot(str(shots / "gamo_register.png"))
+        repo = Repository(data / "gamo.sqlite")
+        assert next(p for p in repo.players() if p["pseudonym"] == pseudonym)["templates"] == 7
+
+        state = B.play_until_over(driver, timeout=60, mode="custom", until="gamo.defused.length > 0 || gamo.over")
+        assert state["defused"], "the customized game ended with no bomb defused: templates never matched"
+        first = state["defused"][0]
+        dist = first["distances"]
+        assert dist is not None and len(dist) == 7, "a customized game's frames are answered with L2 distances"
+        assert min(dist, key=dist.get) == first["expression"], f"not decided by the nearest template: {first}"
+        assert first["threshold"] is None  # no probability threshold in the customized version
+
+        session = repo.session(state["session"])
+        assert session["mode"] == "custom"
+        m = read_index(data / "dataset").manifest.set_index("frame")
+        row = m.loc[first["bomb"]]
+        assert (row["expression"], row["mode"], row["subject"]) == (first["expression"], "custom", pseudonym)
+        assert row["distance"] == pytest.approx(dist[first["expression"]], abs=1e-3)
+        assert row["threshold"] == 0.0  # the stored "threshold" of a custom row is the template margin
+        assert (data / "dataset" / row["path"]).is_file()
     finally:
         if driver is not None:
             driver.quit()

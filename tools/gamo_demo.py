@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the game's state folder")
     ap.add_argument("--jaffe", default="../shared/data/jaffe")
     ap.add_argument("--subjects", nargs="+", default=["KA"])
+    ap.add_argument("--take", type=int, default=0, help="which JAFFE take of each expression (0 = the first)")
     ap.add_argument("--hold", type=float, default=1.2, help="seconds each expression is shown")
     ap.add_argument("--screenshots", default=None, help="folder for gamo_{play,register,admin}.png")
     ap.add_argument("--admin-only", action="store_true", help="no games: only the admin page's screenshot")
@@ -69,7 +70,7 @@ def main() -> None:
             small_png(shots / "gamo_register.png")
             return
         for i, subject in enumerate(args.subjects):
-            faces = [f for _, f in jaffe_faces(args.jaffe, subject)]
+            faces = [f for _, f in jaffe_faces(args.jaffe, subject, args.take)]
             clip = data.parent / f"{data.name}.{subject}.y4m"
             write_y4m(clip, clip_frames(faces, args.hold, fps=10), fps=10)
             driver = B.chrome(clip)

@@ -49,8 +49,9 @@ def face_frame(face: np.ndarray, size: tuple[int, int] = (320, 240), face_side: 
     return canvas
 
 
-def jaffe_faces(jaffe: str | Path, subject: str) -> list[tuple[str, np.ndarray]]:
-    """One image per expression of a JAFFE subject (the first take), in the FER2013 label order."""
+def jaffe_faces(jaffe: str | Path, subject: str, take: int = 0) -> list[tuple[str, np.ndarray]]:
+    """One image per expression of a JAFFE subject, in the FER2013 label order: take ``take`` (0 =
+    the first) of each expression, or its last take when it has fewer (JAFFE has 2-4 a subject)."""
     from PIL import Image
 
     out = []
