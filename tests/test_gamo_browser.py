@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,22 +39,21 @@ def _requirements():
                     "(apt-get install chromium chromium-driver)")
 
 
-@pytest.mark.realdata
-@pytest.mark.slow
-def test_play_store_retrain_in_a_real_browser(tmp_path):
-    _requirements()
-    from fape.data.format import read_index
-    from fape.gamo import browser as B
-    from fape.gamo.db import Repository
-    from fape.gamo.fakecam import clip_frames, jaffe_faces, write_y4m
-    from fape.gamo.retrain import HELDOUT_FILE, VAL_FRACTION, split_rows
-
+def screenshots(tmp_path) -> Path:
     shots = Path(os.environ.get("GAMO_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    faces = dict(jaffe_faces(JAFFE, "KA"))
-    clip = tmp_path / "ka.y4m"
-    write_y4m(clip, clip_frames([faces[c] for c in HELD + FLASHED], [1.5] * 4 + [0.5] * 3, fps=10), fps=10)
+    return shots
 
+
+@contextmanager
+def consented_player(tmp_path, frames):
+    """The fake camera playing ``frames`` (10 fps), ``fape gamo serve`` on a free localhost port
+    (3 lives, 9 s falls) and a browser that agreed: ``(driver, base url, data folder, pseudonym)``."""
+    from fape.gamo import browser as B
+    from fape.gamo.fakecam import write_y4m
+
+    clip = tmp_path / "camera.y4m"
+    write_y4m(clip, frames, fps=10)
     data, port = tmp_path / "gamo", B.free_port()
     base = f"http://127.0.0.1:{port}"
     server = B.start_server(data, port, "--lives", "3", "--fall-seconds", "9", "--bomb-every", "2",
@@ -61,7 +61,27 @@ def test_play_store_retrain_in_a_real_browser(tmp_path):
     driver = None
     try:
         driver = B.chrome(clip)
-        pseudonym = B.consent(driver, base)
+        yield driver, base, data, B.consent(driver, base)
+    finally:
+        if driver is not None:
+            driver.quit()
+        B.stop_server(server)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_play_store_retrain_in_a_real_browser(tmp_path):
+    _requirements()
+    from fape.data.format import read_index
+    from fape.gamo import browser as B
+    from fape.gamo.db import Repository
+    from fape.gamo.fakecam import clip_frames, jaffe_faces
+    from fape.gamo.retrain import HELDOUT_FILE, VAL_FRACTION, split_rows
+
+    shots = screenshots(tmp_path)
+    faces = dict(jaffe_faces(JAFFE, "KA"))
+    frames = clip_frames([faces[c] for c in HELD + FLASHED], [1.5] * 4 + [0.5] * 3, fps=10)
+    with consented_player(tmp_path, frames) as (driver, base, data, pseudonym):
         state = B.play_until_over(driver, timeout=150)
         driver.save_screenshot(str(shots / "gamo_play.png"))
         # the page's score and lives changed, and agree with the server's session
@@ -110,10 +130,6 @@ def test_play_store_retrain_in_a_real_browser(tmp_path):
                 for e in driver.find_elements("css selector", "#chart div[data-expression]")}
         assert {k: v for k, v in bars.items() if v} == m["expression"].value_counts().to_dict()
         driver.save_screenshot(str(shots / "gamo_admin.png"))
-    finally:
-        if driver is not None:
-            driver.quit()
-        B.stop_server(server)
 
 
 @pytest.mark.realdata
@@ -126,21 +142,12 @@ def test_custom_mode_decides_by_template_distance(tmp_path):
     from fape.data.format import read_index
     from fape.gamo import browser as B
     from fape.gamo.db import Repository
-    from fape.gamo.fakecam import clip_frames, jaffe_faces, write_y4m
+    from fape.gamo.fakecam import clip_frames, jaffe_faces
 
-    shots = Path(os.environ.get("GAMO_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots(tmp_path)
     hold = 1.0  # seconds per face; the clip shows the 7 faces in the registration tiles' (label) order
-    clip = tmp_path / "ka7.y4m"
-    write_y4m(clip, clip_frames([f for _, f in jaffe_faces(JAFFE, "KA")], hold, fps=10), fps=10)
-    data, port = tmp_path / "gamo", B.free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = B.start_server(data, port, "--lives", "3", "--fall-seconds", "9", "--bomb-every", "2",
-                            "--frame-interval-ms", "400", "--rate", "5", "--seed", "0", log=tmp_path / "server.log")
-    driver = None
-    try:
-        driver = B.chrome(clip)
-        pseudonym = B.consent(driver, base)
+    frames = clip_frames([f for _, f in jaffe_faces(JAFFE, "KA")], hold, fps=10)
+    with consented_player(tmp_path, frames) as (driver, base, data, pseudonym):
         msg = B.register_templates(driver, base, pause=hold, synced=True)
         assert msg.startswith("7 of 7"), msg
         driver.save_screenshot(str(shots / "gamo_register.png"))
@@ -163,7 +170,3 @@ def test_custom_mode_decides_by_template_distance(tmp_path):
         assert row["distance"] == pytest.approx(dist[first["expression"]], abs=1e-3)
         assert row["threshold"] == 0.0  # the stored "threshold" of a custom row is the template margin
         assert (data / "dataset" / row["path"]).is_file()
-    finally:
-        if driver is not None:
-            driver.quit()
-        B.stop_server(server)

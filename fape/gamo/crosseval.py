@@ -149,7 +149,7 @@ def table_markdown(res: dict) -> str:
         return f"{100 * x['diff']:+.1f} [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}] points"
 
     names = list(c["base_on_base"]["recall"])
-    lines = [f"| model | base test | game test (held-out) |", "|---|---|---|",
+    lines = ["| model | base test | game test (held-out) |", "|---|---|---|",
              f"| base model v0000 | {cell('base_on_base')} (self) | {cell('base_on_game')} (cross) |",
              f"| game model {res['version']} | {cell('game_on_base')} (cross) | {cell('game_on_game')} (self) |",
              f"| game - base (paired) | {diff('base')} | {diff('game')} |", "",
