@@ -63,6 +63,25 @@ def jaffe_faces(jaffe: str | Path, subject: str, take: int = 0) -> list[tuple[st
     return out
 
 
+CKPLUS_FOLDERS = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happy", "sad": "sadness",
+                  "surprise": "surprise"}  # FER2013 label -> CK+48 folder; CK+48 has no neutral
+
+
+def ckplus_faces(ckplus48: str | Path, subject: str) -> list[tuple[str, np.ndarray]]:
+    """One image per expression of a CK+48 subject (e.g. ``S011``): the last frame of its first
+    sequence of that expression, in the FER2013 label order (no neutral, no contempt)."""
+    from PIL import Image
+
+    out = []
+    for name, folder in CKPLUS_FOLDERS.items():
+        files = sorted(Path(ckplus48, folder).glob(f"{subject}_*.png"))
+        if files:
+            first_seq = [f for f in files if f.name.split("_")[1] == files[0].name.split("_")[1]]
+            with Image.open(first_seq[-1]) as im:
+                out.append((name, np.asarray(im.convert("RGB"))))
+    return out
+
+
 def clip_frames(faces: list[np.ndarray], seconds: float | list[float], fps: int, size=(320, 240)) -> list[np.ndarray]:
     """Each face held ``seconds`` (one value, or one per face) at ``fps``, in order."""
     secs = [seconds] * len(faces) if np.isscalar(seconds) else list(seconds)
