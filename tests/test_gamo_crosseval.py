@@ -63,6 +63,10 @@ def test_self_and_cross_cells_reproduce_the_gate(tmp_path):
     res = cross_evaluate(g.root, base, out=tmp_path / "cross", n_boot=200)
     c = res["cells"]
     assert res["version"] == "v0001" and res["base_model"] == str(MODEL.resolve())
+    for t in ("base", "game"):  # which weights scored each cell, on which split
+        assert c[f"base_on_{t}"]["checkpoint"].startswith(str(MODEL.resolve()))
+        assert c[f"game_on_{t}"]["checkpoint"].startswith(str((g.root / "models" / "v0001" / "run").resolve()))
+        assert c[f"base_on_{t}"]["split_file"] == c[f"game_on_{t}"]["split_file"]
     # the game test is the gate's held-out part: the same images, so the gate's two numbers again
     held = card["heldout"]
     assert c["base_on_game"]["n"] == c["game_on_game"]["n"] == held["n"] > 0

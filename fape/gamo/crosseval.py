@@ -120,6 +120,7 @@ def cross_evaluate(root: Path, base_data: Path, version: str | None = None, out:
     for (m, t), r in results.items():
         correct[m, t], rows[m, t] = score(Path(r["out"]))
         cells[f"{m}_on_{t}"] = {**accuracy_interval(correct[m, t], n_boot, seed), "macro_f1": r["macro_f1"],
+                                "checkpoint": r["checkpoint"], "split_file": r["split_file"],
                                 "recall": {k: v["recall"] for k, v in r["per_class"].items()},
                                 "support": {k: v["support"] for k, v in r["per_class"].items()}}
     for t in ("base", "game"):  # the two models are paired image by image on each test set
