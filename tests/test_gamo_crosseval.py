@@ -35,11 +35,12 @@ def base_dataset(root, names, per_class=2, size=48):
     return root
 
 
-def test_accuracy_interval_brackets_the_accuracy():
-    assert accuracy_interval(np.ones(20), 200, 0) == {"accuracy": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 20,
-                                                       "level": 0.95}
-    r = accuracy_interval(np.r_[np.ones(30), np.zeros(10)], 1000, 0)
-    assert r["accuracy"] == 0.75 and 0.55 < r["ci_low"] < 0.75 < r["ci_high"] < 0.9
+def test_accuracy_interval_is_exact_at_the_extremes():
+    r = accuracy_interval(np.ones(20))  # a bootstrap would say [100%, 100%]
+    assert r["accuracy"] == 1.0 and r["ci_high"] == 1.0 and r["ci_low"] == pytest.approx(0.025 ** (1 / 20))
+    r = accuracy_interval(np.r_[np.ones(30), np.zeros(10)])
+    assert r["accuracy"] == 0.75 and r["n"] == 40
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((0.5880, 0.8731), abs=1e-4)  # Clopper-Pearson 30/40
 
 
 @pytest.mark.slow
