@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from _fixtures import SHARED_DATA
@@ -170,3 +171,22 @@ def test_custom_mode_decides_by_template_distance(tmp_path):
         assert row["distance"] == pytest.approx(dist[first["expression"]], abs=1e-3)
         assert row["threshold"] == 0.0  # the stored "threshold" of a custom row is the template margin
         assert (data / "dataset" / row["path"]).is_file()
+
+
+@pytest.mark.realdata
+def test_fake_camera_faces_per_take_and_from_ckplus48():
+    """The demo's players: JAFFE takes are different photographs (the last take when a subject
+    has fewer), CK+48 subjects give their expressions in the label order, without neutral."""
+    from fape.gamo.fakecam import CKPLUS_FOLDERS, JAFFE_CODES, ckplus_faces, jaffe_faces
+
+    if not JAFFE.is_dir() or not (SHARED_DATA / "ckplus48").is_dir():
+        pytest.skip(f"real data absent: {JAFFE} or {SHARED_DATA / 'ckplus48'} (see ../shared/data/README.md)")
+    takes = [dict(jaffe_faces(JAFFE, "KA", take)) for take in (0, 1, 2, 3, 9)]
+    assert all(list(t) == list(JAFFE_CODES) for t in takes)
+    assert not np.array_equal(takes[0]["HA"], takes[1]["HA"]) and not np.array_equal(takes[1]["HA"], takes[2]["HA"])
+    assert np.array_equal(takes[4]["HA"], takes[3]["HA"])  # KA has 4 happy takes: take 9 is the last
+    ck = ckplus_faces(SHARED_DATA / "ckplus48", "S011")
+    names = [n for n, _ in ck]
+    assert names == [n for n in CKPLUS_FOLDERS if n in names] and "neutral" not in names and len(names) == 6
+    assert all(f.shape == (48, 48, 3) and f.dtype == np.uint8 for _, f in ck)
+    assert ckplus_faces(SHARED_DATA / "ckplus48", "S000") == []  # no such subject

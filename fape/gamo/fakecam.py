@@ -58,7 +58,7 @@ def jaffe_faces(jaffe: str | Path, subject: str, take: int = 0) -> list[tuple[st
     for code in JAFFE_CODES:
         files = sorted(Path(jaffe).glob(f"{subject}.{code}*.tiff"))
         if files:
-            with Image.open(files[0]) as im:
+            with Image.open(files[min(take, len(files) - 1)]) as im:
                 out.append((code, np.asarray(im.convert("RGB"))))
     return out
 
