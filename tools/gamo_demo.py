@@ -4,6 +4,8 @@ the documented retraining round (docs/gamo.md) and take the pages' screenshots.
     python tools/gamo_demo.py --data runs/gamo_round --jaffe ../shared/data/jaffe \
         --subjects KA KL KM KR MK NA NM TM UY YM --screenshots docs/img \
         --serve-args "--lives 12 --fall-seconds 10 --bomb-every 2.5 --frame-interval-ms 500 --seed 0"
+    python tools/gamo_demo.py --data runs/gamo_round --ckplus ../shared/data/ckplus48 --subjects S011 S014 \
+        --serve-args "--lives 12 --fall-seconds 10 --bomb-every 2.5 --frame-interval-ms 500 --seed 3"
     fape gamo retrain --data runs/gamo_round
     python tools/gamo_demo.py --data runs/gamo_round --admin-only --screenshots docs/img
     python tools/gamo_demo.py --data runs/gamo_shots --subjects KA --register-only --hold 2 --screenshots docs/img
