@@ -49,3 +49,14 @@ def server_config(root: Path, **game) -> ServerConfig:
 
 def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def collect(client, players: int = 4, bombs: int = 4) -> None:
+    """Through the API: ``players`` new players, each defusing ``bombs`` bombs with the fake engine."""
+    for _ in range(players):
+        pid = client.post("/api/players", json={"consent": True}).json()["id"]
+        sid = client.post("/api/sessions", json={"player_id": pid}).json()["session"]
+        for _ in range(bombs):
+            b = client.post(f"/api/sessions/{sid}/bombs").json()
+            client.post(f"/api/sessions/{sid}/frames", content=frame_bytes(b["expression"]),
+                        headers={"Content-Type": "image/jpeg"})

@@ -1,6 +1,7 @@
 """End to end: ``fape gamo serve`` on a free localhost port, headless Chromium (the OS package,
 driven by Selenium) whose fake camera plays real JAFFE faces; consent, a game to game over,
-the dataset folder against the defused bombs, one ``fape gamo retrain``, screenshots.
+the dataset folder against the defused bombs, one ``fape gamo retrain``, screenshots; and the
+customized version: 7 templates registered, then a game decided by L2 distance to them.
 
 Set ``GAMO_SCREENSHOTS=DIR`` to keep the screenshots (docs/img/ has the ones in docs/gamo.md).
 """
@@ -11,8 +12,10 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from _fixtures import SHARED_DATA
@@ -37,22 +40,21 @@ def _requirements():
                     "(apt-get install chromium chromium-driver)")
 
 
-@pytest.mark.realdata
-@pytest.mark.slow
-def test_play_store_retrain_in_a_real_browser(tmp_path):
-    _requirements()
-    from fape.data.format import read_index
-    from fape.gamo import browser as B
-    from fape.gamo.db import Repository
-    from fape.gamo.fakecam import clip_frames, jaffe_faces, write_y4m
-    from fape.gamo.retrain import HELDOUT_FILE, VAL_FRACTION, split_rows
-
+def screenshots(tmp_path) -> Path:
     shots = Path(os.environ.get("GAMO_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    faces = dict(jaffe_faces(JAFFE, "KA"))
-    clip = tmp_path / "ka.y4m"
-    write_y4m(clip, clip_frames([faces[c] for c in HELD + FLASHED], [1.5] * 4 + [0.5] * 3, fps=10), fps=10)
+    return shots
 
+
+@contextmanager
+def consented_player(tmp_path, frames):
+    """The fake camera playing ``frames`` (10 fps), ``fape gamo serve`` on a free localhost port
+    (3 lives, 9 s falls) and a browser that agreed: ``(driver, base url, data folder, pseudonym)``."""
+    from fape.gamo import browser as B
+    from fape.gamo.fakecam import write_y4m
+
+    clip = tmp_path / "camera.y4m"
+    write_y4m(clip, frames, fps=10)
     data, port = tmp_path / "gamo", B.free_port()
     base = f"http://127.0.0.1:{port}"
     server = B.start_server(data, port, "--lives", "3", "--fall-seconds", "9", "--bomb-every", "2",
@@ -60,7 +62,27 @@ def test_play_store_retrain_in_a_real_browser(tmp_path):
     driver = None
     try:
         driver = B.chrome(clip)
-        pseudonym = B.consent(driver, base)
+        yield driver, base, data, B.consent(driver, base)
+    finally:
+        if driver is not None:
+            driver.quit()
+        B.stop_server(server)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_play_store_retrain_in_a_real_browser(tmp_path):
+    _requirements()
+    from fape.data.format import read_index
+    from fape.gamo import browser as B
+    from fape.gamo.db import Repository
+    from fape.gamo.fakecam import clip_frames, jaffe_faces
+    from fape.gamo.retrain import HELDOUT_FILE, VAL_FRACTION, split_rows
+
+    shots = screenshots(tmp_path)
+    faces = dict(jaffe_faces(JAFFE, "KA"))
+    frames = clip_frames([faces[c] for c in HELD + FLASHED], [1.5] * 4 + [0.5] * 3, fps=10)
+    with consented_player(tmp_path, frames) as (driver, base, data, pseudonym):
         state = B.play_until_over(driver, timeout=150)
         driver.save_screenshot(str(shots / "gamo_play.png"))
         # the page's score and lives changed, and agree with the server's session
@@ -81,10 +103,6 @@ def test_play_store_retrain_in_a_real_browser(tmp_path):
         assert set(m["subject"]) == {pseudonym} and set(m["sequence"]) == {state["session"]}
         assert (m["prob"] >= m["threshold"]).all() and idx.landmarks_ok.all()
         assert all((data / "dataset" / p).is_file() for p in m["path"])
-
-        msg = B.register_templates(driver, base, pause=0.6)
-        assert msg.startswith("7 of 7"), msg
-        driver.save_screenshot(str(shots / "gamo_register.png"))
 
         # one retraining round; the held-out rule is fixed before it (per image, for one player)
         for salt in map(str, range(100)):
@@ -113,7 +131,62 @@ def test_play_store_retrain_in_a_real_browser(tmp_path):
                 for e in driver.find_elements("css selector", "#chart div[data-expression]")}
         assert {k: v for k, v in bars.items() if v} == m["expression"].value_counts().to_dict()
         driver.save_screenshot(str(shots / "gamo_admin.png"))
-    finally:
-        if driver is not None:
-            driver.quit()
-        B.stop_server(server)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_custom_mode_decides_by_template_distance(tmp_path):
+    """Registration of KA's 7 faces, each captured while the fake camera shows it, then a game in
+    the customized version until a bomb is defused: the frame's nearest template (L2 over the
+    model's features) is the bomb's expression, and the stored row says so."""
+    _requirements()
+    from fape.data.format import read_index
+    from fape.gamo import browser as B
+    from fape.gamo.db import Repository
+    from fape.gamo.fakecam import clip_frames, jaffe_faces
+
+    shots = screenshots(tmp_path)
+    hold = 1.0  # seconds per face; the clip shows the 7 faces in the registration tiles' (label) order
+    frames = clip_frames([f for _, f in jaffe_faces(JAFFE, "KA")], hold, fps=10)
+    with consented_player(tmp_path, frames) as (driver, base, data, pseudonym):
+        msg = B.register_templates(driver, base, pause=hold, synced=True)
+        assert msg.startswith("7 of 7"), msg
+        driver.save_screenshot(str(shots / "gamo_register.png"))
+        repo = Repository(data / "gamo.sqlite")
+        assert next(p for p in repo.players() if p["pseudonym"] == pseudonym)["templates"] == 7
+
+        state = B.play_until_over(driver, timeout=60, mode="custom", until="gamo.defused.length > 0 || gamo.over")
+        assert state["defused"], "the customized game ended with no bomb defused: templates never matched"
+        first = state["defused"][0]
+        dist = first["distances"]
+        assert dist is not None and len(dist) == 7, "a customized game's frames are answered with L2 distances"
+        assert min(dist, key=dist.get) == first["expression"], f"not decided by the nearest template: {first}"
+        assert first["threshold"] is None  # no probability threshold in the customized version
+
+        session = repo.session(state["session"])
+        assert session["mode"] == "custom"
+        m = read_index(data / "dataset").manifest.set_index("frame")
+        row = m.loc[first["bomb"]]
+        assert (row["expression"], row["mode"], row["subject"]) == (first["expression"], "custom", pseudonym)
+        assert row["distance"] == pytest.approx(dist[first["expression"]], abs=1e-3)
+        assert row["threshold"] == 0.0  # the stored "threshold" of a custom row is the template margin
+        assert (data / "dataset" / row["path"]).is_file()
+
+
+@pytest.mark.realdata
+def test_fake_camera_faces_per_take_and_from_ckplus48():
+    """The demo's players: JAFFE takes are different photographs (the last take when a subject
+    has fewer), CK+48 subjects give their expressions in the label order, without neutral."""
+    from fape.gamo.fakecam import CKPLUS_FOLDERS, JAFFE_CODES, ckplus_faces, jaffe_faces
+
+    if not JAFFE.is_dir() or not (SHARED_DATA / "ckplus48").is_dir():
+        pytest.skip(f"real data absent: {JAFFE} or {SHARED_DATA / 'ckplus48'} (see ../shared/data/README.md)")
+    takes = [dict(jaffe_faces(JAFFE, "KA", take)) for take in (0, 1, 2, 3, 9)]
+    assert all(list(t) == list(JAFFE_CODES) for t in takes)
+    assert not np.array_equal(takes[0]["HA"], takes[1]["HA"]) and not np.array_equal(takes[1]["HA"], takes[2]["HA"])
+    assert np.array_equal(takes[4]["HA"], takes[3]["HA"])  # KA has 4 happy takes: take 9 is the last
+    ck = ckplus_faces(SHARED_DATA / "ckplus48", "S011")
+    names = [n for n, _ in ck]
+    assert names == [n for n in CKPLUS_FOLDERS if n in names] and "neutral" not in names and len(names) == 6
+    assert all(f.shape == (48, 48, 3) and f.dtype == np.uint8 for _, f in ck)
+    assert ckplus_faces(SHARED_DATA / "ckplus48", "S000") == []  # no such subject

@@ -49,17 +49,10 @@ def test_one_round_records_a_version(tmp_path):
     from fape.gamo.app import create_app
     from fape.gamo.game import Game
     from fape.gamo.retrain import retrain
-    from _gamo import NAMES, FakeEngine, frame_bytes, server_config
+    from _gamo import NAMES, FakeEngine, collect, server_config
 
     g = Game(server_config(tmp_path / "gamo", max_bombs=1), MODEL, engine_factory=FakeEngine, seed=0)
-    client = TestClient(create_app(g))
-    for _ in range(4):  # 4 players x 4 defused bombs
-        pid = client.post("/api/players", json={"consent": True}).json()["id"]
-        sid = client.post("/api/sessions", json={"player_id": pid}).json()["session"]
-        for _ in range(4):
-            b = client.post(f"/api/sessions/{sid}/bombs").json()
-            client.post(f"/api/sessions/{sid}/frames", content=frame_bytes(b["expression"]),
-                        headers={"Content-Type": "image/jpeg"})
+    collect(TestClient(create_app(g)), players=4, bombs=4)
     assert g.repo.stats()["samples"] == 16
     fixed_heldout(g.root / "models", "image", 0.3)
     card = retrain(g.root, epochs=1, batch_size=8, progress=False, min_heldout=1)

@@ -4,12 +4,15 @@ the documented retraining round (docs/gamo.md) and take the pages' screenshots.
     python tools/gamo_demo.py --data runs/gamo_round --jaffe ../shared/data/jaffe \
         --subjects KA KL KM KR MK NA NM TM UY YM --screenshots docs/img \
         --serve-args "--lives 12 --fall-seconds 10 --bomb-every 2.5 --frame-interval-ms 500 --seed 0"
+    python tools/gamo_demo.py --data runs/gamo_round --ckplus ../shared/data/ckplus48 --subjects S011 S014 \
+        --serve-args "--lives 12 --fall-seconds 10 --bomb-every 2.5 --frame-interval-ms 500 --seed 3"
     fape gamo retrain --data runs/gamo_round
     python tools/gamo_demo.py --data runs/gamo_round --admin-only --screenshots docs/img
     python tools/gamo_demo.py --data runs/gamo_shots --subjects KA --register-only --hold 2 --screenshots docs/img
 
-Each subject is a new browser (a new player after consent) whose camera plays that subject's 7
-expressions in a loop, each held --hold seconds. Prints one line per game.
+Each subject is a new browser (a new player after consent) whose camera plays that subject's
+expressions (JAFFE: 7, one take; CK+48 with --ckplus: those it has, no neutral) in a loop, each
+held --hold seconds. Prints one line per game.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import time
 from pathlib import Path
 
 from fape.gamo import browser as B
-from fape.gamo.fakecam import clip_frames, jaffe_faces, write_y4m
+from fape.gamo.fakecam import ckplus_faces, clip_frames, jaffe_faces, write_y4m
 
 
 def small_png(path: Path) -> None:
@@ -36,6 +39,8 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the game's state folder")
     ap.add_argument("--jaffe", default="../shared/data/jaffe")
     ap.add_argument("--subjects", nargs="+", default=["KA"])
+    ap.add_argument("--ckplus", default=None, help="play CK+48 subjects (e.g. S011) from this folder instead of JAFFE")
+    ap.add_argument("--take", type=int, default=0, help="which JAFFE take of each expression (0 = the first)")
     ap.add_argument("--hold", type=float, default=1.2, help="seconds each expression is shown")
     ap.add_argument("--screenshots", default=None, help="folder for gamo_{play,register,admin}.png")
     ap.add_argument("--admin-only", action="store_true", help="no games: only the admin page's screenshot")
@@ -69,7 +74,8 @@ def main() -> None:
             small_png(shots / "gamo_register.png")
             return
         for i, subject in enumerate(args.subjects):
-            faces = [f for _, f in jaffe_faces(args.jaffe, subject)]
+            faces = [f for _, f in (ckplus_faces(args.ckplus, subject) if args.ckplus
+                                    else jaffe_faces(args.jaffe, subject, args.take))]
             clip = data.parent / f"{data.name}.{subject}.y4m"
             write_y4m(clip, clip_frames(faces, args.hold, fps=10), fps=10)
             driver = B.chrome(clip)

@@ -97,11 +97,15 @@ def consent(driver, base: str, store_frames: bool = False) -> str:
                     "the play page after consent")
 
 
-def play_until_over(driver, timeout: float = 120.0, mode: str | None = None, shot: tuple | None = None) -> dict:
-    """Start a game on the play page and wait for game over; the page's final state.
-    ``shot=(seconds, path)``: a screenshot that long into the game."""
+GAME_OVER = "document.body.dataset.gameOver === '1'"
+
+
+def play_until_over(driver, timeout: float = 120.0, mode: str | None = None, shot: tuple | None = None,
+                    until: str = GAME_OVER) -> dict:
+    """Start a game on the play page and wait for game over (or the page script ``until``); the
+    page's state then. ``shot=(seconds, path)``: a screenshot that long into the game."""
     if mode:
-        driver.get(driver.current_url.split("?")[0] + f"?mode={mode}")
+        driver.get(driver.execute_script("return location.origin") + f"/play?mode={mode}")
     wait_for(driver, "window.gamo && window.gamo.cfg && document.getElementById('camera').videoWidth > 0", 30,
              "the camera on the play page")
     start = {"score": driver.find_element("id", "score").text, "lives": driver.find_element("id", "lives").text}
@@ -109,7 +113,7 @@ def play_until_over(driver, timeout: float = 120.0, mode: str | None = None, sho
     if shot:
         time.sleep(shot[0])
         driver.save_screenshot(str(shot[1]))
-    wait_for(driver, "document.body.dataset.gameOver === '1'", timeout, "game over")
+    wait_for(driver, until, timeout, "game over" if until == GAME_OVER else until)
     state = driver.execute_script("return {score: gamo.score, lives: gamo.lives, frames: gamo.frames, "
                                   "defused: gamo.defused, session: gamo.session};")
     state["shown"] = {"score": driver.find_element("id", "score").text, "lives": driver.find_element("id", "lives").text}

@@ -53,6 +53,22 @@ def register(groups) -> None:
     q.add_argument("--threads", type=int, default=1)
     q.set_defaults(handler=lazy("fape.gamo.cli", "cli_retrain"))
 
+    q = sub.add_parser("evaluate", help="self and cross evaluation: base and game model on base and game test data",
+                       description="fape gamo evaluate --data DIR --base DATASET [--version vNNNN]: the paper's section "
+                                   "6.2 experiment. The base model (v0000) and a retrained game model (default: the "
+                                   "newest version) are each scored on the base dataset's test part and on the "
+                                   "collection's fixed held-out part, with bootstrap intervals; writes results.json "
+                                   "and table.md to --out (default DIR/models/crosseval/vNNNN).")
+    q.add_argument("--data", default="gamo", help="the game's state folder")
+    q.add_argument("--base", required=True, help="the base model's dataset (fape format), e.g. FER2013 imported "
+                                                 "with `fape data import fer2013-folders`")
+    q.add_argument("--version", default=None, help="the game model (default: the newest retrained version)")
+    q.add_argument("--out", default=None, help="output folder (default DIR/models/crosseval/VERSION)")
+    q.add_argument("--boot", type=int, default=2000, help="bootstrap replicates")
+    q.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    q.add_argument("--threads", type=int, default=1)
+    q.set_defaults(handler=lazy("fape.gamo.cli", "cli_evaluate"))
+
 
 def parse_thresholds(items: list[str], base: dict) -> dict:
     from fape.errors import UserError
@@ -117,4 +133,18 @@ def cli_retrain(args, overrides) -> int:
           f"{d['heldout']['images']} images of {d['heldout']['players']} player(s)")
     print(f"{'promoted' if card['promoted'] else 'not promoted'}: {card['reason']}")
     print(f"card: {Path(args.data) / 'models' / card['version'] / 'card.md'}")
+    return 0
+
+
+def cli_evaluate(args, overrides) -> int:
+    import torch
+
+    from fape.gamo.crosseval import cross_evaluate
+
+    torch.set_num_threads(args.threads)
+    res = cross_evaluate(Path(args.data), Path(args.base), args.version, Path(args.out) if args.out else None,
+                         args.boot, args.seed)
+    out = Path(args.out) if args.out else Path(args.data) / "models" / "crosseval" / res["version"]
+    print((out / "table.md").read_text(), end="")
+    print(f"results: {out / 'results.json'}")
     return 0

@@ -49,16 +49,36 @@ def face_frame(face: np.ndarray, size: tuple[int, int] = (320, 240), face_side: 
     return canvas
 
 
-def jaffe_faces(jaffe: str | Path, subject: str) -> list[tuple[str, np.ndarray]]:
-    """One image per expression of a JAFFE subject (the first take), in the FER2013 label order."""
+def jaffe_faces(jaffe: str | Path, subject: str, take: int = 0) -> list[tuple[str, np.ndarray]]:
+    """One image per expression of a JAFFE subject, in the FER2013 label order: take ``take`` (0 =
+    the first) of each expression, or its last take when it has fewer (JAFFE has 2-4 a subject)."""
     from PIL import Image
 
     out = []
     for code in JAFFE_CODES:
         files = sorted(Path(jaffe).glob(f"{subject}.{code}*.tiff"))
         if files:
-            with Image.open(files[0]) as im:
+            with Image.open(files[min(take, len(files) - 1)]) as im:
                 out.append((code, np.asarray(im.convert("RGB"))))
+    return out
+
+
+CKPLUS_FOLDERS = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happy", "sad": "sadness",
+                  "surprise": "surprise"}  # FER2013 label -> CK+48 folder; CK+48 has no neutral
+
+
+def ckplus_faces(ckplus48: str | Path, subject: str) -> list[tuple[str, np.ndarray]]:
+    """One image per expression of a CK+48 subject (e.g. ``S011``): the last frame of its first
+    sequence of that expression, in the FER2013 label order (no neutral, no contempt)."""
+    from PIL import Image
+
+    out = []
+    for name, folder in CKPLUS_FOLDERS.items():
+        files = sorted(Path(ckplus48, folder).glob(f"{subject}_*.png"))
+        if files:
+            first_seq = [f for f in files if f.name.split("_")[1] == files[0].name.split("_")[1]]
+            with Image.open(first_seq[-1]) as im:
+                out.append((name, np.asarray(im.convert("RGB"))))
     return out
 
 

@@ -82,7 +82,7 @@ async function sendFrame() {
     if (r.defused) {
       const b = state.bombs.get(r.defused.bomb);
       if (b) { b.el.classList.add("defused"); setTimeout(() => b.el.remove(), 400); state.bombs.delete(r.defused.bomb); }
-      state.defused.push(r.defused); beep(880);
+      state.defused.push({...r.defused, distances: r.distances || null}); beep(880);  // custom: L2 per template
     }
     state.score = r.score; hud();
   } catch (e) {
