@@ -49,7 +49,7 @@ def test_run_directory_contents(data, tmp_path):
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_00000003.png", "step_00000005.png"]
     g = load_generator(run)
     assert g.weights.name == "G_ema.safetensors" and len(g.sha256) == 64
-    out = g.G(torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))
+    out = g.G(torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))  # unet: no landmarks needed
     assert out.shape == (2, 3, 32, 32)
 
 
@@ -191,3 +191,23 @@ def test_identity_and_expression_terms_through_a_frozen_classifier(data, tmp_pat
     r = rec[-1]
     assert r["g_total"] == pytest.approx(r["g_adv"] + 10 * r["g_l1"] + r["g_identity"] + 0.5 * r["g_expression"],
                                          rel=1e-4)
+
+
+def test_warp_unet_trains_on_batches_that_carry_both_landmark_sets(data, tmp_path):
+    from fape.gan.data import build_data, generate, prepare_batch
+    from fape.gan.warp import warp_to_landmarks
+    from fape.utils.loop import collate
+
+    cfg = cfg_for(data, "--train.max_steps=3", "--generator.name=warp_unet", "--generator.upsample=resize")
+    _, pairs, _ = build_data(cfg)
+    b = prepare_batch(cfg, collate(pairs, [0, 1], "cpu"))
+    assert b["source_landmarks"].dtype == b["target_landmarks"].dtype == torch.float32
+    assert b["source_landmarks"].shape == (2, 68, 2)
+    run = gan_train.train(cfg, tmp_path / "run", progress=False)
+    log = read_jsonl(run / "metrics.jsonl")
+    assert any("eval/l1" in r for r in log)
+    G = load_generator(run).G
+    with torch.no_grad():
+        G.blend_bias.fill_(60.0)  # alpha = 1: G returns its warp of the batch's source onto the target landmarks
+        want = warp_to_landmarks(b["source_f"], b["source_landmarks"], b["target_landmarks"])
+        assert torch.allclose(generate(G, b), want, atol=1e-5)

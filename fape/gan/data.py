@@ -41,11 +41,21 @@ def build_data(cfg: GANConfig):
 
 def prepare_batch(cfg: GANConfig, batch: dict) -> dict:
     """Adds ``source_f``/``target_f`` (float ``[B, C, H, W]`` in [-1, 1]) and ``mask`` (the target
-    pose masks, ``[B, M, H, W]``) to a collated batch of uint8 images and ``[B, 68, 2]`` landmarks."""
+    pose masks, ``[B, M, H, W]``) to a collated batch of uint8 images and ``[B, 68, 2]`` landmarks
+    (``source_landmarks``, ``target_landmarks``: pixels, made float32)."""
     batch["source_f"] = to_float(batch["source"])
     batch["target_f"] = to_float(batch["target"])
-    batch["mask"] = pose_masks(batch["target_landmarks"].float(), cfg.data)
+    batch["source_landmarks"] = batch["source_landmarks"].float()  # [B, 68, 2] pixels
+    batch["target_landmarks"] = batch["target_landmarks"].float()
+    batch["mask"] = pose_masks(batch["target_landmarks"], cfg.data)
     return batch
+
+
+def generate(G, batch: dict):
+    """``G``'s output ``[B, C, H, W]`` for a prepared batch: every generator takes the source image,
+    the target pose mask and both landmark sets (``warp_unet`` warps with them; the others ignore them)."""
+    return G(batch["source_f"], batch["mask"], source_landmarks=batch["source_landmarks"],
+             target_landmarks=batch["target_landmarks"])
 
 
 def spread(n: int, k: int) -> np.ndarray:

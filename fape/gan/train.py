@@ -21,7 +21,7 @@ from fape.errors import ConfigError
 from fape.data.dataset import to_uint8
 from fape.gan import losses
 from fape.gan.config import GANConfig
-from fape.gan.data import build_data, prepare_batch, spread
+from fape.gan.data import build_data, generate, prepare_batch, spread
 from fape.gan.io import num_mask_channels
 from fape.utils import checkpoint as ck
 from fape.utils.finite import DivergenceWatch, tensors_of
@@ -72,12 +72,12 @@ def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator, pre
     opt_d.zero_grad(set_to_none=True)
     if n == 1:
         with accelerator.autocast():
-            fakes = [G(micro[0]["source_f"], micro[0]["mask"])]  # [B, C, H, W] in [-1, 1], kept for G
+            fakes = [generate(G, micro[0])]  # [B, C, H, W] in [-1, 1], kept for G
     for i, b in enumerate(micro):
         with accelerator.autocast():
             if fakes is None:
                 with torch.no_grad():
-                    fake = G(b["source_f"], b["mask"])
+                    fake = generate(G, b)
             else:
                 fake = fakes[i]
             total, p = d_loss(b, fake.detach())
@@ -89,7 +89,7 @@ def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator, pre
     opt_g.zero_grad(set_to_none=True)
     for i, b in enumerate(micro):
         with accelerator.autocast():
-            fake = fakes[i] if fakes is not None else G(b["source_f"], b["mask"])
+            fake = fakes[i] if fakes is not None else generate(G, b)
             total, p = g_loss(b, fake)
         backward(total, G, i == n - 1)
         _accumulate(parts, p, n)
@@ -124,7 +124,7 @@ def evaluate_l1(cfg, G, heldout, device, max_pairs: int = 512) -> dict:
     l1_g = l1_copy = 0.0
     for i in range(0, n, 64):
         b = prepare_batch(cfg, collate(heldout, pick[i:i + 64], device))
-        fake = G(b["source_f"], b["mask"]).float()
+        fake = generate(G, b).float()
         l1_g += (fake - b["target_f"]).abs().mean((1, 2, 3)).sum().item()
         l1_copy += (b["source_f"] - b["target_f"]).abs().mean((1, 2, 3)).sum().item()
     G.train(was_training)
@@ -138,7 +138,7 @@ def sample_grid(cfg, G, pairs, device, n: int = 8) -> np.ndarray:
     b = prepare_batch(cfg, collate(pairs, np.arange(min(n, len(pairs))), device))
     was_training = G.training
     G.eval()
-    fake = G(b["source_f"], b["mask"])
+    fake = generate(G, b)
     G.train(was_training)
     m = b["mask"].amax(1, keepdim=True) * 2 - 1
     cols = [b["source_f"], m.expand_as(b["source_f"]), fake.float(), b["target_f"]]

@@ -63,7 +63,7 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
     from tqdm import tqdm
 
     from fape.gan.io import load_generator
-    from fape.gan.data import build_data, prepare_batch, spread
+    from fape.gan.data import build_data, generate, prepare_batch, spread
     from fape.utils.loop import collate
 
     lg = load_generator(run)
@@ -82,7 +82,7 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
     acc = {k: [] for k in keys}
     for i in tqdm(range(0, n, batch_size), desc="generating", disable=not progress, leave=False):
         b = prepare_batch(cfg, collate(heldout, pick[i:i + batch_size], "cpu"))
-        b["fake"] = to_uint8(lg.G(b["source_f"], b["mask"]).float())
+        b["fake"] = to_uint8(generate(lg.G, b).float())
         for k in keys:
             acc[k].append(b[k].cpu().numpy())
     out = {k: np.concatenate(v) for k, v in acc.items()}
