@@ -33,6 +33,7 @@ class DiscriminatorConfig:
     width: int = bounded(64, ge=1)
     layers: int = bounded(3, ge=1)  # strided conv layers: 3 gives 70x70 receptive fields (pix2pix)
     norm: Literal["batch", "instance", "none"] = "batch"
+    spectral_norm: bool = False  # spectral normalisation of every conv weight (Miyato et al. 2018)
     condition_on_mask: bool = True  # D also sees the target pose mask
     condition_on_source: bool = False  # D also sees the source image (pix2pix conditioning)
     # what D calls "real". "target": the real image in the target pose, the image L1 pulls G to

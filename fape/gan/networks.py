@@ -34,7 +34,7 @@ __all__ = [
     "list_discriminators", "create_generator", "create_discriminator", "discriminator_in_chans",
     "discriminator_input", "init_weights", "num_params", "UNetGenerator", "ResNetGenerator", "WarpUNetGenerator",
     "up_conv",
-    "PatchDiscriminator", "patchgan_out_size", "patchgan_receptive_field",
+    "PatchDiscriminator", "patchgan_out_size", "patchgan_receptive_field", "spectral_norm_convs",
 ]
 
 # name -> builder(cfg, in_chans, mask_chans, image_size) -> nn.Module
@@ -413,8 +413,18 @@ class PatchDiscriminator(nn.Module):
         self.layers = layers
         self.net = nn.Sequential(*seq)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # [B, 1, patchgan_out_size(H), patchgan_out_size(W)] logits
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        """Logits ``[B, 1, patchgan_out_size(H), patchgan_out_size(W)]``; with ``return_features`` also
+        the activations after every LeakyReLU (``layers + 1`` maps, coarse to fine order reversed:
+        first layer first), for a feature-matching loss (pix2pixHD) computed by the caller."""
+        if not return_features:
+            return self.net(x)
+        feats = []
+        for m in self.net:
+            x = m(x)
+            if isinstance(m, nn.LeakyReLU):
+                feats.append(x)  # [B, width * 2^i, h_i, w_i]
+        return x, feats
 
 
 @register_discriminator("patchgan")
@@ -433,7 +443,20 @@ def create_discriminator(cfg: DiscriminatorConfig | str, in_chans: int, image_si
     cfg = _resolve(cfg, DiscriminatorConfig, overrides)
     if cfg.name not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {cfg.name!r}; registered: {list_discriminators()}")
-    return init_weights(DISCRIMINATORS[cfg.name](cfg, in_chans=in_chans, image_size=image_size))
+    D = init_weights(DISCRIMINATORS[cfg.name](cfg, in_chans=in_chans, image_size=image_size))
+    return spectral_norm_convs(D) if cfg.spectral_norm else D
+
+
+def spectral_norm_convs(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every conv weight, after ``init_weights`` (the
+    parametrisation divides the initialised weight by its largest singular value, estimated by one
+    power iteration per training forward). It bounds D's Lipschitz constant, which keeps D from
+    overpowering a small G and the adversarial gradient smooth (SAGAN, BigGAN use it in D)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]:
+        spectral_norm(m)
+    return module
 
 
 def discriminator_in_chans(cfg: DiscriminatorConfig, img_chans: int, mask_chans: int) -> int:
