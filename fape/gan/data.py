@@ -14,18 +14,24 @@ from fape.gan.config import GANConfig
 from fape.gan.io import pose_masks
 
 
+def gan_rows(cfg: GANConfig, manifest) -> tuple[np.ndarray, np.ndarray]:
+    """Manifest rows the GAN trains on, and the held-out subjects' rows it is measured on."""
+    d = cfg.data
+    allowed = np.arange(len(manifest))
+    if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
+        from fape.data.splits import read_rows
+
+        allowed = read_rows(d.rows, len(manifest))
+    train_pos, held_pos = subject_holdout(manifest.iloc[allowed].reset_index(drop=True),
+                                          d.heldout_subjects, d.split_seed)
+    return allowed[train_pos], allowed[held_pos]
+
+
 def build_data(cfg: GANConfig):
     """Faces, train pairs and held-out pose pairs (subjects unseen in training)."""
     d = cfg.data
     faces = FaceDataset(d.root, size=d.image_size, channels=d.channels, progress=False)
-    allowed = np.arange(len(faces.index))
-    if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
-        from fape.data.splits import read_rows
-
-        allowed = read_rows(d.rows, len(faces.index))
-    train_pos, held_pos = subject_holdout(faces.index.manifest.iloc[allowed].reset_index(drop=True),
-                                          d.heldout_subjects, d.split_seed)
-    train_rows, held_rows = allowed[train_pos], allowed[held_pos]
+    train_rows, held_rows = gan_rows(cfg, faces.index.manifest)
     sampler = PairSampler(faces.index.manifest, faces.index.landmarks_ok, d.pairs, rows=train_rows)
     train = PairDataset(faces, sampler, seed=cfg.train.seed)
     heldout = None

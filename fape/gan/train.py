@@ -21,7 +21,7 @@ from fape.errors import ConfigError
 from fape.data.dataset import to_uint8
 from fape.gan import losses
 from fape.gan.config import GANConfig
-from fape.gan.data import build_data, generate, prepare_batch, spread
+from fape.gan.data import build_data, gan_rows, generate, prepare_batch, spread
 from fape.gan.io import num_mask_channels
 from fape.utils import checkpoint as ck
 from fape.utils.finite import DivergenceWatch, tensors_of
@@ -57,8 +57,16 @@ def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator, pre
         return losses.discriminator_loss(real_logits.float(), fake_logits.float(), lc)
 
     def g_loss(b, fake):
-        fake_logits = D(discriminator_input(dc, fake, b["mask"], b["source_f"]))
-        extra = preserve(b, fake) if preserve is not None else None  # frozen-classifier terms
+        x_fake = discriminator_input(dc, fake, b["mask"], b["source_f"])
+        extra = dict(preserve(b, fake)) if preserve is not None else {}  # frozen-classifier terms
+        if lc.feature_matching_weight:
+            fake_logits, f_fake = D(x_fake, return_features=True)
+            with torch.no_grad():  # the real image's features are the target
+                _, f_real = D(discriminator_input(dc, discriminator_real(cfg, b), b["mask"], b["source_f"]),
+                              return_features=True)
+            extra["feature_matching"] = losses.feature_matching(f_fake, f_real)
+        else:
+            fake_logits = D(x_fake)
         return losses.generator_loss(fake_logits.float(), fake.float(), b["target_f"].float(), lc, extra)
 
     def backward(loss, model, last):
@@ -195,7 +203,8 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     if cfg.loss.classifier_run and (cfg.loss.identity_weight or cfg.loss.expression_weight):
         from fape.gan.preserve import make_preservation
 
-        preserve = make_preservation(cfg.loss.classifier_run, faces.info.label_names, device)
+        preserve = make_preservation(cfg.loss.classifier_run, faces.info.label_names, device, faces.index,
+                                     gan_rows(cfg, faces.index.manifest)[0])
     mc = num_mask_channels(cfg.data)
     G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, image_size=cfg.data.image_size)
     D = create_discriminator(cfg.discriminator, image_size=cfg.data.image_size,
