@@ -46,7 +46,8 @@ def test_run_directory_contents(data, tmp_path):
     log = read_jsonl(run / "metrics.jsonl")
     assert [r["step"] for r in log if "g_l1" in r] == [1, 2, 3, 4, 5]
     assert all(torch.isfinite(torch.tensor(r["d_total"])) for r in log if "d_total" in r)
-    assert any("eval/l1" in r and "eval/l1_copy_source" in r for r in log)
+    assert any("eval/l1" in r and "eval/l1_copy_source" in r and "eval/face_l1" in r and "eval/face_l1_copy_source" in r
+               and "eval/face_ssim" in r for r in log)
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_00000003.png", "step_00000005.png"]
     g = load_generator(run)
     assert g.weights.name == "G_ema.safetensors" and len(g.sha256) == 64
