@@ -1,4 +1,5 @@
-"""FaPE-GAN networks: generators ``G(image, pose_mask) -> image`` and patch discriminators.
+"""FaPE-GAN networks: generators ``G(image, pose_mask, source_landmarks, target_landmarks) -> image``
+(only ``warp_unet`` reads the landmarks) and patch discriminators.
 
 The paper (F2ED, sec. 4.2) writes the generator as ``I_hat = G_Dec(G_Enc(I_i, I_P))``: an encoder over the
 source face and the target pose image, and a decoder that draws the face in that pose. Two classic
