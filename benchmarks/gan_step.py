@@ -8,7 +8,7 @@ Rounds interleave the variants (A B C A B C ...) so a busy machine slows them al
 shows the median images/s over rounds and the ratio to the reference. Last, synthesis
 throughput: masks + G forward in eval mode, batch 64.
 
-    python benchmarks/gan_step.py [-c configs/gan/quick.yaml] [--steps 10] [--rounds 5]
+    python benchmarks/gan_step.py [-c configs/gan/quick.yaml | configs/gan/quick_warp.yaml] [--steps 10] [--rounds 5]
                                   [--variants ours,fused,bf16,compile]
 """
 from __future__ import annotations
@@ -36,10 +36,17 @@ REPO = Path(__file__).resolve().parents[1]
 def fake_batch(cfg: GANConfig, n: int, seed: int = 0) -> dict:
     s, c = cfg.data.image_size, cfg.data.channels
     g = torch.Generator().manual_seed(seed)
-    lm = torch.from_numpy(template_face(s))[None] + torch.randn(n, 68, 2, generator=g) * s / 64
+    face = torch.from_numpy(template_face(s))[None]  # [1, 68, 2] pixels
+    lm = face + torch.randn(n, 68, 2, generator=g) * s / 64
     return {"source": torch.randint(0, 256, (n, c, s, s), generator=g, dtype=torch.uint8),
             "target": torch.randint(0, 256, (n, c, s, s), generator=g, dtype=torch.uint8),
+            "source_landmarks": (face + torch.randn(n, 68, 2, generator=g) * s / 64).float(),
             "target_landmarks": lm.float()}
+
+
+def landmarks(raw: dict) -> dict:
+    """Both landmark sets as keyword arguments (``warp_unet`` warps with them, the others ignore them)."""
+    return {"source_landmarks": raw["source_landmarks"], "target_landmarks": raw["target_landmarks"]}
 
 
 def networks(cfg: GANConfig):
@@ -72,7 +79,7 @@ def reference_step(cfg, G, D, opt_g, opt_d, raw: dict, crit=nn.BCEWithLogitsLoss
     mask = torch.from_numpy(render_lines_opencv(lm, cfg.data.image_size, thick)).float().div(255)[:, None]
     src = raw["source"].float() / 127.5 - 1
     tgt = raw["target"].float() / 127.5 - 1
-    fake = G(src, mask)
+    fake = G(src, mask, **landmarks(raw))
     for p in D.parameters():
         p.requires_grad = True
     opt_d.zero_grad()
@@ -95,7 +102,7 @@ def ours_step(cfg, G, D, opt_g, opt_d, raw: dict, accel):
     from fape.data.dataset import to_float
 
     batch = {"source_f": to_float(raw["source"]), "target_f": to_float(raw["target"]),
-             "mask": pose_masks(raw["target_landmarks"], cfg.data)}
+             "mask": pose_masks(raw["target_landmarks"], cfg.data), **landmarks(raw)}
     gan_step(cfg, G, D, opt_g, opt_d, batch, accel)
 
 
@@ -148,10 +155,10 @@ def main() -> None:
     G0.eval()
     big = fake_batch(cfg, 64, seed=1)
     with torch.inference_mode():
-        G0(big["source"].float() / 127.5 - 1, pose_masks(big["target_landmarks"], cfg.data))
+        G0(big["source"].float() / 127.5 - 1, pose_masks(big["target_landmarks"], cfg.data), **landmarks(big))
         t = time.perf_counter()
         for _ in range(5):
-            G0(big["source"].float() / 127.5 - 1, pose_masks(big["target_landmarks"], cfg.data))
+            G0(big["source"].float() / 127.5 - 1, pose_masks(big["target_landmarks"], cfg.data), **landmarks(big))
         print(f"synthesis (masks + G forward, eval, batch 64): {5 * 64 / (time.perf_counter() - t):,.0f} images/s")
 
 

@@ -10,6 +10,7 @@ from fape.gan.losses import (
     discriminator_loss,
     expression_ce,
     feature_distance,
+    feature_matching,
     g_adversarial,
     generator_loss,
     l1,
@@ -144,3 +145,20 @@ def test_discriminator_loss():
     assert parts["d_real_logit"] == 2.0 and parts["d_fake_logit"] == -1.0 and parts["d_acc"] == 1.0
     total, parts = discriminator_loss(torch.zeros(4), torch.zeros(4), LossConfig())
     assert parts["d_total"] == pytest.approx(2 * LOG2) and parts["d_acc"] == 0.0  # ties count as wrong
+
+
+def test_feature_matching_is_the_mean_over_layers_of_l1_and_stops_at_real():
+    fake = [torch.zeros(2, 4, 8, 8, requires_grad=True), torch.zeros(2, 8, 4, 4, requires_grad=True)]
+    real = [torch.ones(2, 4, 8, 8, requires_grad=True), torch.full((2, 8, 4, 4), 3.0, requires_grad=True)]
+    fm = feature_matching(fake, real)
+    assert fm.item() == pytest.approx((1.0 + 3.0) / 2)  # per-layer means, then their mean
+    fm.backward()
+    assert all(f.grad is not None for f in fake) and all(r.grad is None for r in real)
+    with pytest.raises(ValueError, match="same"):
+        feature_matching(fake, real[:1])
+    logits, img = torch.zeros(2, 1, 6, 6), torch.zeros(2, 3, 8, 8)
+    total, parts = generator_loss(logits, img, img, LossConfig(feature_matching_weight=10.0),
+                                  extra={"feature_matching": fm.detach()})
+    assert total.item() == pytest.approx(LOG2 + 10 * 2.0) and parts["g_feature_matching"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="feature_matching"):
+        generator_loss(logits, img, img, LossConfig(feature_matching_weight=1.0))

@@ -5,6 +5,7 @@ from fape.gan.config import DiscriminatorConfig, GeneratorConfig
 from fape.gan.networks import (
     GENERATORS,
     UNetGenerator,
+    WarpUNetGenerator,
     create_discriminator,
     create_generator,
     discriminator_in_chans,
@@ -26,6 +27,19 @@ def _inputs(B, C, M, size, seed=0):
     return image, mask
 
 
+def _landmarks(B, size, seed=0):
+    # [B, 68, 2] pixels: a face-sized cloud, and the same cloud moved (source, target)
+    g = torch.Generator().manual_seed(seed)
+    src = size * (0.3 + 0.4 * torch.rand(B, 68, 2, generator=g))
+    return src, src + torch.randn(B, 68, 2, generator=g)
+
+
+def _run(G, image, mask):
+    B = image.shape[0]
+    src, tgt = _landmarks(8, image.shape[-1])  # drawn for 8 and cut, so image[:1] gets row 0's landmarks
+    return G(image, mask, source_landmarks=src[:B], target_landmarks=tgt[:B])
+
+
 def _check_grads(module):
     for name, p in module.named_parameters():
         assert p.grad is not None, f"no gradient reaches {name}"
@@ -41,7 +55,7 @@ def test_generator_forward_backward(name, size, norm, M):
     torch.manual_seed(0)
     G = create_generator(name, in_chans=3, mask_chans=M, image_size=size, width=8, norm=norm, n_blocks=2)
     image, mask = _inputs(2, 3, M, size)
-    out = G(image, mask)
+    out = _run(G, image, mask)
     assert out.shape == image.shape
     assert torch.isfinite(out).all()
     assert out.min() >= -1 and out.max() <= 1
@@ -154,7 +168,7 @@ def test_create_generator_from_config_and_overrides():
     G3 = create_generator(GeneratorConfig(width=8), 3, 7, 64, name="unet")
     assert isinstance(G3, UNetGenerator)
     image, mask = _inputs(1, 1, 68, 32)
-    assert G(image, mask).shape == image.shape
+    assert _run(G, image, mask).shape == image.shape
 
 
 @pytest.mark.parametrize("name", list_generators())
@@ -164,13 +178,48 @@ def test_eval_mode_is_deterministic(name):
     G = create_generator(name, 3, 7, 32, width=8, n_blocks=2, dropout=0.5)
     image, mask = _inputs(2, 3, 7, 32)
     G.train()
-    assert not torch.equal(G(image, mask), G(image, mask))
+    assert not torch.equal(_run(G, image, mask), _run(G, image, mask))
     G.eval()
     with torch.no_grad():
-        a, b = G(image, mask), G(image, mask)
-        single = G(image[:1], mask[:1])  # eval batch norm uses running stats: a batch of 1 gives the same
+        a, b = _run(G, image, mask), _run(G, image, mask)
+        single = _run(G, image[:1], mask[:1])  # eval batch norm uses running stats: a batch of 1 gives the same
     assert torch.equal(a, b)
     assert torch.allclose(a[:1], single, atol=1e-5)
+
+
+def test_warp_unet_blends_the_warp_with_drawn_pixels():
+    from fape.gan.warp import warp_to_landmarks
+
+    torch.manual_seed(0)
+    G = create_generator("warp_unet", 3, 7, 32, width=8, dropout=0.0).eval()
+    assert isinstance(G, WarpUNetGenerator) and "warp_unet" in list_generators()
+    image, mask = _inputs(2, 3, 7, 32)
+    src, tgt = _landmarks(2, 32)
+    with pytest.raises(ValueError, match="source_landmarks"):
+        G(image, mask)
+    with torch.no_grad():
+        warped = warp_to_landmarks(image, src, tgt)
+        assert torch.equal(G.warp(image, src, tgt), warped)
+        out = G(image, mask, src, tgt)
+        G.blend_bias.fill_(60.0)  # alpha = 1: the output is the warp, whatever the U-Net draws
+        assert torch.allclose(G(image, mask, src, tgt), warped, atol=1e-6)
+        G.blend_bias.fill_(-60.0)  # alpha = 0: only the drawn pixels, which differ from the warp
+        assert not torch.allclose(G(image, mask, src, tgt), warped, atol=1e-2)
+    # an untrained G starts near the warp (alpha ~ 0.88), far nearer than to the unwarped source
+    assert (out - warped).abs().mean() < 0.5 * (out - image).abs().mean()
+    # the U-Net reads the warped face, the source and the target pose: 2 * 3 + 7 input channels
+    assert G.refine.down[0][0].in_channels == 13 and G.refine.up[0][1].out_channels == 4
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet", "warp_unet"])
+def test_resize_upsampling_replaces_every_transposed_conv(name):
+    G = create_generator(name, 3, 7, 32, width=8, n_blocks=1, upsample="resize")
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    assert sum(isinstance(m, torch.nn.Upsample) for m in G.modules()) == (2 if name == "resnet" else 5)
+    image, mask = _inputs(2, 3, 7, 32)
+    assert _run(G, image, mask).shape == image.shape
+    with pytest.raises(ValueError, match="upsample"):
+        create_generator(name, 3, 7, 32, width=8, upsample="pixelshuffle")
 
 
 def test_default_parameter_counts():
@@ -196,3 +245,48 @@ def test_default_parameter_counts():
     # the encoder depth grows with image_size, the resnet and patchgan do not
     assert counts["G unet @256"] > counts["G unet @64"]
     assert counts["G resnet @256"] == counts["G resnet @64"]
+
+
+def test_resize_conv_draws_no_checkerboard_on_a_flat_input():
+    # a stride-2 4x4 transposed conv spreads a flat input unevenly: a period-2 pattern (Odena et al. 2016)
+    from fape.gan.networks import up_conv
+
+    torch.manual_seed(0)
+    x = torch.ones(1, 4, 8, 8)
+    for kind, flat in (("deconv", False), ("resize", True)):
+        y = torch.nn.Sequential(*up_conv(4, 3, kind))(x)[..., 2:-2, 2:-2]  # [1, 3, 12, 12] interior
+        assert y.shape[-1] == 12
+        spread = (y - y.mean((2, 3), keepdim=True)).abs().max()
+        assert (spread < 1e-5) == flat, (kind, spread)
+
+
+def test_spectral_norm_bounds_every_conv_of_d():
+    torch.manual_seed(0)
+    cfg = DiscriminatorConfig(width=8, layers=2, spectral_norm=True)
+    D = create_discriminator(cfg, in_chans=4, image_size=32)
+    plain = create_discriminator(DiscriminatorConfig(width=8, layers=2), in_chans=4, image_size=32)
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(hasattr(m, "parametrizations") for m in convs)
+    assert not any(hasattr(m, "parametrizations") for m in plain.modules())
+    x = torch.randn(2, 4, 32, 32)
+    D.train()
+    for _ in range(30):  # each training forward runs one power iteration
+        D(x)
+    for m in convs:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.05)
+    # a checkpoint round trip rebuilds the same parametrised D
+    D2 = create_discriminator(cfg, in_chans=4, image_size=32)
+    D2.load_state_dict(D.state_dict())
+    D.eval(), D2.eval()
+    assert torch.allclose(D(x), D2(x))
+
+
+def test_discriminator_returns_its_features_for_feature_matching():
+    D = create_discriminator(DiscriminatorConfig(width=8, layers=3), in_chans=4, image_size=32).eval()
+    x = torch.randn(2, 4, 32, 32)
+    logits, feats = D(x, return_features=True)
+    assert torch.equal(logits, D(x))
+    # one map after every LeakyReLU: layers strided ones + the stride-1 one, widths 8, 16, 32, 64
+    assert [f.shape[1] for f in feats] == [8, 16, 32, 64]
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 3]

@@ -351,9 +351,12 @@ def test_stand_in_generator_via_monkeypatch(monkeypatch, data, rare_rows, tmp_pa
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def forward(self, x, mask):
+        def forward(self, x, mask, source_landmarks=None, target_landmarks=None):
             assert mask.shape[0] == x.shape[0] and mask.shape[-2:] == x.shape[-2:]
+            seen.append((source_landmarks.clone(), target_landmarks.clone()))  # [B, 68, 2] pixels each
             return x
+
+    seen = []
 
     cfg = GANConfig()
     cfg.data.image_size, cfg.data.channels = 32, 1
@@ -370,6 +373,14 @@ def test_stand_in_generator_via_monkeypatch(monkeypatch, data, rare_rows, tmp_pa
     src = decode(data / read_index(data).manifest["path"].iat[r], (32, 32), 1)
     got = decode(out / idx.manifest["path"].iat[0], None, 1)
     np.testing.assert_array_equal(got, src)
+    # every job reached G with its source's landmarks (for warp_unet) and the aligned target pose
+    from fape.data.dataset import FaceDataset
+
+    lm_src = torch.cat([a for a, _ in seen]).numpy()
+    lm_tgt = torch.cat([b for _, b in seen]).numpy()
+    faces = FaceDataset(data, size=(32, 32), channels=1, cache=False, progress=False)
+    np.testing.assert_allclose(lm_src, faces.landmarks[idx.manifest["source_row"].to_numpy()], atol=1e-5)
+    np.testing.assert_allclose(lm_tgt, idx.landmarks, atol=1e-5)
 
 
 # ---------------------------------------------------------------- errors and CLI

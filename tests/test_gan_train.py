@@ -8,6 +8,7 @@ import torch
 
 from _fixtures import REPO, make_multipose
 from fape.config import load_config
+from fape.errors import ConfigError
 from fape.gan import train as gan_train
 from fape.gan.config import GANConfig
 from fape.gan.io import load_generator
@@ -45,11 +46,12 @@ def test_run_directory_contents(data, tmp_path):
     log = read_jsonl(run / "metrics.jsonl")
     assert [r["step"] for r in log if "g_l1" in r] == [1, 2, 3, 4, 5]
     assert all(torch.isfinite(torch.tensor(r["d_total"])) for r in log if "d_total" in r)
-    assert any("eval/l1" in r and "eval/l1_copy_source" in r for r in log)
+    assert any("eval/l1" in r and "eval/l1_copy_source" in r and "eval/face_l1" in r and "eval/face_l1_copy_source" in r
+               and "eval/face_ssim" in r for r in log)
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_00000003.png", "step_00000005.png"]
     g = load_generator(run)
     assert g.weights.name == "G_ema.safetensors" and len(g.sha256) == 64
-    out = g.G(torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))
+    out = g.G(torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32))  # unet: no landmarks needed
     assert out.shape == (2, 3, 32, 32)
 
 
@@ -182,12 +184,46 @@ def test_identity_and_expression_terms_through_a_frozen_classifier(data, tmp_pat
                           [f"--data.root={data}", "--model.name=cnn3", "--data.split=random", "--data.image_size=32",
                            "--train.batch_size=4", "--train.epochs=1"])
     clf_run = clf_train.train(clf_cfg, tmp_path / "clf", progress=False)
-    run = gan_train.train(cfg_for(data, "--train.max_steps=2", f"--loss.classifier_run={clf_run}",
-                                  "--loss.identity_weight=1", "--loss.expression_weight=0.5"),
-                          tmp_path / "gan", progress=False)
+    terms = ["--train.max_steps=2", f"--loss.classifier_run={clf_run}", "--loss.identity_weight=1",
+             "--loss.expression_weight=0.5"]
+    # the classifier's random split trained on every subject, the GAN's held-out ones too: refused
+    with pytest.raises(ConfigError, match="rows the GAN may not train on"):
+        gan_train.train(cfg_for(data, *terms), tmp_path / "leak", progress=False)
+    # with no held-out subjects every row is the GAN's, so that classifier saw only the GAN's rows
+    run = gan_train.train(cfg_for(data, *terms, "--data.heldout_subjects=0"), tmp_path / "gan", progress=False)
     rec = [r for r in read_jsonl(run / "metrics.jsonl") if "g_identity" in r]
     assert rec and 0 <= rec[-1]["g_identity"] <= 2 and rec[-1]["g_expression"] > 0
     # the total includes the weighted terms
     r = rec[-1]
     assert r["g_total"] == pytest.approx(r["g_adv"] + 10 * r["g_l1"] + r["g_identity"] + 0.5 * r["g_expression"],
                                          rel=1e-4)
+
+
+def test_warp_unet_trains_on_batches_that_carry_both_landmark_sets(data, tmp_path):
+    from fape.gan.data import build_data, generate, prepare_batch
+    from fape.gan.warp import warp_to_landmarks
+    from fape.utils.loop import collate
+
+    cfg = cfg_for(data, "--train.max_steps=3", "--generator.name=warp_unet", "--generator.upsample=resize")
+    _, pairs, _ = build_data(cfg)
+    b = prepare_batch(cfg, collate(pairs, [0, 1], "cpu"))
+    assert b["source_landmarks"].dtype == b["target_landmarks"].dtype == torch.float32
+    assert b["source_landmarks"].shape == (2, 68, 2)
+    run = gan_train.train(cfg, tmp_path / "run", progress=False)
+    log = read_jsonl(run / "metrics.jsonl")
+    assert any("eval/l1" in r for r in log)
+    G = load_generator(run).G
+    with torch.no_grad():
+        G.blend_bias.fill_(60.0)  # alpha = 1: G returns its warp of the batch's source onto the target landmarks
+        want = warp_to_landmarks(b["source_f"], b["source_landmarks"], b["target_landmarks"])
+        assert torch.allclose(generate(G, b), want, atol=1e-5)
+
+
+def test_feature_matching_term_reaches_the_total(data, tmp_path):
+    run = gan_train.train(cfg_for(data, "--train.max_steps=2", "--loss.feature_matching_weight=2",
+                                  "--discriminator.spectral_norm=true"), tmp_path / "fm", progress=False)
+    r = [r for r in read_jsonl(run / "metrics.jsonl") if "g_feature_matching" in r][-1]
+    assert r["g_feature_matching"] > 0
+    assert r["g_total"] == pytest.approx(r["g_adv"] + 10 * r["g_l1"] + 2 * r["g_feature_matching"], rel=1e-4)
+    assert not any("g_feature_matching" in r for r in read_jsonl(
+        gan_train.train(cfg_for(data, "--train.max_steps=1"), tmp_path / "off", progress=False) / "metrics.jsonl"))

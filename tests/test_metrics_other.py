@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fape.metrics.paired import paired_metrics, summarize
+from fape.metrics.paired import face_region_metrics, paired_metrics, summarize
 
 
 def test_paired_identical_and_known_error():
@@ -19,6 +19,23 @@ def test_paired_identical_and_known_error():
     np.testing.assert_allclose(r["psnr"], 20.0, rtol=1e-5)
     s = summarize(r)
     assert s["n"] == 2 and s["psnr"] == pytest.approx(20.0, rel=1e-5)
+
+
+def test_face_region_metrics_ignore_the_background():
+    from fape.data.audit import face_masks
+    from fape.data.landmarks68 import template_face
+
+    lm = np.stack([template_face(32)] * 2).astype(np.float32)  # [2, 68, 2] pixels
+    tgt = torch.zeros(2, 3, 32, 32)
+    out = tgt.clone()
+    inside = torch.from_numpy(face_masks(lm, 32, 0))[:, None]  # [2, 1, 32, 32] the hull
+    out[~inside.expand_as(out)] = 1.0  # a wrong background (0.5 in [0, 1] units), a perfect face
+    r = face_region_metrics(out, tgt, lm)
+    np.testing.assert_allclose(r["face_l1"], 0, atol=1e-7)
+    assert paired_metrics(out, tgt)["l1"].min() > 0.1  # the full-image figure sees the background
+    out[inside.expand_as(out)] = 0.2  # and now a face off by 0.1 in [0, 1] units
+    np.testing.assert_allclose(face_region_metrics(out, tgt, lm)["face_l1"], 0.1, rtol=1e-5)
+    assert (face_region_metrics(tgt, tgt, lm)["face_ssim"] > 0.999).all()
 
 
 def test_lpips_missing_backbone_and_random_backbone(monkeypatch, tmp_path):
@@ -121,3 +138,17 @@ def test_cli_help_and_fid_from_npz(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["fid"] == pytest.approx(4.0) and "npz" in out["extractor"]
     _ = rng
+
+
+def test_gan_report_shows_face_region_rows_beside_copy_and_warp():
+    from fape.metrics.gan_report import to_markdown
+
+    def block(v):
+        return {"l1": v, "psnr": 20.0, "ssim": 0.5, "face_l1": v / 2, "face_ssim": 0.6, "n": 3}
+
+    rep = {"run": "r", "generator": "g", "data": "d", "pairs": 3, "skipped": {},
+           "metrics": {"paired": {"generated_vs_target": block(0.04), "copy_source_baseline": block(0.1),
+                                  "landmark_warp_baseline": block(0.08)}}}
+    md = to_markdown(rep)
+    assert "| face-region L1 | 0.0200 | copy-source baseline 0.0500; landmark warp 0.0400; 0.40x copy |" in md
+    assert "| face-region SSIM | 0.6000 |" in md

@@ -15,12 +15,16 @@ from fape.data.pairs import PairConfig
 
 @dataclass
 class GeneratorConfig:
-    name: str = "unet"  # registry name: unet | resnet
+    name: str = "unet"  # registry name: unet | resnet | warp_unet
     width: int = bounded(64, ge=1)  # channels of the first encoder layer
     depth: int = bounded(0, ge=0)  # unet: down-sampling steps (0 = down to 1x1 as pix2pix); resnet: down-sampling steps
     n_blocks: int = bounded(6, ge=0)  # resnet: residual blocks at the bottleneck
     norm: Literal["batch", "instance", "none"] = "batch"
     dropout: float = bounded(0.5, ge=0.0, lt=1.0)  # pix2pix's dropout in the inner decoder layers (its only noise source)
+    upsample: Literal["deconv", "resize"] = "deconv"  # decoder: transposed conv (pix2pix) or resize-then-conv (no checkerboard)
+    warp_sigma: float = bounded(0.1, gt=0.0)  # warp_unet: Gaussian RBF width, fraction of the image side
+    warp_reg: float = bounded(0.1, gt=0.0)  # warp_unet: ridge on the RBF system (larger: smoother, closer to affine)
+    warp_grid: int = bounded(32, ge=0)  # warp_unet: side of the coarse lattice of the warp field (0 = every pixel)
 
 
 @dataclass
@@ -29,6 +33,7 @@ class DiscriminatorConfig:
     width: int = bounded(64, ge=1)
     layers: int = bounded(3, ge=1)  # strided conv layers: 3 gives 70x70 receptive fields (pix2pix)
     norm: Literal["batch", "instance", "none"] = "batch"
+    spectral_norm: bool = False  # spectral normalisation of every conv weight (Miyato et al. 2018)
     condition_on_mask: bool = True  # D also sees the target pose mask
     condition_on_source: bool = False  # D also sees the source image (pix2pix conditioning)
     # what D calls "real". "target": the real image in the target pose, the image L1 pulls G to
@@ -43,6 +48,7 @@ class LossConfig:
     l1_weight: float = bounded(10.0, ge=0.0)  # lambda of eq. 3
     identity_weight: float = bounded(0.0, ge=0.0)  # feature distance through a frozen classifier (needs classifier_run)
     expression_weight: float = bounded(0.0, ge=0.0)  # cross-entropy of a frozen classifier on the source label
+    feature_matching_weight: float = bounded(0.0, ge=0.0)  # L1 between D's features of fake and real (pix2pixHD: 10)
     classifier_run: str | None = None
 
 

@@ -14,18 +14,24 @@ from fape.gan.config import GANConfig
 from fape.gan.io import pose_masks
 
 
+def gan_rows(cfg: GANConfig, manifest) -> tuple[np.ndarray, np.ndarray]:
+    """Manifest rows the GAN trains on, and the held-out subjects' rows it is measured on."""
+    d = cfg.data
+    allowed = np.arange(len(manifest))
+    if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
+        from fape.data.splits import read_rows
+
+        allowed = read_rows(d.rows, len(manifest))
+    train_pos, held_pos = subject_holdout(manifest.iloc[allowed].reset_index(drop=True),
+                                          d.heldout_subjects, d.split_seed)
+    return allowed[train_pos], allowed[held_pos]
+
+
 def build_data(cfg: GANConfig):
     """Faces, train pairs and held-out pose pairs (subjects unseen in training)."""
     d = cfg.data
     faces = FaceDataset(d.root, size=d.image_size, channels=d.channels, progress=False)
-    allowed = np.arange(len(faces.index))
-    if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
-        from fape.data.splits import read_rows
-
-        allowed = read_rows(d.rows, len(faces.index))
-    train_pos, held_pos = subject_holdout(faces.index.manifest.iloc[allowed].reset_index(drop=True),
-                                          d.heldout_subjects, d.split_seed)
-    train_rows, held_rows = allowed[train_pos], allowed[held_pos]
+    train_rows, held_rows = gan_rows(cfg, faces.index.manifest)
     sampler = PairSampler(faces.index.manifest, faces.index.landmarks_ok, d.pairs, rows=train_rows)
     train = PairDataset(faces, sampler, seed=cfg.train.seed)
     heldout = None
@@ -41,11 +47,21 @@ def build_data(cfg: GANConfig):
 
 def prepare_batch(cfg: GANConfig, batch: dict) -> dict:
     """Adds ``source_f``/``target_f`` (float ``[B, C, H, W]`` in [-1, 1]) and ``mask`` (the target
-    pose masks, ``[B, M, H, W]``) to a collated batch of uint8 images and ``[B, 68, 2]`` landmarks."""
+    pose masks, ``[B, M, H, W]``) to a collated batch of uint8 images and ``[B, 68, 2]`` landmarks
+    (``source_landmarks``, ``target_landmarks``: pixels, made float32)."""
     batch["source_f"] = to_float(batch["source"])
     batch["target_f"] = to_float(batch["target"])
-    batch["mask"] = pose_masks(batch["target_landmarks"].float(), cfg.data)
+    batch["source_landmarks"] = batch["source_landmarks"].float()  # [B, 68, 2] pixels
+    batch["target_landmarks"] = batch["target_landmarks"].float()
+    batch["mask"] = pose_masks(batch["target_landmarks"], cfg.data)
     return batch
+
+
+def generate(G, batch: dict):
+    """``G``'s output ``[B, C, H, W]`` for a prepared batch: every generator takes the source image,
+    the target pose mask and both landmark sets (``warp_unet`` warps with them; the others ignore them)."""
+    return G(batch["source_f"], batch["mask"], source_landmarks=batch["source_landmarks"],
+             target_landmarks=batch["target_landmarks"])
 
 
 def spread(n: int, k: int) -> np.ndarray:

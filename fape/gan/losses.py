@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from fape.gan.config import LossConfig
 
 __all__ = ["ADVERSARIAL_KINDS", "d_adversarial", "g_adversarial", "l1", "feature_distance",
-           "expression_ce", "generator_loss", "discriminator_loss"]
+           "expression_ce", "feature_matching", "generator_loss", "discriminator_loss"]
 
 ADVERSARIAL_KINDS = ("nonsaturating", "lsgan", "hinge")
 
@@ -84,23 +84,38 @@ def expression_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels)
 
 
+def feature_matching(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
+    """pix2pixHD's feature matching: ``mean_l E|D_l(fake) - D_l(real)|`` over D's intermediate maps.
+
+    G is asked to make D's features of its image match those of the real target, a denser signal
+    than one logit per patch. The real features are targets (detached); the mean over layers keeps
+    the scale independent of D's depth."""
+    if len(fake_feats) != len(real_feats) or not fake_feats:
+        raise ValueError(f"feature_matching needs the same non-zero number of maps, got {len(fake_feats)} "
+                         f"and {len(real_feats)}")
+    return torch.stack([(f.float() - r.detach().float()).abs().mean() for f, r in zip(fake_feats, real_feats)]).mean()
+
+
 def generator_loss(fake_logits: torch.Tensor, fake: torch.Tensor, target: torch.Tensor, cfg: LossConfig,
                    extra: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """``L_G = g_adversarial + l1_weight * L1(fake, target) [+ identity_weight * identity]
-    [+ expression_weight * expression]`` (paper eq. 3 plus the optional classifier terms).
+    [+ expression_weight * expression] [+ feature_matching_weight * feature_matching]`` (paper eq. 3
+    plus the optional classifier and discriminator-feature terms).
 
     ``extra`` holds the classifier terms already computed by the caller (who owns the frozen classifier), e.g.
-    ``{"identity": feature_distance(...), "expression": expression_ce(...)}``; a term is added when its
+    ``{"identity": feature_distance(...), "expression": expression_ce(...), "feature_matching": ...}``;
+    a term is added when its
     weight is non-zero, and it is an error to give it a weight without passing it. Returns the total (for
     backward) and the parts as floats for logging: ``g_adv``, ``g_l1`` (unweighted), ``g_identity``,
-    ``g_expression`` (when given), ``g_total``.
+    ``g_expression``, ``g_feature_matching`` (when given), ``g_total``.
     """
     extra = extra or {}
     adv = g_adversarial(fake_logits, cfg.adversarial)
     rec = l1(fake, target)
     total = adv + cfg.l1_weight * rec
     parts = {"g_adv": adv.detach(), "g_l1": rec.detach()}
-    for key, weight in (("identity", cfg.identity_weight), ("expression", cfg.expression_weight)):
+    for key, weight in (("identity", cfg.identity_weight), ("expression", cfg.expression_weight),
+                        ("feature_matching", cfg.feature_matching_weight)):
         term = extra.get(key)
         if weight and term is None:
             raise ValueError(f"LossConfig.{key}_weight = {weight} but no precomputed {key!r} term in extra "

@@ -1,11 +1,14 @@
-"""FaPE-GAN networks: generators ``G(image, pose_mask) -> image`` and patch discriminators.
+"""FaPE-GAN networks: generators ``G(image, pose_mask, source_landmarks, target_landmarks) -> image``
+(only ``warp_unet`` reads the landmarks) and patch discriminators.
 
 The paper (F2ED, sec. 4.2) writes the generator as ``I_hat = G_Dec(G_Enc(I_i, I_P))``: an encoder over the
 source face and the target pose image, and a decoder that draws the face in that pose. Two classic
-image-to-image families implement it, both over ``concat(image, mask)``:
+image-to-image families implement it, both over ``concat(image, mask)``, and a third keeps the source's pixels:
 
 - ``unet``: pix2pix's U-Net (Isola et al. 2017): strided 4x4 convs down to 1x1, transposed convs up,
   skip connections between mirrored layers, dropout as the only noise source.
+- ``warp_unet``: warp the source onto the target landmarks, then a U-Net refines and blends
+  (``WarpUNetGenerator``); it also needs the source and target landmarks.
 - ``resnet``: the ResNet generator of CycleGAN / Johnson et al., used by pose-normalised GANs (Qian et al.
   2018): two strided convs, residual blocks at 1/4 resolution, transposed convs back.
 
@@ -30,8 +33,9 @@ from fape.gan.config import DiscriminatorConfig, GeneratorConfig
 __all__ = [
     "GENERATORS", "DISCRIMINATORS", "register_generator", "register_discriminator", "list_generators",
     "list_discriminators", "create_generator", "create_discriminator", "discriminator_in_chans",
-    "discriminator_input", "init_weights", "num_params", "UNetGenerator", "ResNetGenerator",
-    "PatchDiscriminator", "patchgan_out_size", "patchgan_receptive_field",
+    "discriminator_input", "init_weights", "num_params", "UNetGenerator", "ResNetGenerator", "WarpUNetGenerator",
+    "up_conv",
+    "PatchDiscriminator", "patchgan_out_size", "patchgan_receptive_field", "spectral_norm_convs",
 ]
 
 # name -> builder(cfg, in_chans, mask_chans, image_size) -> nn.Module
@@ -95,6 +99,23 @@ def _width(width: int, i: int) -> int:
     return width * min(2 ** i, MAX_WIDTH_MULT)
 
 
+UPSAMPLES = ("deconv", "resize")
+
+
+def up_conv(c_in: int, c_out: int, kind: str, bias: bool = True, kernel: int = 4) -> list[nn.Module]:
+    """Layers that double the side: ``deconv`` is the transposed conv (pix2pix; ``kernel`` 4, or 3 with
+    output padding); ``resize`` is nearest-neighbour x2 then a 3x3 conv (Odena et al. 2016,
+    "Deconvolution and checkerboard artifacts": a stride-2 transposed conv whose kernel is not a
+    multiple of the stride overlaps unevenly and draws a checkerboard; resizing first cannot)."""
+    if kind == "deconv":
+        if kernel == 4:
+            return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)]
+        return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+    if kind == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias)]
+    raise ValueError(f"unknown upsample {kind!r}; expected one of {list(UPSAMPLES)}")
+
+
 def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     """pix2pix/DCGAN init: conv and linear weights ~ N(0, std), biases 0, norm scales ~ N(1, std)."""
     def _init(m: nn.Module):
@@ -136,7 +157,8 @@ class UNetGenerator(nn.Module):
     """
 
     def __init__(self, in_chans: int = 3, mask_chans: int = 1, out_chans: int | None = None, n_down: int = 8,
-                 width: int = 64, norm: str = "batch", dropout: float = 0.5, n_dropout: int = 3):
+                 width: int = 64, norm: str = "batch", dropout: float = 0.5, n_dropout: int = 3,
+                 upsample: str = "deconv"):
         super().__init__()
         if n_down < 2:
             raise ValueError(f"unet needs at least 2 down-sampling steps, got {n_down}")
@@ -159,16 +181,17 @@ class UNetGenerator(nn.Module):
         for i in range(n_down):
             c_in = chs[i] if i == n_down - 1 else 2 * chs[i]
             if i == 0:
-                layers = [nn.ReLU(), nn.ConvTranspose2d(c_in, out_chans, 4, stride=2, padding=1), nn.Tanh()]
+                layers = [nn.ReLU(), *up_conv(c_in, out_chans, upsample), nn.Tanh()]
             else:
-                layers = [nn.ReLU(), nn.ConvTranspose2d(c_in, chs[i - 1], 4, stride=2, padding=1, bias=_bias(norm)),
-                          norm_layer(norm, chs[i - 1])]
+                layers = [nn.ReLU(), *up_conv(c_in, chs[i - 1], upsample, _bias(norm)), norm_layer(norm, chs[i - 1])]
                 # dropout in the 3 innermost decoder layers, as in the pix2pix paper (CD512-CD1024-CD1024-...)
                 if dropout > 0 and i >= n_down - n_dropout:
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, source_landmarks: torch.Tensor | None = None,
+                target_landmarks: torch.Tensor | None = None) -> torch.Tensor:
+        # the landmarks are accepted (every generator takes the same inputs) and unused: the mask is the pose
         _check_pair(image, mask)
         x = torch.cat([image, mask], dim=1)  # [B, C+M, H, W]
         skips = []
@@ -209,7 +232,8 @@ class ResNetGenerator(nn.Module):
     """
 
     def __init__(self, in_chans: int = 3, mask_chans: int = 1, out_chans: int | None = None, n_down: int = 2,
-                 n_blocks: int = 6, width: int = 64, norm: str = "batch", dropout: float = 0.0):
+                 n_blocks: int = 6, width: int = 64, norm: str = "batch", dropout: float = 0.0,
+                 upsample: str = "deconv"):
         super().__init__()
         out_chans = in_chans if out_chans is None else out_chans
         layers: list[nn.Module] = [nn.ReflectionPad2d(3),
@@ -226,17 +250,61 @@ class ResNetGenerator(nn.Module):
         for i in reversed(range(n_down)):
             c_in, c_out = _width(width, i + 1), _width(width, i)
             # output_padding=1 makes the transposed conv exactly double the size (H/2 -> H, not H - 1)
-            layers += [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=_bias(norm)),
-                       norm_layer(norm, c_out), nn.ReLU()]
+            layers += [*up_conv(c_in, c_out, upsample, _bias(norm), kernel=3), norm_layer(norm, c_out), nn.ReLU()]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_chans, 7), nn.Tanh()]
         self.decoder = nn.Sequential(*layers)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        _check_pair(image, mask)
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, source_landmarks: torch.Tensor | None = None,
+                target_landmarks: torch.Tensor | None = None) -> torch.Tensor:
+        _check_pair(image, mask)  # landmarks unused, as in UNetGenerator
         x = torch.cat([image, mask], dim=1)  # [B, C+M, H, W]
         x = self.encoder(x)  # [B, width*2^n_down, H/2^n_down, W/2^n_down]
         x = self.blocks(x)
         return self.decoder(x)  # [B, C, H, W] in [-1, 1]
+
+
+class WarpUNetGenerator(nn.Module):
+    """Warp, then refine: ``forward(image, mask, source_landmarks, target_landmarks) -> image`` in [-1, 1].
+
+    The source face is moved onto the target landmarks by a differentiable landmark warp
+    (``fape.gan.warp``: affine + ridge-regularised Gaussian RBF; its docstring says why not a
+    68-point thin-plate spline). A U-Net over ``concat(warped, source, mask)`` then draws what the
+    warp cannot (the far side of a turned face, occlusions, folds) and a per-pixel blend
+    ``alpha`` keeps the warped pixels where they are right:
+
+        out = alpha * warped + (1 - alpha) * drawn
+
+    (PG2, Ma et al. 2017; Deformable GAN, Siarohin et al. 2018; First-Order Motion, Siarohin et al.
+    2019.) ``blend_bias`` starts at 2 (alpha ~ 0.88), so an untrained G already returns mostly the
+    warp, the no-learning baseline, and training only has to learn the corrections.
+    """
+
+    def __init__(self, in_chans: int = 3, mask_chans: int = 1, n_down: int = 6, width: int = 16,
+                 norm: str = "batch", dropout: float = 0.0, upsample: str = "deconv", warp_sigma: float = 0.1,
+                 warp_reg: float = 0.1, warp_grid: int = 32):
+        super().__init__()
+        self.chans = in_chans
+        self.warp_kw = dict(sigma=warp_sigma, reg=warp_reg, grid=warp_grid)
+        self.refine = UNetGenerator(2 * in_chans, mask_chans, out_chans=in_chans + 1, n_down=n_down, width=width,
+                                    norm=norm, dropout=dropout, upsample=upsample)
+        self.refine.up[0][-1] = nn.Identity()  # raw outputs: tanh for the colours, sigmoid for the blend
+        self.blend_bias = nn.Parameter(torch.tensor(2.0))
+
+    def warp(self, image: torch.Tensor, source_landmarks: torch.Tensor, target_landmarks: torch.Tensor) -> torch.Tensor:
+        from fape.gan.warp import warp_to_landmarks
+
+        return warp_to_landmarks(image, source_landmarks, target_landmarks, **self.warp_kw)  # [B, C, H, W]
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, source_landmarks: torch.Tensor | None = None,
+                target_landmarks: torch.Tensor | None = None) -> torch.Tensor:
+        _check_pair(image, mask)
+        if source_landmarks is None or target_landmarks is None:
+            raise ValueError("warp_unet needs source_landmarks and target_landmarks ([B, 68, 2] pixels)")
+        warped = self.warp(image, source_landmarks, target_landmarks)  # [B, C, H, W] in [-1, 1]
+        out = self.refine(torch.cat([warped, image], dim=1), mask)  # [B, C+1, H, W] raw
+        drawn = torch.tanh(out[:, :self.chans])
+        alpha = torch.sigmoid(out[:, self.chans:] + self.blend_bias)  # [B, 1, H, W] in (0, 1)
+        return alpha * warped + (1 - alpha) * drawn
 
 
 def _log2_size(image_size: int, name: str) -> int:
@@ -252,7 +320,8 @@ def _build_unet(cfg: GeneratorConfig, in_chans: int, mask_chans: int, image_size
     if not 2 <= n_down <= full:
         raise ValueError(f"unet: depth must be 0 (down to 1x1) or in [2, {full}] at image_size {image_size}, "
                          f"got {cfg.depth}")
-    return UNetGenerator(in_chans, mask_chans, n_down=n_down, width=cfg.width, norm=cfg.norm, dropout=cfg.dropout)
+    return UNetGenerator(in_chans, mask_chans, n_down=n_down, width=cfg.width, norm=cfg.norm, dropout=cfg.dropout,
+                         upsample=cfg.upsample)
 
 
 @register_generator("resnet")
@@ -262,7 +331,19 @@ def _build_resnet(cfg: GeneratorConfig, in_chans: int, mask_chans: int, image_si
         raise ValueError(f"resnet: image_size {image_size} must be divisible by 2^depth = {2 ** n_down} "
                          f"with a bottleneck of at least 2x2")
     return ResNetGenerator(in_chans, mask_chans, n_down=n_down, n_blocks=cfg.n_blocks, width=cfg.width,
-                           norm=cfg.norm, dropout=cfg.dropout)
+                           norm=cfg.norm, dropout=cfg.dropout, upsample=cfg.upsample)
+
+
+@register_generator("warp_unet")
+def _build_warp_unet(cfg: GeneratorConfig, in_chans: int, mask_chans: int, image_size: int) -> nn.Module:
+    full = _log2_size(image_size, "warp_unet")
+    n_down = cfg.depth or full
+    if not 2 <= n_down <= full:
+        raise ValueError(f"warp_unet: depth must be 0 (down to 1x1) or in [2, {full}] at image_size {image_size}, "
+                         f"got {cfg.depth}")
+    return WarpUNetGenerator(in_chans, mask_chans, n_down=n_down, width=cfg.width, norm=cfg.norm,
+                             dropout=cfg.dropout, upsample=cfg.upsample, warp_sigma=cfg.warp_sigma,
+                             warp_reg=cfg.warp_reg, warp_grid=cfg.warp_grid)
 
 
 def _resolve(cfg, cls, overrides: dict):
@@ -333,8 +414,18 @@ class PatchDiscriminator(nn.Module):
         self.layers = layers
         self.net = nn.Sequential(*seq)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # [B, 1, patchgan_out_size(H), patchgan_out_size(W)] logits
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        """Logits ``[B, 1, patchgan_out_size(H), patchgan_out_size(W)]``; with ``return_features`` also
+        the activations after every LeakyReLU (``layers + 1`` maps, coarse to fine order reversed:
+        first layer first), for a feature-matching loss (pix2pixHD) computed by the caller."""
+        if not return_features:
+            return self.net(x)
+        feats = []
+        for m in self.net:
+            x = m(x)
+            if isinstance(m, nn.LeakyReLU):
+                feats.append(x)  # [B, width * 2^i, h_i, w_i]
+        return x, feats
 
 
 @register_discriminator("patchgan")
@@ -353,7 +444,20 @@ def create_discriminator(cfg: DiscriminatorConfig | str, in_chans: int, image_si
     cfg = _resolve(cfg, DiscriminatorConfig, overrides)
     if cfg.name not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator {cfg.name!r}; registered: {list_discriminators()}")
-    return init_weights(DISCRIMINATORS[cfg.name](cfg, in_chans=in_chans, image_size=image_size))
+    D = init_weights(DISCRIMINATORS[cfg.name](cfg, in_chans=in_chans, image_size=image_size))
+    return spectral_norm_convs(D) if cfg.spectral_norm else D
+
+
+def spectral_norm_convs(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every conv weight, after ``init_weights`` (the
+    parametrisation divides the initialised weight by its largest singular value, estimated by one
+    power iteration per training forward). It bounds D's Lipschitz constant, which keeps D from
+    overpowering a small G and the adversarial gradient smooth (SAGAN, BigGAN use it in D)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]:
+        spectral_norm(m)
+    return module
 
 
 def discriminator_in_chans(cfg: DiscriminatorConfig, img_chans: int, mask_chans: int) -> int:

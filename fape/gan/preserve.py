@@ -7,17 +7,44 @@ channels); it is frozen and in eval mode, but gradients flow through it to G.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from fape.data.preprocess import to_model_input
+from fape.errors import ConfigError
 from fape.gan import losses
 
 
-def make_preservation(run: str, dataset_label_names: list[str], device):
-    """A function ``(batch, fake) -> {"identity": t, "expression": t}`` for ``generator_loss``."""
+def classifier_rows_outside(clf_cfg, index, allowed_rows: np.ndarray) -> np.ndarray:
+    """Rows of ``index`` the classifier trained or selected on (its split's train and val parts)
+    that are not in ``allowed_rows``; empty when the classifier's data is another dataset."""
+    from fape.classifiers.data import resolve_split
+    from fape.data.format import read_index
+
+    clf_index = read_index(clf_cfg.data.root)
+    if clf_index.info.manifest_sha256 != index.info.manifest_sha256:
+        return np.zeros(0, np.int64)  # other faces: none of the GAN's held-out rows can be among them
+    parts = resolve_split(clf_cfg, clf_index)[0]
+    used = np.concatenate([np.asarray(parts.get(k, []), np.int64) for k in ("train", "val")])
+    return np.setdiff1d(used, allowed_rows)
+
+
+def make_preservation(run: str, dataset_label_names: list[str], device, index=None,
+                      allowed_rows: np.ndarray | None = None):
+    """A function ``(batch, fake) -> {"identity": t, "expression": t}`` for ``generator_loss``.
+
+    With ``index`` and ``allowed_rows`` (the GAN's training rows), a classifier that trained or
+    selected on any other row of the same dataset is refused: it would carry the held-out subjects'
+    faces into G's loss, and expression agreement on them would no longer be a held-out figure."""
     from fape.classifiers.io import load_run
 
     clf = load_run(run, device)
+    if index is not None and allowed_rows is not None:
+        bad = classifier_rows_outside(clf.cfg, index, allowed_rows)
+        if len(bad):
+            raise ConfigError(f"loss.classifier_run {run} trained on {len(bad)} rows the GAN may not train on "
+                              f"(e.g. rows {bad[:5].tolist()}: held-out subjects or rows outside data.rows); "
+                              f"train the classifier on the GAN's training rows only")
     model = clf.model.requires_grad_(False).eval()
     size, ch = clf.cfg.data.image_size, clf.cfg.data.channels
     lut = {n: i for i, n in enumerate(clf.label_names)}

@@ -198,6 +198,7 @@ def generate(loaded: LoadedGenerator, faces: FaceDataset, table: pd.DataFrame, t
 
     from fape.data.dataset import to_float, to_uint8
     from fape.gan import io as gan_io
+    from fape.gan.data import generate
 
     G = loaded.G.eval()
     first = next(G.parameters(), None)
@@ -214,9 +215,10 @@ def generate(loaded: LoadedGenerator, faces: FaceDataset, table: pd.DataFrame, t
             src_rows = table["source_row"].to_numpy()[b0:b1]
             imgs = np.stack([faces.load(int(r)) for r in src_rows])  # [B, H, W, C] uint8
             x = to_float(torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()).to(dev)
-            lm = torch.from_numpy(target_lm[b0:b1]).to(dev)
+            lm = torch.from_numpy(target_lm[b0:b1]).to(dev)  # [B, 68, 2] pixels, aligned onto the source
+            src_lm = torch.from_numpy(faces.landmarks[src_rows]).to(dev)  # [B, 68, 2] pixels
             mask = gan_io.pose_masks(lm, loaded.cfg.data).to(dev)
-            y = G(x, mask)
+            y = generate(G, {"source_f": x, "mask": mask, "source_landmarks": src_lm, "target_landmarks": lm})
             keep = np.ones(b1 - b0, bool)
             if gate is not None:
                 keep = np.asarray(gate(y, x, lm, table.iloc[b0:b1].to_dict("records")), bool).reshape(-1)

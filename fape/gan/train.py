@@ -21,7 +21,7 @@ from fape.errors import ConfigError
 from fape.data.dataset import to_uint8
 from fape.gan import losses
 from fape.gan.config import GANConfig
-from fape.gan.data import build_data, prepare_batch, spread
+from fape.gan.data import build_data, gan_rows, generate, prepare_batch, spread
 from fape.gan.io import num_mask_channels
 from fape.utils import checkpoint as ck
 from fape.utils.finite import DivergenceWatch, tensors_of
@@ -57,8 +57,16 @@ def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator, pre
         return losses.discriminator_loss(real_logits.float(), fake_logits.float(), lc)
 
     def g_loss(b, fake):
-        fake_logits = D(discriminator_input(dc, fake, b["mask"], b["source_f"]))
-        extra = preserve(b, fake) if preserve is not None else None  # frozen-classifier terms
+        x_fake = discriminator_input(dc, fake, b["mask"], b["source_f"])
+        extra = dict(preserve(b, fake)) if preserve is not None else {}  # frozen-classifier terms
+        if lc.feature_matching_weight:
+            fake_logits, f_fake = D(x_fake, return_features=True)
+            with torch.no_grad():  # the real image's features are the target
+                _, f_real = D(discriminator_input(dc, discriminator_real(cfg, b), b["mask"], b["source_f"]),
+                              return_features=True)
+            extra["feature_matching"] = losses.feature_matching(f_fake, f_real)
+        else:
+            fake_logits = D(x_fake)
         return losses.generator_loss(fake_logits.float(), fake.float(), b["target_f"].float(), lc, extra)
 
     def backward(loss, model, last):
@@ -72,12 +80,12 @@ def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator, pre
     opt_d.zero_grad(set_to_none=True)
     if n == 1:
         with accelerator.autocast():
-            fakes = [G(micro[0]["source_f"], micro[0]["mask"])]  # [B, C, H, W] in [-1, 1], kept for G
+            fakes = [generate(G, micro[0])]  # [B, C, H, W] in [-1, 1], kept for G
     for i, b in enumerate(micro):
         with accelerator.autocast():
             if fakes is None:
                 with torch.no_grad():
-                    fake = G(b["source_f"], b["mask"])
+                    fake = generate(G, b)
             else:
                 fake = fakes[i]
             total, p = d_loss(b, fake.detach())
@@ -89,7 +97,7 @@ def gan_step(cfg, G, D, opt_g, opt_d, batch: dict | list[dict], accelerator, pre
     opt_g.zero_grad(set_to_none=True)
     for i, b in enumerate(micro):
         with accelerator.autocast():
-            fake = fakes[i] if fakes is not None else G(b["source_f"], b["mask"])
+            fake = fakes[i] if fakes is not None else generate(G, b)
             total, p = g_loss(b, fake)
         backward(total, G, i == n - 1)
         _accumulate(parts, p, n)
@@ -113,7 +121,11 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 # ---------------------------------------------------------------- evaluation and samples
 @torch.no_grad()
 def evaluate_l1(cfg, G, heldout, device, max_pairs: int = 512) -> dict:
-    """Held-out subjects: mean |G(src, mask) - tgt| against the copy baseline |src - tgt| (in [-1, 1] units)."""
+    """Held-out subjects: mean |G(src, mask) - tgt| against the copy baseline |src - tgt| (in [-1, 1] units),
+    over the whole image and inside the target's landmark hull (``face_l1``: a target's background
+    is unknowable when backgrounds are drawn per image) with its SSIM."""
+    from fape.metrics.paired import face_region_metrics
+
     if heldout is None:
         return {}
     heldout.set_epoch(0)
@@ -121,14 +133,18 @@ def evaluate_l1(cfg, G, heldout, device, max_pairs: int = 512) -> dict:
     n = len(pick)
     was_training = G.training
     G.eval()
-    l1_g = l1_copy = 0.0
+    sums = dict.fromkeys(("l1", "l1_copy_source", "face_l1", "face_l1_copy_source", "face_ssim",
+                          "face_ssim_copy_source"), 0.0)
     for i in range(0, n, 64):
         b = prepare_batch(cfg, collate(heldout, pick[i:i + 64], device))
-        fake = G(b["source_f"], b["mask"]).float()
-        l1_g += (fake - b["target_f"]).abs().mean((1, 2, 3)).sum().item()
-        l1_copy += (b["source_f"] - b["target_f"]).abs().mean((1, 2, 3)).sum().item()
+        fake = generate(G, b).float()
+        for key, x in (("", fake), ("_copy_source", b["source_f"])):
+            sums["l1" + key] += (x - b["target_f"]).abs().mean((1, 2, 3)).sum().item()
+            face = face_region_metrics(x.cpu(), b["target_f"].cpu(), b["target_landmarks"])
+            sums["face_l1" + key] += 2 * face["face_l1"].sum()  # [0, 1] units -> [-1, 1] like eval/l1
+            sums["face_ssim" + key] += face["face_ssim"].sum()
     G.train(was_training)
-    return {"eval/l1": l1_g / n, "eval/l1_copy_source": l1_copy / n, "eval/pairs": n}
+    return {**{f"eval/{k}": v / n for k, v in sums.items()}, "eval/pairs": n}
 
 
 @torch.no_grad()
@@ -138,7 +154,7 @@ def sample_grid(cfg, G, pairs, device, n: int = 8) -> np.ndarray:
     b = prepare_batch(cfg, collate(pairs, np.arange(min(n, len(pairs))), device))
     was_training = G.training
     G.eval()
-    fake = G(b["source_f"], b["mask"])
+    fake = generate(G, b)
     G.train(was_training)
     m = b["mask"].amax(1, keepdim=True) * 2 - 1
     cols = [b["source_f"], m.expand_as(b["source_f"]), fake.float(), b["target_f"]]
@@ -195,7 +211,8 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     if cfg.loss.classifier_run and (cfg.loss.identity_weight or cfg.loss.expression_weight):
         from fape.gan.preserve import make_preservation
 
-        preserve = make_preservation(cfg.loss.classifier_run, faces.info.label_names, device)
+        preserve = make_preservation(cfg.loss.classifier_run, faces.info.label_names, device, faces.index,
+                                     gan_rows(cfg, faces.index.manifest)[0])
     mc = num_mask_channels(cfg.data)
     G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, image_size=cfg.data.image_size)
     D = create_discriminator(cfg.discriminator, image_size=cfg.data.image_size,

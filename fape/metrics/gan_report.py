@@ -63,7 +63,8 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
     from tqdm import tqdm
 
     from fape.gan.io import load_generator
-    from fape.gan.data import build_data, prepare_batch, spread
+    from fape.gan.data import build_data, generate, prepare_batch, spread
+    from fape.gan.warp import warp_to_landmarks
     from fape.utils.loop import collate
 
     lg = load_generator(run)
@@ -78,11 +79,13 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
     pick = spread(len(heldout), n)  # pairs spread over every held-out subject, not the first ones
     from fape.data.dataset import to_uint8
 
-    keys = ("source", "target", "fake", "target_landmarks", "label", "src", "tgt")
+    keys = ("source", "target", "fake", "warp", "source_landmarks", "target_landmarks", "label", "src", "tgt")
     acc = {k: [] for k in keys}
     for i in tqdm(range(0, n, batch_size), desc="generating", disable=not progress, leave=False):
         b = prepare_batch(cfg, collate(heldout, pick[i:i + batch_size], "cpu"))
-        b["fake"] = to_uint8(lg.G(b["source_f"], b["mask"]).float())
+        b["fake"] = to_uint8(generate(lg.G, b).float())
+        # the no-learning baseline of warp_unet: the source moved onto the target landmarks
+        b["warp"] = to_uint8(warp_to_landmarks(b["source_f"], b["source_landmarks"], b["target_landmarks"]))
         for k in keys:
             acc[k].append(b[k].cpu().numpy())
     out = {k: np.concatenate(v) for k, v in acc.items()}
@@ -112,15 +115,18 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
     face embedding costs ~0.1 s per image on a CPU core, the bulk of this report's time); None =
     every pair. The held-out pairs come grouped by subject, so the first N could all be one face."""
     from fape.metrics import fid as F
-    from fape.metrics.paired import paired_metrics, summarize
+    from fape.metrics.paired import face_region_metrics, paired_metrics, summarize
 
     g = generate_heldout(run, data, max_pairs, progress=progress)
     fake, real, src = g["fake"], g["target"], g["source"]
     rep: dict = {"run": str(run), "generator": g["generator"], "pairs": int(len(fake)),
                  "data": str(g["cfg"].data.root), "metrics": {}, "skipped": {}}
     M, S = rep["metrics"], rep["skipped"]
-    M["paired"] = {"generated_vs_target": summarize(paired_metrics(fake, real)),
-                   "copy_source_baseline": summarize(paired_metrics(src, real)), "extractor": "pixels ([0,1] units)"}
+    def paired(x):  # full image, and inside the target's landmark hull (its background is unknowable)
+        return summarize({**paired_metrics(x, real), **face_region_metrics(x, real, g["target_landmarks"])})
+
+    M["paired"] = {"generated_vs_target": paired(fake), "copy_source_baseline": paired(src),
+                   "landmark_warp_baseline": paired(g["warp"]), "extractor": "pixels ([0,1] units)"}
 
     try:
         from fape.metrics.lpips_metric import load_lpips, lpips_distances
@@ -206,8 +212,16 @@ def to_markdown(rep: dict) -> str:
 
     if "paired" in M:
         p, c = M["paired"]["generated_vs_target"], M["paired"]["copy_source_baseline"]
-        for k in ("l1", "psnr", "ssim"):
-            row(k.upper(), p[k], f"copy-source baseline {c[k]:.4f}" if c.get(k) is not None else "")
+        w = M["paired"].get("landmark_warp_baseline", {})
+        for k in ("l1", "psnr", "ssim", "face_l1", "face_ssim"):
+            if k not in p:  # reports written before the face-region metrics
+                continue
+            note = f"copy-source baseline {c[k]:.4f}" if c.get(k) is not None else ""
+            if w.get(k) is not None:
+                note += f"; landmark warp {w[k]:.4f}"
+            if k == "face_l1" and c.get(k):
+                note += f"; {p[k] / c[k]:.2f}x copy"
+            row(k.upper().replace("FACE_", "face-region "), p[k], note)
     if "lpips" in M:
         row("LPIPS", M["lpips"]["mean"], M["lpips"]["extractor"] + ("" if M["lpips"]["calibrated"] else ", calibrated: false"))
     for key, name in (("fid_inception", "FID (Inception)"), ("fid_domain", "FID (domain classifier)")):

@@ -6,6 +6,10 @@ range) and mapped by ``(x + 1) / 2``. Per image:
 * L1 = mean |x - y|
 * PSNR = 10 log10(1 / MSE) dB (data range 1; identical images give +inf)
 * SSIM = mean of ``kornia.metrics.ssim(x, y, window_size=11, max_val=1.0)`` (Gaussian window 11, sigma 1.5)
+
+``face_region_metrics`` takes L1 and SSIM inside the target's face only (the convex hull of its 68
+landmarks): with backgrounds drawn per image a target's background is unknowable, so a full-image
+figure mostly measures the background guess (issue 15).
 """
 from __future__ import annotations
 
@@ -37,6 +41,30 @@ def paired_metrics(generated, target) -> dict[str, np.ndarray]:
     return {"l1": l1.double().numpy(), "psnr": psnr.numpy(), "ssim": ssim.double().numpy()}
 
 
+def face_region(landmarks, size: int) -> torch.Tensor:
+    """``[B, 68, 2]`` pixels -> ``[B, 1, size, size]`` float, 1 inside each landmark set's convex hull."""
+    from fape.data.audit import face_masks
+
+    lm = np.asarray(torch.as_tensor(landmarks).float().cpu())
+    return torch.from_numpy(face_masks(lm, size, 0)).float()[:, None]
+
+
+@torch.inference_mode()
+def face_region_metrics(generated, target, target_landmarks) -> dict[str, np.ndarray]:
+    """Per image ``{"face_l1", "face_ssim"}`` ``[B]``: mean |x - y| and the mean of the SSIM map over
+    the pixels inside the target's landmark hull (``target_landmarks [B, 68, 2]`` pixels)."""
+    import kornia
+
+    x, y = _unit(generated), _unit(target)
+    if x.shape != y.shape:
+        raise ValueError(f"generated {tuple(x.shape)} and target {tuple(y.shape)} differ in shape")
+    m = face_region(target_landmarks, x.shape[-1])  # [B, 1, H, W]
+    area = (m.sum((1, 2, 3)) * x.shape[1]).clamp_min(1)  # an empty hull gives 0, not NaN
+    l1 = ((x - y).abs() * m).sum((1, 2, 3)) / area
+    ssim = (kornia.metrics.ssim(x, y, window_size=11, max_val=1.0) * m).sum((1, 2, 3)) / area
+    return {"face_l1": l1.double().numpy(), "face_ssim": ssim.double().numpy()}
+
+
 def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
     """Means (PSNR mean over finite values; ``psnr_identical`` counts the infinite ones)."""
     out = {}
@@ -50,4 +78,4 @@ def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
     return out
 
 
-__all__ = ["paired_metrics", "summarize"]
+__all__ = ["face_region", "face_region_metrics", "paired_metrics", "summarize"]
