@@ -72,3 +72,16 @@ def test_parse_overrides_forms():
     assert parse_overrides(["--a.b=1", "c=x", "--d", "2", "--e"]) == [("a.b", "1"), ("c", "x"), ("d", "2"), ("e", "true")]
     with pytest.raises(ConfigError):
         parse_overrides(["bare"])
+
+
+def test_auto_precision_is_bf16_only_where_native():
+    # bf16 autocast on a CPU without bf16 instructions is emulated: 0.11x the fp32 LightCNN step on
+    # an AVX2-only EPYC (benchmarks/clf_step.py), so "auto" must not pick it there
+    from fape.utils.loop import cpu_has_native_bf16, resolve_precision
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
+    assert not cpu_has_native_bf16(avx2)
+    assert cpu_has_native_bf16(avx2.replace("avx2", "avx2 avx512f avx512_bf16"))
+    assert cpu_has_native_bf16("Features\t: fp asimd bf16 i8mm\n")  # ARM
+    assert resolve_precision("no", cpu=True) == "no" and resolve_precision("bf16", cpu=True) == "bf16"
+    assert resolve_precision("auto", cpu=True) == ("bf16" if cpu_has_native_bf16() else "no")

@@ -58,7 +58,7 @@ class ClfTrainConfig:
     epochs: int = bounded(100, ge=1)
     max_steps: int = bounded(0, ge=0)  # stop after this many steps (0 = epochs decide)
     batch_size: int = bounded(128, ge=1)
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "no"  # auto: bf16 where native (utils.loop)
     channels_last: bool = False  # NHWC memory: 1.1-1.4x faster on this CPU (benchmarks/clf_step.py)
     label_smoothing: float = bounded(0.0, ge=0.0, lt=1.0)
     mixup: float = bounded(0.0, ge=0.0)  # Beta(a, a) parameter of mixup (Zhang et al. 2018); 0 = off

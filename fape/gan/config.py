@@ -83,7 +83,7 @@ class TrainConfig:
     max_steps: int = bounded(0, ge=0)  # stop after this many optimizer steps (0 = epochs decide)
     batch_size: int = bounded(16, ge=1)  # per process
     grad_accum: int = bounded(1, ge=1)  # split each per-process batch into this many micro-batches (less memory)
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "no"  # auto: bf16 where native (utils.loop)
     ema_decay: float = bounded(0.0, ge=0.0, lt=1.0)  # 0 = no EMA of G; e.g. 0.999
     seed: int = 0
     log_every: int = bounded(20, ge=1)  # steps

@@ -57,6 +57,33 @@ def force_cpu(requested: bool) -> bool:
     return requested or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bf16 natively (x86 ``avx512_bf16`` / ``amx_bf16``, ARM ``bf16``).
+    Without it, bf16 autocast emulates: a LightCNN training step ran at 0.11x the fp32 step on an
+    AVX2-only AMD EPYC (benchmarks/clf_step.py, docs/benchmarks.md)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_precision(requested: str, cpu: bool) -> str:
+    """``auto``: bf16 where it is native (a CUDA GPU with bf16, or a CPU with bf16 instructions),
+    else full precision; any other value is kept."""
+    if requested != "auto":
+        return requested
+    if not cpu and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
+
+
 def make_accelerator(tc, run_dir: Path, log_with):
     """An ``Accelerator`` for one training run (``tc``: the run's train config).
 
@@ -69,7 +96,8 @@ def make_accelerator(tc, run_dir: Path, log_with):
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(cpu=force_cpu(tc.cpu), mixed_precision=tc.mixed_precision, log_with=log_with,
+    cpu = force_cpu(tc.cpu)
+    return Accelerator(cpu=cpu, mixed_precision=resolve_precision(tc.mixed_precision, cpu), log_with=log_with,
                        project_dir=str(run_dir))
 
 
