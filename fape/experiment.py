@@ -366,13 +366,16 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def count_images(dataset: str) -> int:
+    """Images of a fape dataset folder (``dataset.json``); 0 for "" (no synthesized set)."""
+    return int(json.loads((Path(dataset) / "dataset.json").read_text())["num_images"]) if dataset else 0
+
+
 def _train_images(cfg) -> int:
     """Training images per epoch of a cell (real + synthesized): the pool starts the largest first."""
     from fape.data.splits import split_meta
 
-    synth = int(json.loads((Path(cfg.data.synthetic) / "dataset.json").read_text())["num_images"]) \
-        if cfg.data.synthetic else 0
-    return split_meta(cfg.data.split)["counts"]["train"] + synth
+    return split_meta(cfg.data.split)["counts"]["train"] + count_images(cfg.data.synthetic)
 
 
 def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1):

@@ -172,12 +172,6 @@ def report_md(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _count(path: str) -> int:
-    if not path:
-        return 0
-    return int(json.loads((Path(path) / "dataset.json").read_text())["num_images"])
-
-
 def quickstart_experiment(size: str, seed: int, out: Path):
     """The packaged experiment of ``size`` for one seed, on the quick start's own data and folder.
     Seed ``seed`` draws the split, the GAN, the synthesized sets and the classifiers."""
@@ -192,7 +186,7 @@ def quickstart_experiment(size: str, seed: int, out: Path):
 def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, workers: int | None = None) -> Path:
     from fape.data.preview import contact_sheet, mask_previews
     from fape.data.synth import synthesize
-    from fape.experiment import default_workers, run_experiment, synth_config
+    from fape.experiment import count_images, default_workers, run_experiment, synth_config
     from fape.utils.checkpoint import latest_checkpoint
 
     t0 = time.perf_counter()
@@ -233,7 +227,7 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, work
                    "tasks": list(exp.tasks), "classification": clf,
                    "runs": {k: str(r.relative_to(out)) for k, r in runs.items()},
                    "splits": splits["tasks"], "oracle_splits": splits["oracle"],
-                   "synthesized": {t: _count(p) for t, p in synth.items()},
+                   "synthesized": {t: count_images(p) for t, p in synth.items()},
                    "paper": exp.paper,
                    "gan_checkpoint": str(latest_checkpoint(gan_run)), "gan_grid": str(grid.relative_to(out)),
                    "metrics": json.loads((out / "metrics" / "metrics.json").read_text()),
