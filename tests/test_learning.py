@@ -35,7 +35,7 @@ def stripes(tmp_path_factory):
                           frames=3, poses=("front",), channels=1, draw=_stripes)
 
 
-def _fanet_test_accuracy(data, run):
+def _fanet_test_accuracy(data, run, norm: str = "none"):
     from fape.classifiers import train as clf_train
     from fape.classifiers.config import ClfConfig
     from fape.classifiers.evaluate import evaluate_run
@@ -44,7 +44,7 @@ def _fanet_test_accuracy(data, run):
     # (The paper's SGD 0.01 with momentum 0.9 diverges here, to NaN within 10 steps, at width 1 too.)
     cfg = load_config(ClfConfig, REPO / "configs/clf/fanet_f2ed.yaml", [
         f"--data.root={data}", "--data.split=subject", "--data.image_size=32", "--data.augment=none",
-        "--model.kwargs={width: 0.25}", "--optim.name=adam", "--optim.lr=0.003", "--optim.schedule=cosine",
+        f"--model.kwargs={{width: 0.25, norm: {norm}}}", "--optim.name=adam", "--optim.lr=0.003", "--optim.schedule=cosine",
         "--train.batch_size=16", "--train.epochs=4", "--train.log_every=100"])
     clf_train.train(cfg, run, progress=False)
     res = evaluate_run(run, "test")
@@ -58,8 +58,9 @@ def _well_above_chance(acc, n, chance=1 / ORIENTATIONS):
     return acc >= 0.8 and p < 1e-6
 
 
-def test_fanet_learns_stripe_orientations_on_unseen_subjects(stripes, tmp_path):
-    acc, n = _fanet_test_accuracy(stripes, tmp_path / "run")
+@pytest.mark.parametrize("norm", ["none", "batch"])  # the paper's LightCNN, and the Table 5 recipe's
+def test_fanet_learns_stripe_orientations_on_unseen_subjects(stripes, tmp_path, norm):
+    acc, n = _fanet_test_accuracy(stripes, tmp_path / "run", norm)
     print(f"Fa-Net test accuracy {acc:.3f} on {n} images of unseen subjects (chance {1 / ORIENTATIONS})")
     assert n >= 24 and _well_above_chance(acc, n), (acc, n)
 
