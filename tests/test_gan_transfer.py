@@ -120,3 +120,9 @@ def test_cli_synthesize_on_a_real_style_set_writes_provenance(real, train_rows, 
     assert np.allclose(idx.landmarks[k], want, atol=1e-4)
     assert idx.info.origin["landmark_method"] == METHOD
     assert METHOD in (out / "plan_report.md").read_text()
+
+
+def test_packaged_plan_resolves_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an experiment names its plan configs/plans/...: run from anywhere
+    plan = plans.parse_plan("configs/plans/jaffe_transfer.yaml")
+    assert plan.landmarks == "retarget" and [t.expression for t in plan.targets] == ["disgust", "fear"]

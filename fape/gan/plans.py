@@ -148,7 +148,9 @@ def parse_plan(spec: str, info: DatasetInfo | None = None) -> Plan:
                 extra = " or a class list (balance-expression:contempt,fear)" if base == "balance-expression" else ""
                 raise UserError(f"plan {spec!r}: unknown statistic {part!r} (use {base}:max or {base}:median{extra})")
         return Plan(name=spec, kind=base, stat=stat, classes=classes)
-    p = Path(spec)
+    from fape.config import preset_path
+
+    p = preset_path(spec)  # configs/plans/... names the packaged plan from any folder
     if p.suffix.lower() not in (".yaml", ".yml") and not p.is_file():
         raise UserError(f"unknown plan {spec!r}: use one of {', '.join(BUILTIN_PLANS)} or a PLAN.yaml file")
     if not p.is_file():
