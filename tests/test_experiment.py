@@ -191,7 +191,8 @@ def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
         if (syn / "manifest.csv").is_file():
             sm = read_index(syn).manifest
             made += len(sm)
-            for col in ("source_row", "donor_from_row", "landmarks_row"):
-                assert np.isin(sm[col].to_numpy(), parts["train"]).all(), (k, col)
+            donors = [int(r) for cell in sm["donor_pairs"] for pair in cell.split(";") for r in pair.split(">")]
+            for rows in (sm["source_row"].to_numpy(), sm["landmarks_row"].to_numpy(), donors):
+                assert np.isin(rows, parts["train"]).all(), k
             assert (sm["expression"] == "contempt").all() and (sm["landmark_method"] == "retarget-similarity").all()
     assert made > 0

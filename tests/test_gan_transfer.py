@@ -20,8 +20,8 @@ LABELS = ["anger", "contempt", "happy"]
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> Path:
-    # 4 subjects x 3 expressions x 2 frames, pose "F"; contempt only for s3 (its rare class)
-    return make_multipose(tmp_path_factory.mktemp("real") / "ckplus48", subjects=4, frames=2, poses=("F",),
+    # 5 subjects x 3 expressions x 2 frames, pose "F"; contempt only for s3 and s4 (its rare class)
+    return make_multipose(tmp_path_factory.mktemp("real") / "ckplus48", subjects=5, frames=2, poses=("F",),
                           label_names=LABELS, mouth_shift=1.5, skip={(0, 1), (1, 1), (2, 1)})
 
 
@@ -36,15 +36,18 @@ def test_balance_expression_classes_transfers_from_training_rows_only(real, trai
     m = index.manifest
     res = plans.resolve_plan(index, plans.parse_plan("balance-expression:contempt", index.info), train_rows, seed=0)
     assert res.report["landmark_method"] == METHOD
-    # counted on the training rows: anger 6, contempt 2, happy 6 -> contempt up to the median 6
+    # counted on the training rows: anger 8, contempt 4, happy 8 -> contempt up to the median 8
     assert [t.expression for t in res.targets] == ["contempt"] and len(res.jobs) == 4
     subj, expr = m["subject"].to_numpy(), m["expression"].to_numpy()
     for j in res.jobs:
         assert j.method == METHOD and j.expression == "contempt"
-        assert {j.source_row, j.donor_from_row, j.landmarks_row} <= set(train_rows.tolist())
+        assert len(j.donors) == 2  # 3 asked, 2 training subjects show contempt: one pair of each
+        assert sorted(subj[b] for _, b in j.donors) == ["s3", "s4"]
+        assert {j.source_row, j.landmarks_row, *[r for d in j.donors for r in d]} <= set(train_rows.tolist())
         assert expr[j.source_row] != "contempt" and expr[j.landmarks_row] == "contempt"
-        assert expr[j.donor_from_row] == expr[j.source_row]  # the donor's change starts where the source is
-        assert subj[j.donor_from_row] == subj[j.landmarks_row]  # a donor pair is one subject
+        for a, b in j.donors:
+            assert expr[a] == expr[j.source_row]  # the donor's change starts where the source is
+            assert expr[b] == "contempt" and subj[a] == subj[b]  # a donor pair is one subject
     # the subjects that never showed contempt get it (emptiest cells first); s2 is never touched
     assert sorted(subj[j.source_row] for j in res.jobs) == ["s0", "s0", "s1", "s1"]
 
@@ -52,9 +55,20 @@ def test_balance_expression_classes_transfers_from_training_rows_only(real, trai
 def test_no_donor_pair_in_the_allowed_rows_leaves_the_target_unmet(real):
     index = read_index(real)
     m = index.manifest
-    rows = np.flatnonzero(m["subject"].to_numpy() != "s3")  # the only subject with contempt is tested
+    rows = np.flatnonzero(~np.isin(m["subject"].to_numpy(), ["s3", "s4"]))  # the subjects with contempt are tested
     res = plans.resolve_plan(index, plans.parse_plan("balance-expression:max:contempt,happy"), rows, seed=0)
     assert not res.jobs and res.report["unmet"] == 6 and "donor pair" in res.report["targets"][0]["reason"]
+
+
+def test_donors_key_of_a_yaml_plan(real, train_rows, tmp_path):
+    index = read_index(real)
+    p = tmp_path / "plan.yaml"
+    p.write_text("donors: 1\ntargets:\n  - {expression: contempt, count: 8}\n")
+    res = plans.resolve_plan(index, plans.parse_plan(str(p), index.info), train_rows, seed=0)
+    assert len(res.jobs) == 4 and all(len(j.donors) == 1 for j in res.jobs)
+    p.write_text("donors: 0\ntargets:\n  - {expression: contempt, count: 8}\n")
+    with pytest.raises(UserError, match="donors must be a positive integer"):
+        plans.parse_plan(str(p))
 
 
 def test_landmarks_mode_of_a_yaml_plan(real, tmp_path):
@@ -106,17 +120,19 @@ def test_cli_synthesize_on_a_real_style_set_writes_provenance(real, train_rows, 
     src = read_index(real)
     idx = read_index(out)
     m, sm = idx.manifest, src.manifest
-    # balance-expression (median of 6, 2, 6) adds 4 contempt faces
+    # balance-expression (median of 8, 4, 8) adds 4 contempt faces
     assert len(m) == 4 and (m["expression"] == "contempt").all() and (m["label"] == 1).all()
     assert (m["landmark_method"] == METHOD).all() and (m["generator"] == str(run)).all()
-    for col in ("source_row", "donor_from_row", "landmarks_row"):
+    pairs = [np.array([p.split(">") for p in cell.split(";")], np.int64) for cell in m["donor_pairs"]]  # [K, 2] each
+    for col in ("source_row", "landmarks_row"):
         assert np.isin(m[col].to_numpy(), train_rows).all(), col
+    assert all(np.isin(p, train_rows).all() and len(p) == 2 for p in pairs)
     assert (m["source_expression"] != "contempt").all()
     assert (m["subject"].to_numpy() == sm["subject"].to_numpy()[m["source_row"]]).all()
-    assert (m["donor_from_path"].to_numpy() == sm["path"].to_numpy()[m["donor_from_row"]]).all()
+    paths = [[q.split(">") for q in cell.split(";")] for cell in m["donor_paths"]]
+    assert all((sm["path"].to_numpy()[p] == np.array(q)).all() for p, q in zip(pairs, paths))
     k = 0  # the target landmarks fed to G are the retargeted ones (dataset and G both 32 px)
-    want = retarget(src.landmarks[m["source_row"].iat[k]], src.landmarks[m["donor_from_row"].iat[k]],
-                    src.landmarks[m["landmarks_row"].iat[k]])
+    want = retarget(src.landmarks[m["source_row"].iat[k]], src.landmarks[pairs[k][:, 0]], src.landmarks[pairs[k][:, 1]])
     assert np.allclose(idx.landmarks[k], want, atol=1e-4)
     assert idx.info.origin["landmark_method"] == METHOD
     assert METHOD in (out / "plan_report.md").read_text()

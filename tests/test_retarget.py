@@ -67,3 +67,16 @@ def test_missing_or_degenerate_landmarks_are_named():
         retarget(a, bad, b)
     with pytest.raises(DatasetError, match="degenerate"):
         retarget(a, np.zeros((68, 2)), b, stabilise=False)
+
+
+def test_k_donors_move_the_source_by_their_mean_change():
+    a, b = _faces()
+    c = a.copy()
+    c[48:68, 1] += 1.0  # a second donor whose b only moves the mouth by 1 px
+    donors_from = np.stack([_similar(a), a])  # [2, 68, 2]
+    donors_to = np.stack([_similar(b), c])
+    want = a + ((b - a) + (c - a)) / 2
+    assert np.allclose(retarget(a, donors_from, donors_to), want, atol=1e-4)
+    assert np.allclose(retarget(a, donors_from[:1], donors_to[:1]), b, atol=1e-4)  # K = 1 is one pair
+    with pytest.raises(ValueError, match="K, 68, 2"):
+        retarget(a, donors_from, donors_to[:1])

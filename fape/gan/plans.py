@@ -56,7 +56,8 @@ On a set with subject ids and one pose (CK+48, JAFFE imported by ``fape data imp
 *changes the expression*: a job of cell ``(b, pose, s)`` takes a source row of subject s in
 another expression a and the landmarks ``retarget(source, D_a, D_b)`` of a donor pair, two rows
 of one subject in a and b (``fape.gan.transfer``, ``fape.data.retarget``; landmark method
-``retarget-similarity``). The output row has expression b and the source's subject. Sources and
+``retarget-similarity``; the mean change of ``donors: K`` pairs of different subjects, default
+3, a YAML plan's key). The output row has expression b and the source's subject. Sources and
 donors are allowed rows (``--rows``) only. Subjects that never showed b get it too (the cells
 with fewest images first). ``landmarks: auto`` (the default, and the only choice of built-in
 plans) picks ``retarget`` when every source row has a subject, there is one pose and some
@@ -84,6 +85,7 @@ BUILTIN_PLANS = ("balance-pose", "balance-expression", "balance-identity")
 _DEFAULT_STAT = {"balance-pose": "max", "balance-expression": "median", "balance-identity": "median"}
 ALIGN = "align-centroid-scale"
 LANDMARK_MODES = ("auto", "align", "retarget")
+DONORS = 3  # donor pairs per expression-transfer job (fape.data.retarget: the mean of 3 is less noisy)
 
 
 # ---------------------------------------------------------------- alignment
@@ -129,6 +131,7 @@ class Plan:
     text_sha256: str = ""  # YAML file content hash (part of the resume fingerprint)
     classes: list[str] = field(default_factory=list)  # balance-expression:A,B: top up only these
     landmarks: str = "auto"  # "auto" | "align" | "retarget" (module docstring)
+    donors: int = DONORS  # donor pairs per expression-transfer job
 
 
 def parse_plan(spec: str, info: DatasetInfo | None = None) -> Plan:
@@ -157,7 +160,7 @@ def parse_plan(spec: str, info: DatasetInfo | None = None) -> Plan:
         raise UserError(f"plan file not found: {p}")
     text = p.read_text()
     return Plan(name=str(p), kind="yaml", targets=parse_targets(text, where=str(p), info=info),
-                text_sha256=hashlib.sha256(text.encode()).hexdigest(), landmarks=_landmarks_key(text, str(p)))
+                text_sha256=hashlib.sha256(text.encode()).hexdigest(), **_transfer_keys(text, str(p)))
 
 
 def _check_expressions(names: list[str], info: DatasetInfo | None, where: str) -> None:
@@ -167,13 +170,17 @@ def _check_expressions(names: list[str], info: DatasetInfo | None, where: str) -
             raise UserError(f"{where}: unknown expression(s) {bad} (the dataset has {info.label_names[:12]})")
 
 
-def _landmarks_key(text: str, where: str) -> str:
+def _transfer_keys(text: str, where: str) -> dict:
+    """A YAML plan's ``landmarks`` and ``donors`` (module docstring)."""
     import yaml
 
-    mode = str((yaml.safe_load(text) or {}).get("landmarks", "auto"))
+    raw = yaml.safe_load(text) or {}
+    mode, k = str(raw.get("landmarks", "auto")), raw.get("donors", DONORS)
     if mode not in LANDMARK_MODES:
         raise UserError(f"{where}: landmarks must be one of {', '.join(LANDMARK_MODES)}, got {mode!r}")
-    return mode
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserError(f"{where}: donors must be a positive integer, got {k!r}")
+    return {"landmarks": mode, "donors": k}
 
 
 def parse_targets(text: str, where: str = "plan", info: DatasetInfo | None = None) -> list[Target]:
@@ -185,9 +192,10 @@ def parse_targets(text: str, where: str = "plan", info: DatasetInfo | None = Non
         raise UserError(f"{where} is not valid YAML: {e}") from None
     if not isinstance(raw, dict) or "targets" not in raw:
         raise UserError(f"{where}: expected a mapping with a 'targets' list")
-    unknown = sorted(set(raw) - {"targets", "name", "description", "landmarks"})
+    unknown = sorted(set(raw) - {"targets", "name", "description", "landmarks", "donors"})
     if unknown:
-        raise UserError(f"{where}: unknown top-level key(s) {unknown} (allowed: targets, name, description, landmarks)")
+        raise UserError(f"{where}: unknown top-level key(s) {unknown} "
+                        f"(allowed: targets, name, description, landmarks, donors)")
     items = raw["targets"]
     if not isinstance(items, list) or not items:
         raise UserError(f"{where}: 'targets' must be a non-empty list")
@@ -262,8 +270,8 @@ def waterfill(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
 class Job:
     source_row: int
     pose: str
-    landmarks_row: int  # the row whose landmarks give the target (align: that pose; retarget: donor in b)
-    donor_from_row: int = -1  # retarget: the donor's row in the source's expression a
+    landmarks_row: int  # the row whose landmarks give the target (align: that pose; retarget: 1st donor in b)
+    donors: list[tuple[int, int]] = field(default_factory=list)  # retarget: (row in a, row in b) pairs
     expression: str | None = None  # the output's expression (None: the source's)
     method: str = ALIGN  # landmark method: ALIGN or RETARGET
 
@@ -357,7 +365,7 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
                 cursor[key] = 0
             perm = perms[key]
             rows_k = [int(perm[(cursor[key] + j) % len(perm)]) for j in range(int(k))]
-            jobs += (_retarget_jobs(pool, rows_k, e, p, rng) if method == RETARGET
+            jobs += (_retarget_jobs(pool, rows_k, e, p, plan.donors, rng) if method == RETARGET
                      else _align_jobs(lm_pose_expr.get((p, e)), lm_pose[p], rows_k, p, rng))
             cursor[key] += int(k)
             planned[key] = planned.get(key, 0) + int(k)
@@ -389,13 +397,13 @@ def _align_jobs(same_expr: np.ndarray | None, any_expr: np.ndarray, sources: lis
     return [Job(source_row=r, pose=pose, landmarks_row=int(pool[j])) for r, j in zip(sources, pick)]
 
 
-def _retarget_jobs(pool: TransferPool, sources: list[int], expression: str, pose: str,
+def _retarget_jobs(pool: TransferPool, sources: list[int], expression: str, pose: str, k: int,
                    rng: np.random.Generator) -> list[Job]:
-    """Expression-transfer jobs: each source (expression a) with a random donor pair (a, ``expression``)."""
+    """Expression-transfer jobs: each source (expression a) with ``k`` random donor pairs (a, ``expression``)."""
     jobs = []
     for r in sources:
-        ra, rb = pool.donor(pose, pool.expr[r], expression, rng)
-        jobs.append(Job(source_row=r, pose=pose, landmarks_row=rb, donor_from_row=ra, expression=expression,
+        pairs = pool.donors(pose, pool.expr[r], expression, k, rng)
+        jobs.append(Job(source_row=r, pose=pose, landmarks_row=pairs[0][1], donors=pairs, expression=expression,
                         method=RETARGET))
     return jobs
 

@@ -8,9 +8,9 @@ Output
 A fape dataset (source label/pose names, the generator's image size and channels) with
 provenance columns per image: ``source_path, source_row, source_expression`` (the face G
 redrew), ``landmarks_source, landmarks_row`` (the row whose landmarks give the target: a row in
-the target pose, or the donor's row in the target expression), ``donor_from_path,
-donor_from_row`` (expression transfer: the donor's row in the source's expression; "" / -1
-otherwise), ``landmark_method`` (``align-centroid-scale`` or ``retarget-similarity``,
+the target pose, or the first donor's row in the target expression), ``donor_pairs,
+donor_paths`` (expression transfer: every donor pair, ``A>B`` rows / paths in the source's and
+the target expression, ``;``-separated; "" otherwise), ``landmark_method`` (``align-centroid-scale`` or ``retarget-similarity``,
 ``fape.gan.plans``), ``generator`` (the run folder), ``checkpoint_sha256, seed, synthetic``.
 ``expression`` / ``label`` are the output's (the target's under expression transfer).
 ``landmarks.npy`` holds the target landmarks fed to G. ``plan_report.json`` / ``plan_report.md``
@@ -76,11 +76,13 @@ def job_table(index: FaceIndex, jobs: list[Job], src_lm: np.ndarray, generator: 
     m = index.manifest
     lm = np.empty((len(jobs), 68, 2), np.float32)
     for j, job in enumerate(jobs):
-        lm[j] = (retarget(src_lm[job.source_row], src_lm[job.donor_from_row], src_lm[job.landmarks_row])
-                 if job.donor_from_row >= 0 else align_landmarks(src_lm[job.landmarks_row], src_lm[job.source_row]))
+        if job.donors:
+            pairs = np.asarray(job.donors, np.int64)  # [K, 2] rows (in a, in b)
+            lm[j] = retarget(src_lm[job.source_row], src_lm[pairs[:, 0]], src_lm[pairs[:, 1]])
+        else:
+            lm[j] = align_landmarks(src_lm[job.landmarks_row], src_lm[job.source_row])
     s = np.array([j.source_row for j in jobs], np.int64)
     lr = np.array([j.landmarks_row for j in jobs], np.int64)
-    df = np.array([j.donor_from_row for j in jobs], np.int64)
     src_expr = m["expression"].to_numpy()[s] if len(s) else np.zeros(0, object)
     expr = np.array([j.expression or e for j, e in zip(jobs, src_expr)], dtype=object)
     lut = {n: i for i, n in enumerate(index.info.label_names)}
@@ -99,8 +101,8 @@ def job_table(index: FaceIndex, jobs: list[Job], src_lm: np.ndarray, generator: 
         "source_expression": src_expr,
         "landmarks_source": paths[lr] if len(lr) else [],
         "landmarks_row": lr,
-        "donor_from_path": np.where(df >= 0, paths[np.maximum(df, 0)], "") if len(df) else [],
-        "donor_from_row": df,
+        "donor_pairs": [";".join(f"{a}>{b}" for a, b in j.donors) for j in jobs],
+        "donor_paths": [";".join(f"{paths[a]}>{paths[b]}" for a, b in j.donors) for j in jobs],
         "landmark_method": [j.method for j in jobs],
         "generator": str(generator),
     })

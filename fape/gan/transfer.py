@@ -7,9 +7,10 @@ subject in one pose, in expressions a and b. Every source and donor is a row of 
 training rows of the run) with landmarks; nothing else is read.
 
 A cell is feasible when s has a row of some expression a != b for which a donor pair (a, b)
-exists. Sources of a cell are all such rows; a job's donor pair is drawn uniformly among the
-pairs (a, b) of every subject, s included (s's own pair, when it shows b, gives s's own b
-shape; others give variety).
+exists. Sources of a cell are all such rows; a job's K donor pairs (``donors: K`` of a plan,
+default 3; the source moves by their mean change) come from K different subjects drawn
+uniformly among those with a and b, s included (s's own pair, when it shows b, gives s's own b
+shape), and one random pair of each; with fewer subjects, every one of them.
 """
 from __future__ import annotations
 
@@ -40,11 +41,15 @@ class TransferPool:
 
     def pairs(self, pose: str, a: str, b: str) -> np.ndarray:
         """Donor pairs ``[P, 2]`` (row in a, row in b) of every subject in ``pose``."""
+        return np.concatenate(self.pairs_by_subject(pose, a, b) or [np.zeros((0, 2), np.int64)])
+
+    def pairs_by_subject(self, pose: str, a: str, b: str) -> list[np.ndarray]:
+        """Donor pairs ``[P_s, 2]`` of each subject with a and b in ``pose``."""
         key = (pose, a, b)
         if key not in self._pairs:
-            out = [np.stack(np.meshgrid(self.cells[(s, p, a)], self.cells[(s, p, b)], indexing="ij"), -1).reshape(-1, 2)
-                   for (s, p), exprs in self.by_subject.items() if p == pose and a in exprs and b in exprs]
-            self._pairs[key] = np.concatenate(out) if out else np.zeros((0, 2), np.int64)
+            self._pairs[key] = [
+                np.stack(np.meshgrid(self.cells[(s, p, a)], self.cells[(s, p, b)], indexing="ij"), -1).reshape(-1, 2)
+                for (s, p), exprs in self.by_subject.items() if p == pose and a in exprs and b in exprs]
         return self._pairs[key]
 
     def sources(self, expression: str, pose: str, subject: str) -> np.ndarray:
@@ -53,11 +58,11 @@ class TransferPool:
         out = [self.cells[(subject, pose, a)] for a in exprs if a != expression and len(self.pairs(pose, a, expression))]
         return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
 
-    def donor(self, pose: str, a: str, b: str, rng: np.random.Generator) -> tuple[int, int]:
-        """A donor pair (row in a, row in b), drawn uniformly."""
-        pairs = self.pairs(pose, a, b)
-        ra, rb = pairs[int(rng.integers(0, len(pairs)))]
-        return int(ra), int(rb)
+    def donors(self, pose: str, a: str, b: str, k: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """``k`` donor pairs (row in a, row in b) of different subjects (module docstring)."""
+        groups = self.pairs_by_subject(pose, a, b)
+        pick = rng.choice(len(groups), min(k, len(groups)), replace=False)
+        return [tuple(int(x) for x in groups[g][int(rng.integers(0, len(groups[g])))]) for g in pick]
 
 
 def require_pairs(pool: TransferPool, root) -> None:
