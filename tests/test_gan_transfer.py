@@ -142,3 +142,17 @@ def test_packaged_plan_resolves_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an experiment names its plan configs/plans/...: run from anywhere
     plan = plans.parse_plan("configs/plans/jaffe_transfer.yaml")
     assert plan.landmarks == "retarget" and [t.expression for t in plan.targets] == ["disgust", "fear"]
+
+
+def test_sources_prefer_expressions_with_enough_donor_subjects():
+    import pandas as pd
+
+    from fape.gan.transfer import TransferPool
+
+    # s0 shows anger and happy; anger -> contempt has donors s1 and s2, happy -> contempt only s1
+    cells = {"s0": ["anger", "happy"], "s1": ["anger", "happy", "contempt"], "s2": ["anger", "contempt"]}
+    m = pd.DataFrame([dict(subject=s, expression=e, pose="F") for s, es in cells.items() for e in es])
+    pool = TransferPool(m, np.arange(len(m)))
+    assert m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=2)].tolist() == ["anger"]
+    assert sorted(m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=1)]) == ["anger", "happy"]
+    assert sorted(m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=3)]) == ["anger", "happy"]  # none has 3

@@ -356,7 +356,7 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
             key = (e, p, s)
             if key not in perms:
                 if method == RETARGET:
-                    cand = pool.sources(e, p, s)
+                    cand = pool.sources(e, p, s, plan.donors)
                 else:
                     cand = by_es[(e, s)]
                     other = cand[pose_of[cand] != p]
