@@ -13,6 +13,8 @@ donors, then over (s, a, b):
   source's;
 * ``unchanged``: the source's own a landmarks (no expression change).
 
+* ``retarget-3``: the mean change of 3 donors (``donors: 3``, the plans' default), 10 random
+  draws of 3 per case (cases with at least 3 donors);
 * ``retarget-mean``: the source moved by the mean of every donor's retargeted change (one
   prediction per case: how much of the single-donor error is the donors' detection noise).
 
@@ -63,6 +65,7 @@ def measure(root: str) -> dict[str, dict[str, float]]:
     for (s, e), r in first.items():
         by_subject.setdefault(s, {})[e] = r
     errs: dict[str, dict[str, list[float]]] = {}
+    rng = np.random.default_rng(0)
     for s, rows in by_subject.items():
         for a in rows:
             for b in rows:
@@ -74,12 +77,17 @@ def measure(root: str) -> dict[str, dict[str, float]]:
                 if not donors:
                     continue
                 moved = [retarget(src, lm[da], lm[db]) for da, db in donors]
+                d = np.asarray(donors)  # [D, 2] rows
+                threes = [rng.choice(len(d), 3, replace=False) for _ in range(10)] if len(d) >= 3 else []
                 pred = {"retarget": moved,
+                        "retarget-3": [retarget(src, lm[d[t, 0]], lm[d[t, 1]]) for t in threes],
                         "retarget-unstabilised": [retarget(src, lm[da], lm[db], stabilise=False) for da, db in donors],
                         "align": [align_landmarks(lm[db], src) for _, db in donors],
                         "retarget-mean": [np.mean(moved, 0)],
                         "unchanged": [src]}
                 for method, p in pred.items():
+                    if not p:
+                        continue
                     e = float(np.mean([_error(x, truth, src) for x in p]))
                     for key in ("all", b):
                         errs.setdefault(method, {}).setdefault(key, []).append(e)

@@ -26,7 +26,7 @@ With K donor pairs (``[K, 68, 2]`` donors) (1)-(3) run per pair and the source m
 of the K changes. Each change carries the detection noise of two photos; on real landmarks the
 mean of 3 predicts a subject's own other expression better than one
 (``tools/retarget_check.py``, docs/results.md: error 0.052 -> 0.042 of the eye distance on
-CK+48, 0.057 -> 0.047 on JAFFE).
+CK+48, 0.057 -> 0.046 on JAFFE).
 
 Known answers (tested): with the donor's a-image equal to the source (a subject's own a -> b),
 (1) is the identity and the output is D_b' (= D_b without (2), or when the two images' rigid
