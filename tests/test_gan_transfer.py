@@ -136,6 +136,13 @@ def test_cli_synthesize_on_a_real_style_set_writes_provenance(real, train_rows, 
     assert np.allclose(idx.landmarks[k], want, atol=1e-4)
     assert idx.info.origin["landmark_method"] == METHOD
     assert METHOD in (out / "plan_report.md").read_text()
+    # the sheet a reader checks the drawn expression on: a header row and one row per image
+    assert main(["data", "show", str(out), "--sources", "-n", "3"]) == 0
+    from PIL import Image
+
+    with Image.open(out / "previews" / "sources.png") as im:
+        assert im.size == (4 * 96 + 3 * 2, 4 * (96 + 2))
+    assert main(["data", "show", str(real), "--sources"]) == 2  # not a synthesized set: one clear line
 
 
 def test_packaged_plan_resolves_from_any_folder(tmp_path, monkeypatch):
