@@ -421,6 +421,8 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
                 cmp["differences"].update(compare({b: groups[b], ref: groups[ref]}, "test", exp.n_boot)["differences"])
         if exp.per_class:
             cmp["per_class"] = {name: _per_class(runs) for name, runs in groups.items()}
+            if ref in groups:
+                cmp["per_class_differences"] = per_class_differences(groups, ref, exp.n_boot)
         first = next(iter(groups.values()))[0]
         cmp["chance"] = json.loads((Path(first) / "eval" / "test" / "results.json").read_text())["chance"]
         results["tasks"][task] = cmp
@@ -510,6 +512,31 @@ def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1):
             yield label, futures[i].result()
 
 
+def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int) -> dict[str, dict[str, dict]]:
+    """Per class, the recall difference of every setting from ``ref`` with its interval
+    (``hierarchical_bootstrap`` on the paired test images of that class: seeds, then images):
+    ``{"B - REF": {class: result}}``. Classes a seed does not test are left out."""
+    from fape.classifiers.evaluate import _correct, _paired_seeds, hierarchical_bootstrap
+
+    names = list(json.loads((Path(groups[ref][0]) / "eval" / "test" / "results.json").read_text())["per_class"])
+    frames = {name: [_correct(Path(r), "test") for r in runs] for name, runs in groups.items()}
+    out = {}
+    for b in groups:
+        if b == ref:
+            continue
+        per_seed, rows = _paired_seeds([frames[b], frames[ref]], [b, ref])
+        labels = [frames[ref][k].loc[r, "label"].to_numpy() for k, r in enumerate(rows)]  # [N_k] each
+        diffs = {}
+        for c, name in enumerate(names):
+            sel = [lab == c for lab in labels]
+            if all(m.any() for m in sel):
+                diffs[name] = hierarchical_bootstrap([x[0][m] for x, m in zip(per_seed, sel)],
+                                                     [x[1][m] for x, m in zip(per_seed, sel)], n_boot=n_boot,
+                                                     images=[r[m] for r, m in zip(rows, sel)])
+        out[f"{b} - {ref}"] = diffs
+    return out
+
+
 def _per_class(runs: list[str]) -> dict[str, float]:
     """Per-class accuracy (recall), mean over seeds."""
     recs = [json.loads((Path(r) / "eval" / "test" / "results.json").read_text())["per_class"] for r in runs]
@@ -558,6 +585,12 @@ def report_md(exp: ExperimentConfig, res: dict) -> str:
             lines += ["", f"Per-class accuracy (%), {Path(t).stem}, mean over seeds:", "",
                       "| setting | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
             lines += [f"| {s} | " + " | ".join(f"{100 * v[c]:.1f}" for c in classes) + " |" for s, v in pc.items()]
+            for name, d in res["tasks"][t].get("per_class_differences", {}).items():
+                lines += ["", f"Per-class recall difference {name} (points, 95% interval: seeds, then the "
+                          f"class's test images), {Path(t).stem}:", "",
+                          "| class | difference | 95% CI | test images per seed |", "|---|---|---|---|"]
+                lines += [f"| {c} | {100 * x['diff']:+.1f} | [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}] | "
+                          f"{', '.join(map(str, x['n_images_per_seed']))} |" for c, x in d.items()]
     lines += ["", f"Wall time of this invocation: {res['seconds']:.0f} s (finished cells are reused)."]
     return "\n".join(lines) + "\n"
 

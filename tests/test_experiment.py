@@ -173,6 +173,15 @@ def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
     t = res["tasks"]["jaffe-loso"]
     assert set(t["settings"]) == {"Fa-Net", "FaPE-GAN + Fa-Net"}
     assert set(t["per_class"]["Fa-Net"]) == {"anger", "contempt", "happy"}
+    # per-class recall differences with intervals: the contempt target is read from these
+    pcd = t["per_class_differences"]["FaPE-GAN + Fa-Net - Fa-Net"]
+    assert set(pcd) == {"anger", "contempt", "happy"}
+    for c, d in pcd.items():
+        assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+        recall = {n: t["per_class"][n][c] for n in t["settings"]}
+        assert d["diff"] == pytest.approx(recall["FaPE-GAN + Fa-Net"] - recall["Fa-Net"])
+        assert d["n_images_per_seed"] == [int((read_index(data).manifest["expression"] == c).sum())]
+    assert "Per-class recall difference FaPE-GAN + Fa-Net - Fa-Net" in (tmp_path / "out/report.md").read_text()
     m = read_index(data).manifest
     subj = m["subject"].to_numpy()
     for name in t["settings"]:
