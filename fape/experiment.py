@@ -44,6 +44,7 @@ from typing import Literal
 
 import numpy as np
 
+from fape.errors import ConfigError
 from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
 
 PLANS = ("balance-pose", "balance-expression", "balance-identity")
@@ -168,8 +169,6 @@ def gan_units(exp: ExperimentConfig, data: Path, split_files: dict[str, str]) ->
         return {k: train_rows(split_files[t], f) for k, (t, f) in task_units(split_files).items()}
     rows = untested_rows(data, split_files)
     if not len(rows):
-        from fape.errors import ConfigError
-
         raise ConfigError(f"experiment {exp.name!r}: no row is trained on by every task and fold, so a shared "
                           f"GAN has nothing to train on (k-fold tasks test every row): set gan.per_task: true")
     return {"": rows}

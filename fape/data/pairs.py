@@ -123,7 +123,8 @@ class PairSampler:
         kind = np.minimum(kind, len(KIND_NAMES) - 1)
         pick = self.ptr[src] + (rng.random(len(src)) * np.maximum(self.num_partners()[src], 1)).astype(np.int64)
         tgt = np.where(kind == POSE, self.idx[np.minimum(pick, len(self.idx) - 1)] if len(self.idx) else src, src)
-        tgt = np.where(kind == EXPRESSION, self._expression_targets(src, rng.random(len(src))), tgt)
+        u, expr = rng.random(len(src)), kind == EXPRESSION
+        tgt[expr] = self._expression_targets(src[expr], u[expr])  # the Python loop only over expression pairs
         return {"src": src, "tgt": tgt, "flip": kind == MIRROR, "kind": kind}
 
     def _expression_targets(self, src: np.ndarray, u: np.ndarray) -> np.ndarray:
