@@ -10,17 +10,26 @@ that resamples seeds, then test images), per-class accuracy when asked, and, wit
 setting, the headroom (oracle - without) and the share of it that synthesis recovers.
 
 A seed redraws everything random (``redraw: all``, the default): the split (seed ``split_seed +
-seed``), the GAN (trained on the rows that every task of that split trains on, with that seed),
-the synthesized sets and the classifier. ``redraw: classifier`` keeps one split, GAN and
+seed``), the GAN (trained on the rows that every task of that split trains on, with that seed;
+with ``gan.per_task: true`` one GAN per task, and per fold of a k-fold task, on that unit's
+training rows only), the synthesized sets and the classifier. ``redraw: classifier`` keeps one split, GAN and
 synthesized set (``split_seed``) for every seed. The dataset and each setting's pre-training run
 are shared. An ``oracle: true`` setting trains on the task's oracle split (the rare cells held
 back from the other settings, ``fape.data.splits``); tasks without rare cells skip it. Model
 selection is on each split's validation part only.
 
+k-fold protocols (``ckplus-10fold``, ``jaffe-loso``) are tasks too: each fold is a unit with
+its own synthesized set and classifier cell (``clf/TASK/SETTING/sSEED/foldK``); every row is
+tested in some fold, so no row is untested by every unit and such a task needs
+``gan.per_task: true`` (each fold's GAN sees only that fold's training subjects). A seed's
+result of a k-fold task pools the test predictions of its folds (each image tested once) into
+``clf/TASK/SETTING/sSEED/eval/test``: accuracy and per-class recall are pooled, and the
+interval resamples seeds, then test images of every fold.
+
 Layout of ``OUT`` (default ``runs/experiments/NAME``)::
 
-    config.yaml  seeds/sSEED/{splits.json, gan/, synth/TASK/}  pretrain/SETTING/
-    clf/TASK/SETTING/sSEED/  report.md  results.json
+    config.yaml  seeds/sSEED/{splits.json, gan/[UNIT/], synth/UNIT/}  pretrain/SETTING/
+    clf/TASK/SETTING/sSEED/[foldK/]  report.md  results.json
 
 ``--workers N`` trains N classifier cells of a seed at once (spawned processes, the largest cells
 first; :func:`train_cells`). ``fape quickstart`` is this loop on a packaged experiment, one seed.
@@ -35,6 +44,7 @@ from typing import Literal
 
 import numpy as np
 
+from fape.errors import ConfigError
 from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
 
 PLANS = ("balance-pose", "balance-expression", "balance-identity")
@@ -53,6 +63,9 @@ class ExpGAN:
     run: str = ""  # an existing FaPE-GAN run: used as is
     config: str = ""  # otherwise one is trained into OUT/gan from this config and overrides
     overrides: list[str] = field(default_factory=list)
+    # one GAN per task (per fold of a k-fold task), trained on that unit's training rows only;
+    # false: one GAN per seed on the rows every task trains on
+    per_task: bool = False
 
 
 @dataclass
@@ -111,18 +124,54 @@ def make_splits(data: Path, tasks: list[str], seed: int, options: dict | None = 
     return files
 
 
-def untested_rows(data: Path, split_files: dict[str, str]) -> np.ndarray:
-    """Rows that every task's classifier trains on: what a GAN may train on. It sees no tested,
-    validation or held-back (oracle-only) row of any task, nor another view of a tested sequence."""
+def task_folds(split_file: str) -> list[int | None]:
+    """``[0, ..., K-1]`` for a k-fold split file, ``[None]`` otherwise."""
+    from fape.data.splits import split_meta
+
+    k = split_meta(split_file).get("num_folds")
+    return list(range(int(k))) if k else [None]
+
+
+def unit_key(task: str, fold: int | None) -> str:
+    """A task's unit: the task, or one fold of a k-fold task (``TASK@foldK``)."""
+    return task if fold is None else f"{task}@fold{fold}"
+
+
+def task_units(split_files: dict[str, str]) -> dict[str, tuple[str, int | None]]:
+    """``{unit key: (task, fold)}`` in table order."""
+    return {unit_key(t, f): (t, f) for t, path in split_files.items() for f in task_folds(path)}
+
+
+def train_rows(split_file: str, fold: int | None) -> np.ndarray:
     from fape.data import splits
+
+    return splits.load_split(split_file, fold=fold)["train"]
+
+
+def untested_rows(data: Path, split_files: dict[str, str]) -> np.ndarray:
+    """Rows that every task's classifier (every fold's) trains on: what a shared GAN may train
+    on. It sees no tested, validation or held-back (oracle-only) row of any task, nor another
+    view of a tested sequence."""
     from fape.data.format import read_index
 
     keep = np.ones(len(read_index(data)), bool)
-    for path in split_files.values():
+    for task, fold in task_units(split_files).values():
         train = np.zeros_like(keep)
-        train[splits.load_split(path)["train"]] = True
+        train[train_rows(split_files[task], fold)] = True
         keep &= train
     return np.flatnonzero(keep)
+
+
+def gan_units(exp: ExperimentConfig, data: Path, split_files: dict[str, str]) -> dict[str, np.ndarray]:
+    """The rows each GAN of a seed trains on: ``{"": untested rows}`` for one shared GAN, or
+    ``{unit key: that unit's training rows}`` with ``gan.per_task``."""
+    if exp.gan.per_task:
+        return {k: train_rows(split_files[t], f) for k, (t, f) in task_units(split_files).items()}
+    rows = untested_rows(data, split_files)
+    if not len(rows):
+        raise ConfigError(f"experiment {exp.name!r}: no row is trained on by every task and fold, so a shared "
+                          f"GAN has nothing to train on (k-fold tasks test every row): set gan.per_task: true")
+    return {"": rows}
 
 
 def per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5) -> Path:
@@ -138,26 +187,34 @@ def per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5)
     return path
 
 
-def synthesize_tasks(gan_run: Path, data: Path, split_files: dict[str, str], plans: dict, out: Path,
+def unit_dir(key: str) -> str:
+    """A unit's folder name: the task's stem, ``/foldK`` for a fold."""
+    task, _, fold = key.partition("@")
+    return Path(task).stem + (f"/{fold}" if fold else "")
+
+
+def synthesize_tasks(gan_run: Path | dict[str, Path], data: Path, split_files: dict[str, str], plans: dict, out: Path,
                      seed: int, gate: str = "") -> dict[str, str]:
-    """One synthesized set per task from its training rows: ``out/TASK``; ``{task: folder or ""}``
-    ("" when the plan needs no image)."""
-    from fape.data import splits
+    """One synthesized set per unit (task, or fold of a k-fold task) from its training rows:
+    ``out/TASK[/foldK]``; ``{unit key: folder or ""}`` ("" when the plan needs no image).
+    ``gan_run``: one run for every unit, or ``{unit key: run}``."""
     from fape.gan.gates import parse_gate
     from fape.gan.synthesize import synthesize
 
     made = {}
-    for task, split_file in split_files.items():
-        train = splits.load_split(split_file)["train"]
+    for key, (task, fold) in task_units(split_files).items():
+        train = train_rows(split_files[task], fold)
         plan = str(plans.get(task, plans.get("default", "per-pose:1.5")))
         if plan.startswith("per-pose:"):
-            plan = str(per_pose_plan(data, train, out / f"plan_{Path(task).stem}.yaml", float(plan.split(":")[1])))
-        dest = out / Path(task).stem
-        res = synthesize(gan_run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False,
+            plan = str(per_pose_plan(data, train, out / f"plan_{unit_dir(key).replace('/', '_')}.yaml",
+                                     float(plan.split(":")[1])))
+        dest = out / unit_dir(key)
+        run = gan_run[key] if isinstance(gan_run, dict) else gan_run
+        res = synthesize(run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False,
                          gate=parse_gate(gate))
-        made[task] = str(dest) if res is not None else ""
+        made[key] = str(dest) if res is not None else ""
         n, rej = (res.written, res.rejected) if res is not None else (0, 0)
-        print(f"    {task}: plan {Path(plan).name} -> {n} images"
+        print(f"    {key}: plan {Path(plan).name} -> {n} images"
               + (f" ({rej} rejected by the gate {gate})" if gate else ""), flush=True)
     atomic_write_json(out / "synth.json", made)
     return made
@@ -165,14 +222,15 @@ def synthesize_tasks(gan_run: Path, data: Path, split_files: dict[str, str], pla
 
 # ---------------------------------------------------------------- the experiment
 def clf_config(exp: ExperimentConfig, setting: ExpSetting, task: str, split_file: str, synth: str,
-             seed: int, init_from: str):
+             seed: int, init_from: str, fold: int | None = None):
     from fape.classifiers.config import ClfConfig
     from fape.config import load_config, override
 
     cfg = load_config(ClfConfig, exp.classifier or None, [*exp.classifier_overrides, *setting.overrides])
-    cell = {"name": f"{exp.name}-{Path(task).stem}-{setting.name}", "data.root": exp.data.root,
-            "data.split": split_file, "train.seed": seed, "data.synthetic": synth if setting.synthetic else "",
-            "data.mix": setting.mix}
+    cell = {"name": f"{exp.name}-{Path(task).stem}-{setting.name}" + (f"-fold{fold}" if fold is not None else ""),
+            "data.root": exp.data.root, "data.split": split_file, "train.seed": seed,
+            "data.synthetic": synth if setting.synthetic else "", "data.mix": setting.mix,
+            **({"data.fold": fold} if fold is not None else {})}
     return override(cfg, {**cell, **({"model.init_from": init_from} if init_from else {})})
 
 
@@ -199,14 +257,22 @@ def _build_data(exp: ExperimentConfig) -> Path:
     return root
 
 
-def _gan(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed: int | None = None) -> Path:
+def _gans(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed: int | None = None) -> Path | dict:
+    """The seed's GAN run, or ``{unit key: run}`` with ``gan.per_task`` (``OUT/gan/UNIT``)."""
+    if exp.gan.run:
+        return Path(exp.gan.run)
+    units = gan_units(exp, data, split_files)
+    if "" in units:
+        return _gan(exp, data, units[""], out / "gan", seed)
+    return {k: _gan(exp, data, rows, out / "gan" / unit_dir(k), seed) for k, rows in units.items()}
+
+
+def _gan(exp: ExperimentConfig, data: Path, rows_: np.ndarray, run: Path, seed: int | None = None) -> Path:
+    """Train (or resume, or reuse) one GAN into ``run`` on the manifest rows ``rows_``."""
     from fape.config import load_config, override
     from fape.gan.config import GANConfig
     from fape.gan.train import train as train_gan
 
-    if exp.gan.run:
-        return Path(exp.gan.run)
-    run = out / "gan"
     if (run / "done.json").is_file():
         return run
     if (run / "config.yaml").is_file():
@@ -215,8 +281,9 @@ def _gan(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed: 
     if not exp.gan.config:
         raise ValueError(f"experiment {exp.name!r}: a setting uses synthetic images but neither gan.run "
                          f"nor gan.config is given")
-    rows = out / "gan_rows.txt"
-    np.savetxt(rows, untested_rows(data, split_files), fmt="%d")
+    rows = run.parent / f"{run.name}_rows.txt"  # beside the run: the run folder is the trainer's
+    rows.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(rows, rows_, fmt="%d")
     cfg = override(load_config(GANConfig, exp.gan.config, exp.gan.overrides), {"data.root": str(data), "data.rows": str(rows)})
     if seed is not None:
         cfg = override(cfg, {"train.seed": seed, "data.split_seed": seed})
@@ -239,7 +306,7 @@ def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tup
     atomic_write_json(base / "splits.json", {"split_seed": split_seed, "tasks": split_files, "oracle": oracle_files})
     synth: dict[str, str] = {}
     if any(s.synthetic for s in exp.settings):
-        gan_run = _gan(exp, data, split_files, base, seed if exp.redraw == "all" else None)
+        gan_run = _gans(exp, data, split_files, base, seed if exp.redraw == "all" else None)
         synth_json = base / "synth" / "synth.json"
         synth = json.loads(synth_json.read_text()) if synth_json.is_file() else \
             synthesize_tasks(gan_run, data, split_files, exp.plans, base / "synth", split_seed, exp.gate)
@@ -251,14 +318,20 @@ def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: di
     ``(task, setting, ClfConfig or None, run folder, reason it is skipped or "")``. Makes the
     seed's splits, GAN and synthesized sets first (:func:`_seed_inputs`)."""
     split_files, oracle_files, synth = _seed_inputs(exp, data, out, seed)
+    units = task_units(split_files)
     for task in exp.tasks:
         for s in exp.settings:
-            run = out / "clf" / Path(task).stem / s.name / f"s{seed}"
-            skip = ("no synthesized images" if s.synthetic and not synth.get(task) else
-                    "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
-            split = oracle_files.get(task, "") if s.oracle else split_files[task]
-            cfg = None if skip else clf_config(exp, s, task, split, synth.get(task, ""), seed, init[s.name])
-            yield task, s, cfg, run, skip
+            for key, (t, fold) in units.items():
+                if t != task:
+                    continue
+                run = out / "clf" / Path(task).stem / s.name / f"s{seed}"
+                run = run if fold is None else run / f"fold{fold}"
+                # a fold whose plan needs no image trains on its real rows (the pooled result needs every fold)
+                skip = ("no synthesized images" if s.synthetic and not synth.get(key) and fold is None else
+                        "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
+                split = oracle_files.get(task, "") if s.oracle else split_files[task]
+                cfg = None if skip else clf_config(exp, s, task, split, synth.get(key, ""), seed, init[s.name], fold)
+                yield task, s, cfg, run, skip
 
 
 def headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
@@ -313,16 +386,27 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     n_cells, k = len(exp.tasks) * len(exp.settings) * len(exp.seeds), 0
     for seed in exp.seeds:  # seed-major: a stopped experiment has whole seeds done first
         jobs = []  # (label, config, run folder) of this seed's cells, in table order
+        folds: dict[Path, list[Path]] = {}  # k-fold tasks: the seed's result folder -> its fold runs
         for task, s, cfg, run, skip in seed_cells(exp, data, out, seed, init):
-            k += 1
-            label = f"[{k}/{n_cells}] {task} {s.name} seed {seed}"
+            fold = run.name if run.name.startswith("fold") else ""
+            k += fold in ("", "fold0")  # a k-fold cell counts once
+            label = f"[{k}/{n_cells}] {task} {s.name} seed {seed}" + (f" {fold}" if fold else "")
             if skip:
                 print(f"{label}: {skip}, skipped", flush=True)
                 continue
             jobs.append((label, cfg, run))
-            cells.setdefault(task, {}).setdefault(s.name, []).append(str(run))
+            result = run.parent if fold else run
+            if fold:
+                folds.setdefault(result, []).append(run)
+            runs = cells.setdefault(task, {}).setdefault(s.name, [])
+            if str(result) not in runs:
+                runs.append(str(result))
         for label, res in train_cells(jobs, workers):
             print(f"{label}: test accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
+        for result, fold_runs in folds.items():
+            res = pool_folds(fold_runs, result)
+            print(f"  {result.relative_to(out)}: pooled test accuracy {res['accuracy']:.4f} over "
+                  f"{len(fold_runs)} folds (n={res['n']})", flush=True)
 
     results = {"name": exp.name, "tasks": {}, "seconds": None}
     ref = exp.settings[0].name
@@ -336,6 +420,8 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
                 cmp["differences"].update(compare({b: groups[b], ref: groups[ref]}, "test", exp.n_boot)["differences"])
         if exp.per_class:
             cmp["per_class"] = {name: _per_class(runs) for name, runs in groups.items()}
+            if ref in groups:
+                cmp["per_class_differences"] = per_class_differences(groups, ref, exp.n_boot)
         first = next(iter(groups.values()))[0]
         cmp["chance"] = json.loads((Path(first) / "eval" / "test" / "results.json").read_text())["chance"]
         results["tasks"][task] = cmp
@@ -347,6 +433,27 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     atomic_write_text(out / "report.md", report_md(exp, results))
     print(f"fape experiment {exp.name}: {out / 'report.md'}")
     return results
+
+
+def pool_folds(fold_runs: list[Path], out: Path) -> dict:
+    """The test predictions of a k-fold cell's folds as one result (each image tested once):
+    ``out/eval/test/{predictions.csv, results.json}``, read by :func:`compare` like a run's."""
+    import pandas as pd
+
+    from fape.classifiers.evaluate import classification_metrics, read_predictions
+
+    frames = [read_predictions(Path(r) / "eval" / "test" / "predictions.csv") for r in fold_runs]
+    df = pd.concat(frames, ignore_index=True)
+    if df["row"].duplicated().any():
+        raise ValueError(f"{out}: an image is in the test part of two folds")
+    names = list(json.loads((Path(fold_runs[0]) / "eval" / "test" / "results.json").read_text())["per_class"])
+    res = classification_metrics(df["label"].to_numpy(), df["pred"].to_numpy(), names)
+    res.update(folds=[str(r) for r in fold_runs], split="test")
+    dest = out / "eval" / "test"
+    dest.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(dest / "predictions.csv", df.to_csv(index=False))
+    atomic_write_json(dest / "results.json", res)
+    return res
 
 
 def default_workers() -> int:
@@ -404,6 +511,31 @@ def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1):
             yield label, futures[i].result()
 
 
+def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int) -> dict[str, dict[str, dict]]:
+    """Per class, the recall difference of every setting from ``ref`` with its interval
+    (``hierarchical_bootstrap`` on the paired test images of that class: seeds, then images):
+    ``{"B - REF": {class: result}}``. Classes a seed does not test are left out."""
+    from fape.classifiers.evaluate import _correct, _paired_seeds, hierarchical_bootstrap
+
+    names = list(json.loads((Path(groups[ref][0]) / "eval" / "test" / "results.json").read_text())["per_class"])
+    frames = {name: [_correct(Path(r), "test") for r in runs] for name, runs in groups.items()}
+    out = {}
+    for b in groups:
+        if b == ref:
+            continue
+        per_seed, rows = _paired_seeds([frames[b], frames[ref]], [b, ref])
+        labels = [frames[ref][k].loc[r, "label"].to_numpy() for k, r in enumerate(rows)]  # [N_k] each
+        diffs = {}
+        for c, name in enumerate(names):
+            sel = [lab == c for lab in labels]
+            if all(m.any() for m in sel):
+                diffs[name] = hierarchical_bootstrap([x[0][m] for x, m in zip(per_seed, sel)],
+                                                     [x[1][m] for x, m in zip(per_seed, sel)], n_boot=n_boot,
+                                                     images=[r[m] for r, m in zip(rows, sel)])
+        out[f"{b} - {ref}"] = diffs
+    return out
+
+
 def _per_class(runs: list[str]) -> dict[str, float]:
     """Per-class accuracy (recall), mean over seeds."""
     recs = [json.loads((Path(r) / "eval" / "test" / "results.json").read_text())["per_class"] for r in runs]
@@ -452,6 +584,12 @@ def report_md(exp: ExperimentConfig, res: dict) -> str:
             lines += ["", f"Per-class accuracy (%), {Path(t).stem}, mean over seeds:", "",
                       "| setting | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
             lines += [f"| {s} | " + " | ".join(f"{100 * v[c]:.1f}" for c in classes) + " |" for s, v in pc.items()]
+            for name, d in res["tasks"][t].get("per_class_differences", {}).items():
+                lines += ["", f"Per-class recall difference {name} (points, 95% interval: seeds, then the "
+                          f"class's test images), {Path(t).stem}:", "",
+                          "| class | difference | 95% CI | test images per seed |", "|---|---|---|---|"]
+                lines += [f"| {c} | {100 * x['diff']:+.1f} | [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}] | "
+                          f"{', '.join(map(str, x['n_images_per_seed']))} |" for c, x in d.items()]
     lines += ["", f"Wall time of this invocation: {res['seconds']:.0f} s (finished cells are reused)."]
     return "\n".join(lines) + "\n"
 

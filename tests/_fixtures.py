@@ -16,21 +16,28 @@ SHARED_DATA = Path(os.environ.get("FAPE_SHARED_DATA") or REPO.parent / "shared" 
 
 
 def make_multipose(root: Path, subjects=2, expressions=3, frames=2, poses=("half_left", "front", "half_right"),
-                   size=32, channels=3, seed=0, missing_landmarks=(), pose_shift=2.0, draw=None) -> Path:
+                   size=32, channels=3, seed=0, missing_landmarks=(), pose_shift=2.0, draw=None,
+                   label_names=None, mouth_shift=0.0, skip=()) -> Path:
     """A grid dataset: every subject x expression x frame in every pose, template landmarks
     shifted by ``pose_shift`` pixels per pose step (so pose partners differ).
 
     Pixels are random, or ``draw(rng, subject, label, landmarks [68, 2]) -> uint8 [size, size,
-    channels]`` paints each image (a learnable task for the learning tests)."""
+    channels]`` paints each image (a learnable task for the learning tests). Real-style sets
+    (one pose, like an imported CK+48 or JAFFE): ``poses=("F",)``, ``label_names`` for the
+    expressions, ``mouth_shift`` pixels the mouth moves down per expression step (so expressions
+    differ in landmarks), ``skip`` (subject, expression) cells left out."""
     rng = np.random.default_rng(seed)
     rows, lms = [], []
-    labels = [f"expr{e}" for e in range(expressions)]
+    labels = list(label_names) if label_names else [f"expr{e}" for e in range(expressions)]
     for s in range(subjects):
-        for e in range(expressions):
+        for e in range(len(labels)):
+            if (s, e) in skip:
+                continue
             for f in range(frames):
                 for pi, pose in enumerate(poses):
                     path = f"images/s{s}/e{e}/f{f}_{pose}.png"
                     lm = template_face(size) + [pose_shift * (pi - 1), 0.0]
+                    lm[48:68, 1] += mouth_shift * e
                     img = (rng.integers(0, 256, (size, size, channels), dtype=np.uint8) if draw is None
                            else draw(rng, s, e, lm))
                     save_image(root / path, img)
@@ -45,6 +52,28 @@ def make_multipose(root: Path, subjects=2, expressions=3, frames=2, poses=("half
                        channels=channels, origin={"kind": "test-fixture"}, landmarks_source="test-fixture")
     write_index(root, pd.DataFrame(rows), info, lm, ok)
     return root
+
+
+def tiny_generator_run(run: Path, size: int = 32) -> Path:
+    """A checkpoint of an untrained tiny generator (unet width 8, ``size`` px RGB), written like
+    training does: enough for ``fape gan synthesize`` to run."""
+    import dataclasses
+
+    import torch
+
+    from fape.gan.config import GANConfig
+    from fape.gan.io import num_mask_channels
+    from fape.gan.networks import create_generator
+    from fape.utils.checkpoint import save_checkpoint
+
+    cfg = GANConfig()
+    cfg.data.image_size = size
+    cfg.data.channels = 3
+    cfg.generator.width = 8
+    torch.manual_seed(0)
+    G = create_generator(cfg.generator, in_chans=3, mask_chans=num_mask_channels(cfg.data), image_size=size)
+    save_checkpoint(run, 1, {"G": G.state_dict()}, {}, {"config": dataclasses.asdict(cfg), "epoch": 0})
+    return run
 
 
 def tiny_clf_run(root: Path, epochs: int = 2) -> tuple[Path, Path]:

@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -83,8 +84,11 @@ def test_pretrain_setting_starts_cells_from_its_weights(tmp_path):
     assert (tmp_path / "out/pretrain/pre/done.json").is_file()
 
 
-@pytest.mark.parametrize("name", ["f2ed_table5", "f2ed_table5_medium", "fer2013_to_jaffe", "fer2013_rare_expression"])
+@pytest.mark.parametrize("name", ["f2ed_table5", "f2ed_table5_medium", "fer2013_to_jaffe", "fer2013_rare_expression",
+                                  "ckplus_expression_transfer", "jaffe_expression_transfer"])
 def test_shipped_experiments_parse(name):
+    from fape.gan.plans import parse_plan
+
     exp = load_config(ExperimentConfig, REPO / f"configs/experiments/{name}.yaml")
     assert exp.tasks and len(exp.settings) == (3 if name.startswith("f2ed_table5") else 2) and exp.seeds == [0, 1, 2]
     if name.startswith("f2ed_table5"):  # without, with, and the all-real oracle for the headroom
@@ -92,7 +96,9 @@ def test_shipped_experiments_parse(name):
     for path in [exp.classifier, exp.gan.config, *[s.pretrain for s in exp.settings]]:
         assert not path or (REPO / path).is_file(), path
     for plan in exp.plans.values():
-        assert plan in ("balance-pose", "balance-expression", "per-pose:1.5") or (REPO / plan).is_file()
+        assert plan == "per-pose:1.5" or parse_plan(str(REPO / plan) if plan.endswith(".yaml") else plan)
+    if name.endswith("expression_transfer"):  # k-fold: a GAN per fold on its training rows
+        assert exp.gan.per_task and exp.tasks in (["ckplus-10fold"], ["jaffe-loso"])
 
 
 def test_missing_dataset_is_named(tmp_path):
@@ -117,3 +123,85 @@ def test_presets_are_packaged_and_resolve_from_any_folder(tmp_path, monkeypatch)
     assert preset_path("configs/nope.yaml") == Path("configs/nope.yaml")
 
 
+
+
+# ---------------------------------------------------------------- k-fold tasks, a GAN per fold
+def _real_style(tmp_path):
+    from _fixtures import make_multipose
+
+    # 5 subjects x 3 expressions x 2 frames, pose F; contempt only for s3 and s4 (the rare class)
+    return make_multipose(tmp_path / "real", subjects=5, frames=2, poses=("F",),
+                          label_names=["anger", "contempt", "happy"], mouth_shift=1.5,
+                          skip={(0, 1), (1, 1), (2, 1)})
+
+
+def test_per_task_gan_never_sees_a_folds_test_subject(tmp_path):
+    from fape.data.format import read_index
+    from fape.errors import ConfigError
+    from fape.experiment import gan_units, make_splits, task_units
+
+    data = _real_style(tmp_path)
+    subj = read_index(data).manifest["subject"].to_numpy()
+    files = make_splits(data, ["jaffe-loso"], 0)
+    exp = load_config(ExperimentConfig, None, ["--tasks=[jaffe-loso]", "--gan.per_task=true"])
+    units = gan_units(exp, data, files)
+    assert list(units) == [f"jaffe-loso@fold{k}" for k in range(5)] == list(task_units(files))
+    from fape.data.splits import load_split
+
+    for k, rows in units.items():
+        parts = load_split(files["jaffe-loso"], fold=int(k.split("fold")[1]))
+        tested = set(subj[parts["test"]]) | set(subj[parts["val"]])
+        assert len(tested) == 2 and not tested & set(subj[rows]), k  # neither test nor val subject
+        assert np.array_equal(rows, parts["train"])
+    exp.gan.per_task = False  # one shared GAN: every row is tested in some fold, nothing is left
+    with pytest.raises(ConfigError, match="per_task"):
+        gan_units(exp, data, files)
+
+
+def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
+    import pandas as pd
+
+    from fape.data.format import read_index
+
+    data = _real_style(tmp_path)
+    exp = load_config(ExperimentConfig, REPO / "configs/experiments/jaffe_expression_transfer.yaml", [
+        f"--data.root={data}", "--seeds=[0]", "--plans={default: 'balance-expression:contempt'}",
+        f"--gan.overrides={TINY_GAN + ['--data.channels=1', '--train.batch_size=4']}", "--n_boot=50",
+        f"--classifier_overrides={TINY_CLF + ['--data.channels=1', '--train.batch_size=8']}"])
+    res = run_experiment(exp, tmp_path / "out")
+    out = tmp_path / "out"
+    t = res["tasks"]["jaffe-loso"]
+    assert set(t["settings"]) == {"Fa-Net", "FaPE-GAN + Fa-Net"}
+    assert set(t["per_class"]["Fa-Net"]) == {"anger", "contempt", "happy"}
+    # per-class recall differences with intervals: the contempt target is read from these
+    pcd = t["per_class_differences"]["FaPE-GAN + Fa-Net - Fa-Net"]
+    assert set(pcd) == {"anger", "contempt", "happy"}
+    for c, d in pcd.items():
+        assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+        recall = {n: t["per_class"][n][c] for n in t["settings"]}
+        assert d["diff"] == pytest.approx(recall["FaPE-GAN + Fa-Net"] - recall["Fa-Net"])
+        assert d["n_images_per_seed"] == [int((read_index(data).manifest["expression"] == c).sum())]
+    assert "Per-class recall difference FaPE-GAN + Fa-Net - Fa-Net" in (tmp_path / "out/report.md").read_text()
+    m = read_index(data).manifest
+    subj = m["subject"].to_numpy()
+    for name in t["settings"]:
+        pooled = pd.read_csv(out / "clf/jaffe-loso" / name / "s0/eval/test/predictions.csv")
+        assert sorted(pooled["row"]) == list(range(len(m)))  # every image tested once over the 5 folds
+    from fape.data.splits import load_split
+
+    split = json.loads((out / "seeds/s0/splits.json").read_text())["tasks"]["jaffe-loso"]
+    made = 0
+    for k in range(5):
+        parts = load_split(split, fold=k)
+        test_subj = set(subj[parts["test"]])
+        gan_rows = np.loadtxt(out / f"seeds/s0/gan/jaffe-loso/fold{k}_rows.txt", dtype=np.int64)
+        assert not test_subj & set(subj[gan_rows]) and (out / f"seeds/s0/gan/jaffe-loso/fold{k}/done.json").is_file()
+        syn = out / f"seeds/s0/synth/jaffe-loso/fold{k}"
+        if (syn / "manifest.csv").is_file():
+            sm = read_index(syn).manifest
+            made += len(sm)
+            donors = [int(r) for cell in sm["donor_pairs"] for pair in cell.split(";") for r in pair.split(">")]
+            for rows in (sm["source_row"].to_numpy(), sm["landmarks_row"].to_numpy(), donors):
+                assert np.isin(rows, parts["train"]).all(), k
+            assert (sm["expression"] == "contempt").all() and (sm["landmark_method"] == "retarget-similarity").all()
+    assert made > 0

@@ -1,7 +1,6 @@
 """fape gan synthesize: plans, landmark alignment, the batched resumable loop, the CLI."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from _fixtures import make_multipose
+from _fixtures import make_multipose, tiny_generator_run
 from fape.cli import UserError, main
 from fape.data.format import read_index
 from fape.gan import plans
@@ -48,19 +47,7 @@ def _rows_without(manifest: pd.DataFrame, col: str, value: str, keep: int) -> np
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A real checkpoint of a tiny real generator (unet width 8, 32x32), written like training does."""
-    from fape.gan.io import num_mask_channels
-    from fape.gan.networks import create_generator
-    from fape.utils.checkpoint import save_checkpoint
-
-    cfg = GANConfig()
-    cfg.data.image_size = 32
-    cfg.data.channels = 3
-    cfg.generator.width = 8
-    torch.manual_seed(0)
-    G = create_generator(cfg.generator, in_chans=3, mask_chans=num_mask_channels(cfg.data), image_size=32)
-    run = tmp_path_factory.mktemp("runs") / "gan"
-    save_checkpoint(run, 1, {"G": G.state_dict()}, {}, {"config": dataclasses.asdict(cfg), "epoch": 0})
-    return run
+    return tiny_generator_run(tmp_path_factory.mktemp("runs") / "gan")
 
 
 def _counts(df: pd.DataFrame, col: str) -> dict:

@@ -7,7 +7,8 @@ import torch
 from _fixtures import make_multipose
 from fape.data.dataset import FaceDataset
 from fape.data.landmarks68 import flip_landmarks
-from fape.data.pairs import IDENTITY, MIRROR, POSE, PairConfig, PairDataset, PairSampler
+from fape.data.pairs import EXPRESSION, IDENTITY, MIRROR, POSE, PairConfig, PairDataset, PairSampler
+from fape.errors import ConfigError
 
 
 def _sampler(root, **kw):
@@ -98,3 +99,64 @@ def test_pair_dataset_epochs_redraw(tmp_path):
     pd_.set_epoch(0)
     assert np.array_equal(first, pd_.pairs["tgt"])
     assert IDENTITY == 2
+
+
+# ---------------------------------------------------------------- expression-transfer pairs
+def _real_style_manifest(per_expression=(8, 4, 2), subjects=4, missing=()):
+    """A single-pose manifest (no images): every subject shows expression e in
+    ``per_expression[e]`` rows; ``missing``: (subject, expression) cells left out."""
+    import pandas as pd
+
+    rows = []
+    for s in range(subjects):
+        for e, n in enumerate(per_expression):
+            if (s, e) in missing:
+                continue
+            rows += [dict(path=f"s{s}_e{e}_{k}.png", subject=f"s{s}", expression=f"e{e}", label=e, pose="F",
+                          sequence=f"s{s}_e{e}", frame=k) for k in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_expression_pairs_stay_within_subject_and_pose_and_change_expression(tmp_path):
+    root = make_multipose(tmp_path / "d", subjects=3, expressions=3, poses=("half_left", "front"))
+    ds, sampler = _sampler(root, pose=0, expression=1)
+    m = ds.index.manifest
+    for seed in range(10):
+        p = sampler.draw(seed)
+        assert (p["kind"] == EXPRESSION).all() and not p["flip"].any()
+        s, t = p["src"], p["tgt"]
+        assert (m["subject"].to_numpy()[s] == m["subject"].to_numpy()[t]).all()
+        assert (m["pose"].to_numpy()[s] == m["pose"].to_numpy()[t]).all()
+        assert (m["expression"].to_numpy()[s] != m["expression"].to_numpy()[t]).all()
+
+
+def test_expression_pairs_never_cross_subjects_even_when_a_subject_has_one_expression():
+    m = _real_style_manifest(subjects=3, missing={(2, 1), (2, 2)})  # s2 shows only e0
+    sampler = PairSampler(m, np.ones(len(m), bool), PairConfig(pose=0, expression=1))
+    s2 = np.flatnonzero(m["subject"] == "s2")
+    assert (sampler.num_expression_partners()[s2] == 0).all()
+    for seed in range(10):
+        p = sampler.draw(seed)
+        subj, expr = m["subject"].to_numpy(), m["expression"].to_numpy()
+        pairs = p["kind"] == EXPRESSION
+        assert (subj[p["src"]] == subj[p["tgt"]]).all()
+        assert (expr[p["src"][pairs]] != expr[p["tgt"][pairs]]).all()
+        at = np.isin(p["src"], s2)
+        assert (p["tgt"][at] == p["src"][at]).all() and (p["kind"][at] == IDENTITY).all()  # the fallback
+
+
+def test_expression_pairs_see_rare_targets_about_as_often_as_common_ones():
+    m = _real_style_manifest(per_expression=(8, 4, 2))  # rows 8:4:2 per subject
+    sampler = PairSampler(m, np.ones(len(m), bool), PairConfig(pose=0, expression=1))
+    tgt = np.concatenate([sampler.draw(seed)["tgt"] for seed in range(40)])
+    freq = np.bincount(m["label"].to_numpy()[tgt], minlength=3) / len(tgt)
+    assert np.allclose(freq, 1 / 3, atol=0.04), freq  # a uniform draw over partner rows gives ~(.5, .33, .17)
+
+
+def test_expression_pairs_need_subject_ids():
+    m = _real_style_manifest()
+    m["subject"] = ""  # FER2013: no subject ids
+    with pytest.raises(ConfigError, match="no within-subject expression pairs"):
+        PairSampler(m, np.ones(len(m), bool), PairConfig(pose=0, expression=1))
+    p = PairSampler(m, np.ones(len(m), bool), PairConfig(pose=0, expression=1, mirror=1)).draw(0)
+    assert set(p["kind"].tolist()) == {MIRROR}  # falls back as the pose kind does

@@ -77,6 +77,9 @@ def register(groups) -> None:
     q.add_argument("--out", default=None, help="PNG path (default: DIR/previews/contact_sheet.png)")
     q.add_argument("-n", type=int, default=24, help="how many images")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--sources", action="store_true",
+                   help="a synthesized set: rows of source | its landmarks | target landmarks | generated, with "
+                        "the source's and the drawn expression (default PNG: DIR/previews/sources.png)")
     q.set_defaults(handler=lazy("fape.data.preview", "cli_show"))
 
     # ---- split

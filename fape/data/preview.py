@@ -1,4 +1,5 @@
-"""Looking at a dataset: mask previews (``fape data masks``) and contact sheets (``fape data show``)."""
+"""Looking at a dataset: mask previews (``fape data masks``), contact sheets (``fape data show``) and,
+for a synthesized set, source-to-output sheets (``fape data show SYNTH --sources``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -69,6 +70,42 @@ def contact_sheet(root, out: Path, n: int = 24, seed: int = 0, per_row: int = 4)
     return out
 
 
+def _label(cell: np.ndarray, text: str) -> np.ndarray:
+    """``text`` written along the bottom of a cell (on a dark band, so it reads on any face)."""
+    import cv2
+
+    out = cell.copy()
+    out[CELL - 14:] //= 3
+    cv2.putText(out, text[:14], (3, CELL - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def source_sheet(root, out: Path, n: int = 12, seed: int = 0) -> Path:
+    """PNG of ``n`` images of a synthesized set (``fape gan synthesize``), one row each:
+    source (its expression) | source landmarks | target landmarks on the source (the mask G was
+    given) | generated (the drawn expression). Reads the source set named in ``dataset.json``."""
+    from fape.data.format import read_index
+    from fape.errors import DatasetError
+
+    syn = FaceDataset(root, cache=False)
+    origin, m = syn.index.info.origin or {}, syn.index.manifest
+    if origin.get("kind") != "fape-gan-synthesis" or "source_row" not in m.columns:
+        raise DatasetError(f"{root}: not a synthesized set (no fape-gan-synthesis origin / source_row column)")
+    src = FaceDataset(read_index(origin["source_data"]), cache=False)
+    rows = _pick(syn, n, seed)
+    header = [_label(np.zeros((CELL, CELL, 3), np.uint8), t) for t in ("source", "its landmarks", "target", "generated")]
+    cells = [header]
+    for i in rows:
+        r = int(m["source_row"].iat[i])
+        s_img = src.load(r)
+        tgt = syn.landmarks[i] * (s_img.shape[1] / syn.size[1])  # [68, 2] pixels at the source's size
+        before = m["source_expression"].iat[i] if "source_expression" in m.columns else src.index.manifest["expression"].iat[r]
+        cells.append([_label(_cell(s_img), str(before)), draw_landmarks(s_img, src.landmarks[r], True),
+                      draw_landmarks(s_img, tgt, True), _label(_cell(syn.load(i)), str(m["expression"].iat[i]))])
+    save_image(out, grid(cells))
+    return out
+
+
 def mask_previews(root, out: Path, style: str = "lines", size: int | None = None, n: int = 16) -> list[Path]:
     """One PNG per image: the image beside its pose mask."""
     ds = FaceDataset(root, cache=False)
@@ -84,8 +121,12 @@ def mask_previews(root, out: Path, style: str = "lines", size: int | None = None
 
 
 def cli_show(args, overrides) -> int:
-    out = Path(args.out) if args.out else Path(args.dir) / "previews" / "contact_sheet.png"
-    print(f"contact sheet: {contact_sheet(args.dir, out, args.n, args.seed)}")
+    name = "sources.png" if args.sources else "contact_sheet.png"
+    out = Path(args.out) if args.out else Path(args.dir) / "previews" / name
+    if args.sources:
+        print(f"source sheet: {source_sheet(args.dir, out, args.n, args.seed)}")
+    else:
+        print(f"contact sheet: {contact_sheet(args.dir, out, args.n, args.seed)}")
     return 0
 
 

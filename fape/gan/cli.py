@@ -24,7 +24,9 @@ def register(groups) -> None:
     q.add_argument("--run", required=True, help="GAN run folder (or one of its checkpoint folders)")
     q.add_argument("--data", required=True, help="source dataset folder (fape format, with landmarks)")
     q.add_argument("--plan", required=True,
-                   help="balance-pose | balance-expression | balance-identity | PLAN.yaml")
+                   help="balance-pose | balance-expression[:max|median][:CLASS,CLASS...] | balance-identity | "
+                        "PLAN.yaml; on a set with subject ids and one pose (CK+48, JAFFE) the expression is "
+                        "transferred (landmarks retargeted from a donor pair of the --rows)")
     q.add_argument("--out", required=True, help="output dataset folder")
     q.add_argument("--rows", default=None, help="file of manifest row indices allowed as sources (e.g. a train split)")
     q.add_argument("--seed", type=int, default=0)

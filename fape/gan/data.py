@@ -37,10 +37,12 @@ def build_data(cfg: GANConfig):
     heldout = None
     if len(held_rows):
         try:
-            held_cfg = dataclasses.replace(d.pairs, pose=1.0, mirror=0.0, identity=0.0)
+            # held-out pairs with a true target: pose pairs, and expression pairs when trained on them
+            held = (d.pairs.pose, d.pairs.expression) if d.pairs.pose + d.pairs.expression > 0 else (1.0, 0.0)
+            held_cfg = dataclasses.replace(d.pairs, pose=held[0], expression=held[1], mirror=0.0, identity=0.0)
             hs = PairSampler(faces.index.manifest, faces.index.landmarks_ok, held_cfg, rows=held_rows)
             heldout = PairDataset(faces, hs, seed=10_000 + cfg.train.seed)
-        except ValueError:  # single-pose data: no held-out pose pairs to measure
+        except ValueError:  # single-pose data (or no subject ids): no held-out pairs to measure
             heldout = None
     return faces, train, heldout
 

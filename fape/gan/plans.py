@@ -22,11 +22,14 @@ subject) and a real landmark set exists for its pose. The built-in plans:
 * ``balance-expression``: every expression is topped up to the **median** expression count
   (ER-UE: the rare 20% of expressions reach the others' count; the median ignores a single
   very frequent class). ``balance-expression:max`` tops up to the maximum instead.
+  ``balance-expression:contempt,fear,sadness`` (or ``balance-expression:max:contempt,fear``)
+  tops up only the listed classes, to the median (max) over every class.
 * ``balance-identity``: every subject is topped up to the median subject count
   (``balance-identity:max`` to the maximum). Rows without a subject are ignored.
 
 (``balance-pose:median`` also exists.) A YAML plan lists explicit targets (see
-``configs/plans/example.yaml``)::
+``configs/plans/example.yaml``), and optionally how target landmarks are made
+(``landmarks: auto | align | retarget``, below)::
 
     targets:
       - {pose: half_left, count: 500}
@@ -44,7 +47,22 @@ in turn (a seeded permutation, repeated), so each is used about equally often.
 
 The target pose comes from a real landmark set of an allowed image in that pose (same expression
 preferred, any subject), aligned to the source face by :func:`align_landmarks` (centroid and
-overall scale), so G sees a realistic mask at the source face's position and size.
+overall scale), so G sees a realistic mask at the source face's position and size
+(landmark method ``align-centroid-scale``).
+
+Real sets: expression transfer
+==============================
+On a set with subject ids and one pose (CK+48, JAFFE imported by ``fape data import``) a plan
+*changes the expression*: a job of cell ``(b, pose, s)`` takes a source row of subject s in
+another expression a and the landmarks ``retarget(source, D_a, D_b)`` of a donor pair, two rows
+of one subject in a and b (``fape.gan.transfer``, ``fape.data.retarget``; landmark method
+``retarget-similarity``; the mean change of ``donors: K`` pairs of different subjects, default
+3, a YAML plan's key). The output row has expression b and the source's subject. Sources and
+donors are allowed rows (``--rows``) only. Subjects that never showed b get it too (the cells
+with fewest images first). ``landmarks: auto`` (the default, and the only choice of built-in
+plans) picks ``retarget`` when every source row has a subject, there is one pose and some
+subject shows two expressions, else ``align``; ``retarget`` on a set without subject ids
+(FER2013) is an error.
 """
 from __future__ import annotations
 
@@ -58,11 +76,16 @@ import numpy as np
 import pandas as pd
 
 from fape.data.format import DatasetInfo, FaceIndex
+from fape.data.retarget import METHOD as RETARGET
 from fape.errors import UserError
+from fape.gan.transfer import TransferPool, require_pairs
 
 PLAN_KEYS = ("expression", "pose", "subject")
 BUILTIN_PLANS = ("balance-pose", "balance-expression", "balance-identity")
 _DEFAULT_STAT = {"balance-pose": "max", "balance-expression": "median", "balance-identity": "median"}
+ALIGN = "align-centroid-scale"
+LANDMARK_MODES = ("auto", "align", "retarget")
+DONORS = 3  # donor pairs per expression-transfer job (fape.data.retarget: the mean of 3 is less noisy)
 
 
 # ---------------------------------------------------------------- alignment
@@ -106,25 +129,58 @@ class Plan:
     stat: str | None = None  # builtin plans: "max" | "median"
     targets: list[Target] = field(default_factory=list)  # YAML plans (builtins are resolved on data)
     text_sha256: str = ""  # YAML file content hash (part of the resume fingerprint)
+    classes: list[str] = field(default_factory=list)  # balance-expression:A,B: top up only these
+    landmarks: str = "auto"  # "auto" | "align" | "retarget" (module docstring)
+    donors: int = DONORS  # donor pairs per expression-transfer job
 
 
 def parse_plan(spec: str, info: DatasetInfo | None = None) -> Plan:
-    """``balance-pose[:max|median]`` ... or a YAML file; names are checked against ``info``."""
+    """``balance-pose[:max|median]``, ``balance-expression[:max|median][:CLASS,CLASS...]`` ... or a
+    YAML file; names are checked against ``info``."""
     spec = str(spec)
-    base, _, stat = spec.partition(":")
+    base, *parts = spec.split(":")
     if base in BUILTIN_PLANS:
-        stat = stat or _DEFAULT_STAT[base]
-        if stat not in ("max", "median"):
-            raise UserError(f"plan {spec!r}: unknown statistic {stat!r} (use {base}:max or {base}:median)")
-        return Plan(name=spec, kind=base, stat=stat)
-    p = Path(spec)
+        stat, classes = _DEFAULT_STAT[base], []
+        for part in parts:
+            if part in ("max", "median"):
+                stat = part
+            elif base == "balance-expression" and part and not classes:
+                classes = [c.strip() for c in part.split(",") if c.strip()]
+                _check_expressions(classes, info, f"plan {spec!r}")
+            else:
+                extra = " or a class list (balance-expression:contempt,fear)" if base == "balance-expression" else ""
+                raise UserError(f"plan {spec!r}: unknown statistic {part!r} (use {base}:max or {base}:median{extra})")
+        return Plan(name=spec, kind=base, stat=stat, classes=classes)
+    from fape.config import preset_path
+
+    p = preset_path(spec)  # configs/plans/... names the packaged plan from any folder
     if p.suffix.lower() not in (".yaml", ".yml") and not p.is_file():
         raise UserError(f"unknown plan {spec!r}: use one of {', '.join(BUILTIN_PLANS)} or a PLAN.yaml file")
     if not p.is_file():
         raise UserError(f"plan file not found: {p}")
     text = p.read_text()
     return Plan(name=str(p), kind="yaml", targets=parse_targets(text, where=str(p), info=info),
-                text_sha256=hashlib.sha256(text.encode()).hexdigest())
+                text_sha256=hashlib.sha256(text.encode()).hexdigest(), **_transfer_keys(text, str(p)))
+
+
+def _check_expressions(names: list[str], info: DatasetInfo | None, where: str) -> None:
+    if info is not None:
+        bad = [n for n in names if n not in info.label_names]
+        if bad:
+            raise UserError(f"{where}: unknown expression(s) {bad} (the dataset has {info.label_names[:12]})")
+
+
+def _transfer_keys(text: str, where: str) -> dict:
+    """A YAML plan's ``landmarks`` and ``donors`` (module docstring)."""
+    import yaml
+
+    raw = yaml.safe_load(text) or {}
+    mode, k = str(raw.get("landmarks", "auto")), raw.get("donors", DONORS)
+    if mode not in LANDMARK_MODES:
+        raise UserError(f"{where}: landmarks must be one of {', '.join(LANDMARK_MODES)}, got {mode!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserError(f"{where}: donors must be a positive integer, got {k!r}")
+    return {"landmarks": mode, "donors": k}
 
 
 def parse_targets(text: str, where: str = "plan", info: DatasetInfo | None = None) -> list[Target]:
@@ -136,9 +192,10 @@ def parse_targets(text: str, where: str = "plan", info: DatasetInfo | None = Non
         raise UserError(f"{where} is not valid YAML: {e}") from None
     if not isinstance(raw, dict) or "targets" not in raw:
         raise UserError(f"{where}: expected a mapping with a 'targets' list")
-    unknown = sorted(set(raw) - {"targets", "name", "description"})
+    unknown = sorted(set(raw) - {"targets", "name", "description", "landmarks", "donors"})
     if unknown:
-        raise UserError(f"{where}: unknown top-level key(s) {unknown} (allowed: targets, name, description)")
+        raise UserError(f"{where}: unknown top-level key(s) {unknown} "
+                        f"(allowed: targets, name, description, landmarks, donors)")
     items = raw["targets"]
     if not isinstance(items, list) or not items:
         raise UserError(f"{where}: 'targets' must be a non-empty list")
@@ -157,9 +214,8 @@ def parse_targets(text: str, where: str = "plan", info: DatasetInfo | None = Non
         if info is not None:
             if vals["pose"] is not None and vals["pose"] not in info.pose_names:
                 raise UserError(f"{w}: unknown pose {vals['pose']!r} (the dataset has {info.pose_names})")
-            if vals["expression"] is not None and vals["expression"] not in info.label_names:
-                raise UserError(f"{w}: unknown expression {vals['expression']!r} "
-                                  f"(the dataset has {len(info.label_names)}: {info.label_names[:12]}...)")
+            if vals["expression"] is not None:
+                _check_expressions([vals["expression"]], info, w)
         out.append(Target(count=c, **vals))
     return out
 
@@ -178,7 +234,7 @@ def builtin_targets(plan: Plan, counted: pd.DataFrame, sources: pd.DataFrame, po
     if plan.kind == "balance-expression":
         c = counted["expression"].value_counts().reindex(exprs, fill_value=0)
         goal = int(math.ceil(agg(c.to_numpy())))
-        return [Target(count=goal, expression=e) for e in exprs]
+        return [Target(count=goal, expression=e) for e in (plan.classes or exprs)]
     if plan.kind == "balance-identity":
         subj = sorted(s for s in sources["subject"].unique() if s != "")
         if not subj:
@@ -214,7 +270,10 @@ def waterfill(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
 class Job:
     source_row: int
     pose: str
-    landmarks_row: int
+    landmarks_row: int  # the row whose landmarks give the target (align: that pose; retarget: 1st donor in b)
+    donors: list[tuple[int, int]] = field(default_factory=list)  # retarget: (row in a, row in b) pairs
+    expression: str | None = None  # the output's expression (None: the source's)
+    method: str = ALIGN  # landmark method: ALIGN or RETARGET
 
 
 @dataclass
@@ -240,6 +299,8 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
         targets = plan.targets
     else:
         targets = builtin_targets(plan, counted, src, poses)
+    pool = TransferPool(m, ok)
+    method = landmark_method(plan, src, pool, index.root)
 
     # row groups (positions are manifest rows)
     src_e, src_p, src_s = (src[c].to_numpy(dtype=object) for c in ("expression", "pose", "subject"))
@@ -260,6 +321,11 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
     target_report = []
     exprs_all = sorted({k[0] for k in by_es})
     subj_all = sorted({k[1] for k in by_es})
+    if method == RETARGET:
+        subj_all = sorted({k[0] for k in pool.by_subject})
+
+    def feasible(e, p, s):
+        return len(pool.sources(e, p, s)) > 0 if method == RETARGET else (e, s) in by_es and p in lm_pose
     for t in targets:
         have_real = int(_match(counted, t).sum())
         have_planned = sum(v for k, v in planned.items() if _cell_matches(k, t))
@@ -267,7 +333,7 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
         cells = [(e, p, s) for e in ([t.expression] if t.expression is not None else exprs_all)
                  for p in ([t.pose] if t.pose is not None else poses)
                  for s in ([t.subject] if t.subject is not None else subj_all)
-                 if (e, s) in by_es and p in lm_pose]
+                 if feasible(e, p, s)]
         entry = {**t.key(), "count": t.count, "real": have_real, "planned_before": have_planned,
                  "deficit": deficit, "added": 0}
         if deficit and not cells:
@@ -275,7 +341,8 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
             if t.pose is not None and t.pose not in lm_pose:
                 why.append(f"no allowed image with landmarks in pose {t.pose!r}")
             if not why:
-                why.append("no allowed source image with landmarks for this expression/subject")
+                why.append("no allowed source of another expression with a donor pair" if method == RETARGET
+                           else "no allowed source image with landmarks for this expression/subject")
             entry["unmet"] = deficit
             entry["reason"] = "; ".join(why)
             target_report.append(entry)
@@ -286,28 +353,59 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
             if not k:
                 continue
             e, p, s = c
-            cand = by_es[(e, s)]
-            other = cand[pose_of[cand] != p]
-            cand = other if len(other) else cand
             key = (e, p, s)
             if key not in perms:
+                if method == RETARGET:
+                    cand = pool.sources(e, p, s, plan.donors)
+                else:
+                    cand = by_es[(e, s)]
+                    other = cand[pose_of[cand] != p]
+                    cand = other if len(other) else cand
                 perms[key] = rng.permutation(cand)
                 cursor[key] = 0
-            pool = lm_pose_expr.get((p, e))
-            if pool is None or not len(pool):
-                pool = lm_pose[p]
-            lm_pick = rng.integers(0, len(pool), int(k))
             perm = perms[key]
-            for j in range(int(k)):
-                r = int(perm[(cursor[key] + j) % len(perm)])
-                jobs.append(Job(source_row=r, pose=p, landmarks_row=int(pool[lm_pick[j]])))
+            rows_k = [int(perm[(cursor[key] + j) % len(perm)]) for j in range(int(k))]
+            jobs += (_retarget_jobs(pool, rows_k, e, p, plan.donors, rng) if method == RETARGET
+                     else _align_jobs(lm_pose_expr.get((p, e)), lm_pose[p], rows_k, p, rng))
             cursor[key] += int(k)
             planned[key] = planned.get(key, 0) + int(k)
         entry["added"] = deficit
         target_report.append(entry)
 
     report = plan_report(before, planned, target_report, plan, index.info, len(allowed), len(ok))
+    report["landmark_method"] = method
     return ResolvedPlan(jobs=jobs, targets=list(targets), report=report)
+
+
+def landmark_method(plan: Plan, src: pd.DataFrame, pool: TransferPool, root) -> str:
+    """ALIGN or RETARGET for ``plan.landmarks`` on the source rows (module docstring)."""
+    if plan.landmarks == "align":
+        return ALIGN
+    if plan.landmarks == "retarget":
+        require_pairs(pool, root)
+        return RETARGET
+    real = (src["subject"] != "").all() and src["pose"].nunique() == 1 and pool.has_pairs()
+    return RETARGET if real else ALIGN
+
+
+def _align_jobs(same_expr: np.ndarray | None, any_expr: np.ndarray, sources: list[int], pose: str,
+                rng: np.random.Generator) -> list[Job]:
+    """Pose jobs: each source with the landmarks of a random allowed row in ``pose`` (of the same
+    expression when there is one)."""
+    pool = same_expr if same_expr is not None and len(same_expr) else any_expr
+    pick = rng.integers(0, len(pool), len(sources))
+    return [Job(source_row=r, pose=pose, landmarks_row=int(pool[j])) for r, j in zip(sources, pick)]
+
+
+def _retarget_jobs(pool: TransferPool, sources: list[int], expression: str, pose: str, k: int,
+                   rng: np.random.Generator) -> list[Job]:
+    """Expression-transfer jobs: each source (expression a) with ``k`` random donor pairs (a, ``expression``)."""
+    jobs = []
+    for r in sources:
+        pairs = pool.donors(pose, pool.expr[r], expression, k, rng)
+        jobs.append(Job(source_row=r, pose=pose, landmarks_row=pairs[0][1], donors=pairs, expression=expression,
+                        method=RETARGET))
+    return jobs
 
 
 def _match(df: pd.DataFrame, t: Target) -> np.ndarray:
@@ -358,7 +456,7 @@ def report_markdown(report: dict, pose_names: Sequence[str]) -> str:
     lines = [f"# Synthesis plan `{report['plan']}`", "",
              f"Counted rows: {report['counted_rows']}; source rows with landmarks: {report['source_rows']}; "
              f"images before {report['total']['before']}, added {report['total']['added']}, "
-             f"after {report['total']['after']}.", ""]
+             f"after {report['total']['after']}; landmark method {report.get('landmark_method', ALIGN)}.", ""]
     if report.get("rejected_by_gate"):
         lines += [f"Rejected by the quality gate: {report['rejected_by_gate']}", ""]
     if report["unmet"]:

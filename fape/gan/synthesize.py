@@ -6,9 +6,15 @@ G in four steps: check the inputs, resume an interrupted run, generate, write.
 Output
 ======
 A fape dataset (source label/pose names, the generator's image size and channels) with
-provenance columns ``source_path, source_row, landmarks_source, landmarks_row,
-checkpoint_sha256, seed, synthetic``; ``landmarks.npy`` holds the aligned target landmarks fed to
-G. ``plan_report.json`` / ``plan_report.md`` hold the counts per cell before and after.
+provenance columns per image: ``source_path, source_row, source_expression`` (the face G
+redrew), ``landmarks_source, landmarks_row`` (the row whose landmarks give the target: a row in
+the target pose, or the first donor's row in the target expression), ``donor_pairs,
+donor_paths`` (expression transfer: every donor pair, ``A>B`` rows / paths in the source's and
+the target expression, ``;``-separated; "" otherwise), ``landmark_method`` (``align-centroid-scale`` or ``retarget-similarity``,
+``fape.gan.plans``), ``generator`` (the run folder), ``checkpoint_sha256, seed, synthetic``.
+``expression`` / ``label`` are the output's (the target's under expression transfer).
+``landmarks.npy`` holds the target landmarks fed to G. ``plan_report.json`` / ``plan_report.md``
+hold the counts per cell before and after.
 
 The run is deterministic for a seed (all choices from one ``numpy`` Generator; G in eval mode).
 Images are written batch by batch into ``.OUT.partial/`` with ``progress.json`` updated
@@ -35,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from fape.data.format import DatasetInfo, FaceIndex, read_index, save_image, write_index
+from fape.data.retarget import retarget
 from fape.data.splits import read_rows
 from fape.errors import UserError
 from fape.gan.plans import Job, Plan, ResolvedPlan, align_landmarks, parse_plan, parse_targets, report_markdown
@@ -63,27 +70,41 @@ class _Interrupt(Exception):
     pass
 
 
-def job_table(index: FaceIndex, jobs: list[Job], src_lm: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """Manifest columns that do not depend on the pixels, and the aligned target landmarks."""
+def job_table(index: FaceIndex, jobs: list[Job], src_lm: np.ndarray, generator: str = "") -> tuple[pd.DataFrame, np.ndarray]:
+    """Manifest columns that do not depend on the pixels (with the provenance of every image),
+    and the target landmarks ``[N, 68, 2]`` pixels at G's size (``src_lm`` at that size)."""
     m = index.manifest
     lm = np.empty((len(jobs), 68, 2), np.float32)
     for j, job in enumerate(jobs):
-        lm[j] = align_landmarks(src_lm[job.landmarks_row], src_lm[job.source_row])
+        if job.donors:
+            pairs = np.asarray(job.donors, np.int64)  # [K, 2] rows (in a, in b)
+            lm[j] = retarget(src_lm[job.source_row], src_lm[pairs[:, 0]], src_lm[pairs[:, 1]])
+        else:
+            lm[j] = align_landmarks(src_lm[job.landmarks_row], src_lm[job.source_row])
     s = np.array([j.source_row for j in jobs], np.int64)
     lr = np.array([j.landmarks_row for j in jobs], np.int64)
+    src_expr = m["expression"].to_numpy()[s] if len(s) else np.zeros(0, object)
+    expr = np.array([j.expression or e for j, e in zip(jobs, src_expr)], dtype=object)
+    lut = {n: i for i, n in enumerate(index.info.label_names)}
+    paths = m["path"].to_numpy()
     table = pd.DataFrame({
         "path": [f"images/{k // IMAGES_PER_DIR:04d}/{k:07d}.png" for k in range(len(jobs))],
         "subject": m["subject"].to_numpy()[s] if len(s) else [],
-        "expression": m["expression"].to_numpy()[s] if len(s) else [],
-        "label": m["label"].to_numpy()[s] if len(s) else [],
+        "expression": expr,
+        "label": np.array([lut[e] for e in expr], np.int64),
         "pose": [j.pose for j in jobs],
         "sequence": m["sequence"].to_numpy()[s] if len(s) else [],
         "frame": m["frame"].to_numpy()[s] if len(s) else [],
         "source": "fape-gan",
-        "source_path": m["path"].to_numpy()[s] if len(s) else [],
+        "source_path": paths[s] if len(s) else [],
         "source_row": s,
-        "landmarks_source": m["path"].to_numpy()[lr] if len(lr) else [],
+        "source_expression": src_expr,
+        "landmarks_source": paths[lr] if len(lr) else [],
         "landmarks_row": lr,
+        "donor_pairs": [";".join(f"{a}>{b}" for a, b in j.donors) for j in jobs],
+        "donor_paths": [";".join(f"{paths[a]}>{paths[b]}" for a, b in j.donors) for j in jobs],
+        "landmark_method": [j.method for j in jobs],
+        "generator": str(generator),
     })
     return table, lm
 
@@ -269,7 +290,8 @@ def output_info(out: Path, index: FaceIndex, loaded: LoadedGenerator, plan: Plan
                 "weights": loaded.weights.name, "sha256": loaded.sha256, "plan": plan.name,
                 "plan_targets": [{**t.key(), "count": t.count} for t in resolved.targets],
                 "source_data": str(data), "source_manifest_sha256": index.info.manifest_sha256,
-                "rows": rows_file, "seed": int(seed), "use_ema": use_ema},
+                "rows": rows_file, "seed": int(seed), "use_ema": use_ema,
+                "landmark_method": resolved.report.get("landmark_method", "")},
         landmarks_source="fape-gan-target-pose",
         extra={"plan_report": "plan_report.json"},
     )
@@ -290,7 +312,7 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
         return None
     size, channels = int(loaded.cfg.data.image_size), int(loaded.cfg.data.channels)
     faces = FaceDataset(index, size=(size, size), channels=channels, cache=False, progress=False)
-    table, target_lm = job_table(index, resolved.jobs, faces.landmarks)
+    table, target_lm = job_table(index, resolved.jobs, faces.landmarks, str(run))
     table["checkpoint_sha256"] = loaded.sha256
     table["seed"] = int(seed)
     table["synthetic"] = 1

@@ -1,0 +1,165 @@
+"""Expression transfer on a real-style set (subject ids, one pose, like an imported CK+48 or JAFFE):
+plans that change the expression with retargeted landmarks, sources and donors from the allowed
+rows only, provenance of every image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _fixtures import make_multipose, tiny_generator_run
+from fape.cli import main
+from fape.data.format import read_index
+from fape.data.retarget import METHOD, retarget
+from fape.errors import UserError
+from fape.gan import plans
+
+LABELS = ["anger", "contempt", "happy"]
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory) -> Path:
+    # 5 subjects x 3 expressions x 2 frames, pose "F"; contempt only for s3 and s4 (its rare class)
+    return make_multipose(tmp_path_factory.mktemp("real") / "ckplus48", subjects=5, frames=2, poses=("F",),
+                          label_names=LABELS, mouth_shift=1.5, skip={(0, 1), (1, 1), (2, 1)})
+
+
+@pytest.fixture(scope="module")
+def train_rows(real) -> np.ndarray:
+    m = read_index(real).manifest
+    return np.flatnonzero(m["subject"].to_numpy() != "s2")  # s2 is the test subject
+
+
+def test_balance_expression_classes_transfers_from_training_rows_only(real, train_rows):
+    index = read_index(real)
+    m = index.manifest
+    res = plans.resolve_plan(index, plans.parse_plan("balance-expression:contempt", index.info), train_rows, seed=0)
+    assert res.report["landmark_method"] == METHOD
+    # counted on the training rows: anger 8, contempt 4, happy 8 -> contempt up to the median 8
+    assert [t.expression for t in res.targets] == ["contempt"] and len(res.jobs) == 4
+    subj, expr = m["subject"].to_numpy(), m["expression"].to_numpy()
+    for j in res.jobs:
+        assert j.method == METHOD and j.expression == "contempt"
+        assert len(j.donors) == 2  # 3 asked, 2 training subjects show contempt: one pair of each
+        assert sorted(subj[b] for _, b in j.donors) == ["s3", "s4"]
+        assert {j.source_row, j.landmarks_row, *[r for d in j.donors for r in d]} <= set(train_rows.tolist())
+        assert expr[j.source_row] != "contempt" and expr[j.landmarks_row] == "contempt"
+        for a, b in j.donors:
+            assert expr[a] == expr[j.source_row]  # the donor's change starts where the source is
+            assert expr[b] == "contempt" and subj[a] == subj[b]  # a donor pair is one subject
+    # the subjects that never showed contempt get it (emptiest cells first); s2 is never touched
+    assert sorted(subj[j.source_row] for j in res.jobs) == ["s0", "s0", "s1", "s1"]
+
+
+def test_no_donor_pair_in_the_allowed_rows_leaves_the_target_unmet(real):
+    index = read_index(real)
+    m = index.manifest
+    rows = np.flatnonzero(~np.isin(m["subject"].to_numpy(), ["s3", "s4"]))  # the subjects with contempt are tested
+    res = plans.resolve_plan(index, plans.parse_plan("balance-expression:max:contempt,happy"), rows, seed=0)
+    assert not res.jobs and res.report["unmet"] == 6 and "donor pair" in res.report["targets"][0]["reason"]
+
+
+def test_donors_key_of_a_yaml_plan(real, train_rows, tmp_path):
+    index = read_index(real)
+    p = tmp_path / "plan.yaml"
+    p.write_text("donors: 1\ntargets:\n  - {expression: contempt, count: 8}\n")
+    res = plans.resolve_plan(index, plans.parse_plan(str(p), index.info), train_rows, seed=0)
+    assert len(res.jobs) == 4 and all(len(j.donors) == 1 for j in res.jobs)
+    p.write_text("donors: 0\ntargets:\n  - {expression: contempt, count: 8}\n")
+    with pytest.raises(UserError, match="donors must be a positive integer"):
+        plans.parse_plan(str(p))
+
+
+def test_landmarks_mode_of_a_yaml_plan(real, tmp_path):
+    index = read_index(real)
+    p = tmp_path / "plan.yaml"
+    p.write_text("landmarks: align\ntargets:\n  - {expression: contempt, count: 4}\n")
+    res = plans.resolve_plan(index, plans.parse_plan(str(p), index.info), None, seed=0)
+    assert res.report["landmark_method"] == plans.ALIGN  # the old redraw: contempt sources of s3 only
+    assert all(j.method == plans.ALIGN and j.expression is None for j in res.jobs)
+    p.write_text("landmarks: warp\ntargets:\n  - {expression: contempt, count: 4}\n")
+    with pytest.raises(UserError, match="landmarks must be one of"):
+        plans.parse_plan(str(p))
+
+
+def test_without_subject_ids_auto_aligns_and_retarget_is_an_error(tmp_path):
+    import pandas as pd
+
+    from fape.data.format import write_index
+
+    root = make_multipose(tmp_path / "fer", subjects=2, frames=2, poses=("F",), label_names=LABELS)
+    index = read_index(root)
+    m = index.manifest.assign(subject="")  # FER2013: no subject ids
+    write_index(root, pd.DataFrame(m), index.info, index.landmarks, index.landmarks_ok)
+    index = read_index(root)
+    res = plans.resolve_plan(index, plans.parse_plan("balance-expression:contempt"), None, seed=0)
+    assert res.report["landmark_method"] == plans.ALIGN
+    p = tmp_path / "plan.yaml"
+    p.write_text("landmarks: retarget\ntargets:\n  - {expression: contempt, count: 9}\n")
+    with pytest.raises(UserError, match="no subject ids"):
+        plans.resolve_plan(index, plans.parse_plan(str(p)), None, seed=0)
+
+
+def test_unknown_class_in_a_plan_is_named(real):
+    info = read_index(real).info
+    with pytest.raises(UserError, match="disgust"):
+        plans.parse_plan("balance-expression:contempt,disgust", info)
+    with pytest.raises(UserError, match="unknown statistic"):
+        plans.parse_plan("balance-pose:contempt", info)
+
+
+def test_cli_synthesize_on_a_real_style_set_writes_provenance(real, train_rows, tmp_path, capsys):
+    run = tiny_generator_run(tmp_path / "gan")
+    rows = tmp_path / "train_rows.txt"
+    np.savetxt(rows, train_rows, fmt="%d")
+    out = tmp_path / "synth"
+    code = main(["gan", "synthesize", "--run", str(run), "--data", str(real), "--plan", "balance-expression",
+                 "--rows", str(rows), "--out", str(out), "--device", "cpu", "--batch-size", "3"])
+    assert code == 0
+    src = read_index(real)
+    idx = read_index(out)
+    m, sm = idx.manifest, src.manifest
+    # balance-expression (median of 8, 4, 8) adds 4 contempt faces
+    assert len(m) == 4 and (m["expression"] == "contempt").all() and (m["label"] == 1).all()
+    assert (m["landmark_method"] == METHOD).all() and (m["generator"] == str(run)).all()
+    pairs = [np.array([p.split(">") for p in cell.split(";")], np.int64) for cell in m["donor_pairs"]]  # [K, 2] each
+    for col in ("source_row", "landmarks_row"):
+        assert np.isin(m[col].to_numpy(), train_rows).all(), col
+    assert all(np.isin(p, train_rows).all() and len(p) == 2 for p in pairs)
+    assert (m["source_expression"] != "contempt").all()
+    assert (m["subject"].to_numpy() == sm["subject"].to_numpy()[m["source_row"]]).all()
+    paths = [[q.split(">") for q in cell.split(";")] for cell in m["donor_paths"]]
+    assert all((sm["path"].to_numpy()[p] == np.array(q)).all() for p, q in zip(pairs, paths))
+    k = 0  # the target landmarks fed to G are the retargeted ones (dataset and G both 32 px)
+    want = retarget(src.landmarks[m["source_row"].iat[k]], src.landmarks[pairs[k][:, 0]], src.landmarks[pairs[k][:, 1]])
+    assert np.allclose(idx.landmarks[k], want, atol=1e-4)
+    assert idx.info.origin["landmark_method"] == METHOD
+    assert METHOD in (out / "plan_report.md").read_text()
+    # the sheet a reader checks the drawn expression on: a header row and one row per image
+    assert main(["data", "show", str(out), "--sources", "-n", "3"]) == 0
+    from PIL import Image
+
+    with Image.open(out / "previews" / "sources.png") as im:
+        assert im.size == (4 * 96 + 3 * 2, 4 * (96 + 2))
+    assert main(["data", "show", str(real), "--sources"]) == 2  # not a synthesized set: one clear line
+
+
+def test_packaged_plan_resolves_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an experiment names its plan configs/plans/...: run from anywhere
+    plan = plans.parse_plan("configs/plans/jaffe_transfer.yaml")
+    assert plan.landmarks == "retarget" and [t.expression for t in plan.targets] == ["disgust", "fear"]
+
+
+def test_sources_prefer_expressions_with_enough_donor_subjects():
+    import pandas as pd
+
+    from fape.gan.transfer import TransferPool
+
+    # s0 shows anger and happy; anger -> contempt has donors s1 and s2, happy -> contempt only s1
+    cells = {"s0": ["anger", "happy"], "s1": ["anger", "happy", "contempt"], "s2": ["anger", "contempt"]}
+    m = pd.DataFrame([dict(subject=s, expression=e, pose="F") for s, es in cells.items() for e in es])
+    pool = TransferPool(m, np.arange(len(m)))
+    assert m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=2)].tolist() == ["anger"]
+    assert sorted(m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=1)]) == ["anger", "happy"]
+    assert sorted(m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=3)]) == ["anger", "happy"]  # none has 3
