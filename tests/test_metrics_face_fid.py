@@ -143,10 +143,11 @@ def test_gan_report_face_block_and_markdown(faces):
     f = M["fid_face"]
     assert (f["n_real"], f["n_fake"], f["no_face_real"], f["no_face_fake"]) == (len(src), len(src) - 1, 0, 1)
     assert np.isfinite(f["fid"]) and f["fid"] > 0
+    assert abs(f["real_sources_fid"]) < 1e-9  # sources and targets here are the same images, reordered
     assert M["identity"]["failure_rate"] == pytest.approx(1 / len(src))
     rep = {"run": "r", "generator": "g", "data": "d", "pairs": len(src), "skipped": {}, "metrics": M}
     md = to_markdown(rep)
-    assert f"| FID (dlib face embedding) | {f['fid']:.4f} |" in md
+    assert f"| FID (dlib face embedding) | {f['fid']:.4f} | real sources vs targets 0.0000; dlib" in md
     assert f"(no face, dropped: 0 real / 1 generated)" in md and "| KID (dlib face embedding) |" in md
     # every generated image blank: no FID, a reason instead
     M = face_embedding_metrics({**g, "fake": np.zeros_like(fake)}, np.arange(len(src)))

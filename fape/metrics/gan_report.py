@@ -104,7 +104,8 @@ def face_embedding_metrics(g: dict, pick: np.ndarray) -> dict:
     once, as the GAN saw them), and the generated images. Identity: cosine of source vs generated,
     against real same- / different-subject pairs of the same rows. FID (``fape.metrics.face_fid``):
     real targets vs generated, one row per pair (as the Inception and domain FIDs); images without a
-    face are dropped and counted. Returns ``{"identity": ..., "fid_face": ...}``, or
+    face are dropped and counted. ``real_sources_fid``: real sources vs the same real targets, the
+    value a perfect generator would reach at this n (FID's small-sample bias included). Returns ``{"identity": ..., "fid_face": ...}``, or
     ``"fid_face_error"`` (the reason) in place of ``"fid_face"`` when a set has < 2 faces.
     """
     from fape.metrics.face_fid import extractor_label, face_fid
@@ -128,6 +129,11 @@ def face_embedding_metrics(g: dict, pick: np.ndarray) -> dict:
                            "reference": "held-out real targets"}
     except ValueError as e:
         out["fid_face_error"] = str(e)
+    else:  # the floor at this n: two real sets (sources vs targets of the same pairs), no generator
+        try:
+            out["fid_face"]["real_sources_fid"] = face_fid(e_tgt, e_src, kid_subsets=1)["fid"]
+        except ValueError:
+            out["fid_face"]["real_sources_fid"] = None
     return out
 
 
@@ -263,7 +269,9 @@ def to_markdown(rep: dict) -> str:
                 n += f" (no face, dropped: {M[key]['no_face_real']} real / {M[key]['no_face_fake']} generated)"
             if M[key].get("note"):
                 n += f"; {M[key]['note']}"
-            row(name, M[key]["fid"], f"{M[key]['extractor']}; {n}")
+            floor = M[key].get("real_sources_fid")  # real vs real at the same n
+            floor = "" if floor is None else f"real sources vs targets {max(floor, 0.0):.4f}; "  # no -0.0000
+            row(name, M[key]["fid"], f"{floor}{M[key]['extractor']}; {n}")
             std = M[key]["kid_std"]
             row(name.replace("FID", "KID"), M[key]["kid"],
                 (f"± {std:.4f} (std over subsets)" if std is not None else "one subset: no std") + f"; {n}")
