@@ -130,6 +130,8 @@ def cli_gan(args, overrides) -> int:
     from fape.errors import UserError
     from fape.metrics.gan_report import gan_metrics, to_markdown, write_report
 
+    if args.features == "face":
+        raise UserError("fape metrics gan always reports the dlib face FID; --features takes a classifier run:RUN")
     try:
         rep = gan_metrics(args.run, args.data, args.max_pairs, args.inception_weights, args.allow_random_backbone,
                           args.features, pose_mode=args.pose_mode)
@@ -176,7 +178,8 @@ def register(groups) -> None:
     q.add_argument("--allow-random-backbone", action="store_true",
                    help="LPIPS with a random backbone when its ImageNet weights are missing (calibrated: false)")
     q.add_argument("--features", default=None, metavar="run:RUN",
-                   help="fape classifier run: domain FID and expression preservation")
+                   help="fape classifier run: domain FID and expression preservation (the dlib face-embedding "
+                        "FID is always reported, on the identity pairs)")
     q.add_argument("--pose-mode", default="detect", choices=("detect", "cropped"),
                    help="landmark detection on generated images (see fape.metrics.pose)")
     q.add_argument("--out", default=None, help="output folder (default RUN/metrics/)")
