@@ -8,8 +8,12 @@ Rounds interleave the variants (A B C A B C ...) so a busy machine slows them al
 shows the median images/s over rounds and the ratio to the reference. Last, synthesis
 throughput: masks + G forward in eval mode, batch 64.
 
-    python benchmarks/gan_step.py [-c configs/gan/quick.yaml | configs/gan/quick_warp.yaml] [--steps 10] [--rounds 5]
+    python benchmarks/gan_step.py [-c configs/gan/quick.yaml configs/gan/quick_warp.yaml] [--steps 10] [--rounds 5]
                                   [--variants ours,fused,bf16,compile]
+
+``-c`` takes one or more GAN presets (default: both quick presets, the ``unet`` and the
+``warp_unet`` generator); each gets its own table, its reference built from the same networks.
+Dotted overrides apply to every preset, e.g. ``--generator.width=64``.
 """
 from __future__ import annotations
 
@@ -119,18 +123,8 @@ def make_variant(name: str, cfg: GANConfig, G0, D0):
     return lambda raw: ours_step(cfg, G, D, opt_g, opt_d, raw, accel)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-c", "--config", default=str(REPO / "configs/gan/quick.yaml"))
-    ap.add_argument("--batch", type=int, default=None, help="default: the config's train.batch_size")
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per round")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--variants", default="ours,fused,bf16,compile")
-    ap.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. generator.width=64")
-    args = ap.parse_args()
-    cfg = load_config(GANConfig, args.config, args.overrides)
-    batch = args.batch or cfg.train.batch_size
-    names = ["reference"] + [v for v in args.variants.split(",") if v]
+def bench(cfg: GANConfig, batch: int, names: list[str], steps_per_round: int, rounds: int) -> None:
+    """Print one preset's table (median images/s, ratio to the reference) and its synthesis rate."""
     G0, D0 = networks(cfg)
     raw = fake_batch(cfg, batch)
     steps = {n: make_variant(n, cfg, G0, D0) for n in names}
@@ -138,20 +132,20 @@ def main() -> None:
         for _ in range(3):
             steps[n](raw)
     rates: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for n in names:
             t = time.perf_counter()
-            for _ in range(args.steps):
+            for _ in range(steps_per_round):
                 steps[n](raw)
-            rates[n].append(args.steps * batch / (time.perf_counter() - t))
+            rates[n].append(steps_per_round * batch / (time.perf_counter() - t))
     ref = statistics.median(rates["reference"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {cfg.generator.name} width "
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads; {cfg.generator.name} width "
           f"{cfg.generator.width}, {cfg.data.image_size}x{cfg.data.image_size}x{cfg.data.channels}, batch {batch}")
-    print("| step | images/s (median) | ratio to reference |")
-    print("|---|---|---|")
+    print("| generator | step | images/s (median) | ratio to reference |")
+    print("|---|---|---|---|")
     for n in names:
         med = statistics.median(rates[n])
-        print(f"| {n} | {med:,.1f} | {med / ref:.2f} |")
+        print(f"| {cfg.generator.name} | {n} | {med:,.1f} | {med / ref:.2f} |")
     G0.eval()
     big = fake_batch(cfg, 64, seed=1)
     with torch.inference_mode():
@@ -161,6 +155,22 @@ def main() -> None:
             G0(big["source"].float() / 127.5 - 1, pose_masks(big["target_landmarks"], cfg.data), **landmarks(big))
         print(f"synthesis (masks + G forward, eval, batch 64): {5 * 64 / (time.perf_counter() - t):,.0f} images/s")
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-c", "--config", nargs="+", default=[str(REPO / "configs/gan/quick.yaml"),
+                                                          str(REPO / "configs/gan/quick_warp.yaml")],
+                    help="GAN preset(s), one table each (default: quick.yaml (unet) and quick_warp.yaml (warp_unet))")
+    ap.add_argument("--batch", type=int, default=None, help="default: the config's train.batch_size")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--variants", default="ours,fused,bf16,compile")
+    # dotted config overrides for every preset, as the fape CLI takes them: --generator.width=64
+    args, overrides = ap.parse_known_args()
+    names = ["reference"] + [v for v in args.variants.split(",") if v]
+    for path in args.config:
+        cfg = load_config(GANConfig, path, overrides)
+        bench(cfg, args.batch or cfg.train.batch_size, names, args.steps, args.rounds)
 
 
 if __name__ == "__main__":

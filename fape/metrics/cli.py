@@ -8,8 +8,10 @@ from pathlib import Path
 def _add_extractor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inception-weights", default=None, metavar="PATH",
                    help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); default: torch hub cache")
-    p.add_argument("--features", default=None, metavar="run:RUN",
-                   help="use a trained fape classifier's penultimate features (domain FID) instead of Inception")
+    p.add_argument("--features", default=None, metavar="face|run:RUN",
+                   help="features instead of Inception: 'face' = dlib's 128-d face embedding (FID (dlib face "
+                        "embedding); images where no face is found are dropped and counted), 'run:RUN' = a "
+                        "trained fape classifier's penultimate features (domain FID)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--dims", type=int, default=2048, choices=(64, 192, 768, 2048), help="Inception block")
 
@@ -17,6 +19,13 @@ def _add_extractor_args(p: argparse.ArgumentParser) -> None:
 def _extractor(args):
     from fape.errors import UserError
 
+    if args.features == "face":
+        from fape.metrics.face_fid import FaceEmbedder
+
+        try:
+            return FaceEmbedder()
+        except (ImportError, FileNotFoundError) as e:
+            raise UserError(f"--features face: {e}") from None
     if args.features:
         from fape.metrics.gan_report import load_classifier
 
@@ -32,25 +41,48 @@ def _extractor(args):
         raise UserError(str(e)) from None
 
 
-def _features(model, src: str, batch_size: int):
+def _features(model, src: str, batch_size: int, counts: dict | None = None):
+    """``[N, D]`` features of ``src``. Face embeddings: rows without a face are dropped, and
+    ``counts[src] = (kept, dropped)`` records how many; fewer than 2 faces is a UserError."""
     from fape.errors import UserError
+    from fape.metrics.face_fid import finite_rows, need_two
     from fape.metrics.fid import features_from, iter_batches
 
     try:
         it, n = iter_batches(src, batch_size)
     except FileNotFoundError as e:
         raise UserError(str(e)) from None
-    return features_from(model, it, total=n, desc=Path(src).name)
+    f = features_from(model, it, total=n, desc=Path(src).name)
+    if getattr(model, "takes_uint8", False):
+        f, dropped = finite_rows(f)
+        try:
+            need_two(len(f), f"{src} ({dropped} of {len(f) + dropped} images without a face)")
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        if counts is not None:
+            counts[src] = (len(f), dropped)
+    return f
 
 
-def _stats(model_box: list, args, src: str):
+def _stats(model_box: list, args, src: str, counts: dict):
     from fape.metrics.fid import load_stats, statistics
 
     if src.endswith(".npz"):
         return load_stats(src)
     if not model_box:
         model_box.append(_extractor(args))
-    return statistics(_features(model_box[0], src, args.batch_size))
+    return statistics(_features(model_box[0], src, args.batch_size, counts))
+
+
+def _face_counts(counts: dict, a: str, b: str) -> dict:
+    """JSON keys for face-embedding results: images used and dropped (no face) per set."""
+    from fape.metrics.face_fid import small_sample_note
+
+    if not counts:
+        return {}
+    n = [counts.get(s, (None, None))[0] for s in (a, b)]
+    note = small_sample_note(*n) if None not in n else None
+    return {"n": n, "no_face": [counts.get(s, (None, None))[1] for s in (a, b)], **({"note": note} if note else {})}
 
 
 def cli_fid(args, overrides) -> int:
@@ -58,10 +90,12 @@ def cli_fid(args, overrides) -> int:
     from fape.utils.io import json_text
 
     box: list = []
-    s1, s2 = _stats(box, args, args.a), _stats(box, args, args.b)
+    counts: dict = {}
+    s1, s2 = _stats(box, args, args.a, counts), _stats(box, args, args.b, counts)
     d = frechet_distance(*s1, *s2)
     ext = extractor_name(box[0]) if box else "precomputed .npz statistics"
-    print(json_text({"fid": d, "a": args.a, "b": args.b, "extractor": ext}, indent=2))
+    print(json_text({"fid": d, "a": args.a, "b": args.b, "extractor": ext, **_face_counts(counts, args.a, args.b)},
+                    indent=2))
     return 0
 
 
@@ -70,11 +104,12 @@ def cli_kid(args, overrides) -> int:
     from fape.utils.io import json_text
 
     model = _extractor(args)
-    f1, f2 = _features(model, args.a, args.batch_size), _features(model, args.b, args.batch_size)
+    counts: dict = {}
+    f1, f2 = _features(model, args.a, args.batch_size, counts), _features(model, args.b, args.batch_size, counts)
     m, s = kid(f1, f2, args.subsets, args.subset_size)
     print(json_text({"kid": m, "kid_std": s, "a": args.a, "b": args.b, "n": [len(f1), len(f2)],
-                      "subset_size": min(args.subset_size, len(f1), len(f2)), "extractor": extractor_name(model)},
-                     indent=2))
+                      "subset_size": min(args.subset_size, len(f1), len(f2)), "extractor": extractor_name(model),
+                      **_face_counts(counts, args.a, args.b)}, indent=2))
     return 0
 
 
@@ -82,10 +117,12 @@ def cli_stats(args, overrides) -> int:
     from fape.metrics.fid import extractor_name, save_stats, statistics
 
     model = _extractor(args)
-    f = _features(model, args.src, args.batch_size)
+    counts: dict = {}
+    f = _features(model, args.src, args.batch_size, counts)
     mu, sigma = statistics(f)
     out = save_stats(args.out, mu, sigma)
-    print(f"stats: {out} ({len(f)} images, {f.shape[1]}-d, extractor: {extractor_name(model)})")
+    dropped = f", {counts[args.src][1]} without a face dropped" if counts else ""
+    print(f"stats: {out} ({len(f)} images{dropped}, {f.shape[1]}-d, extractor: {extractor_name(model)})")
     return 0
 
 
@@ -93,6 +130,8 @@ def cli_gan(args, overrides) -> int:
     from fape.errors import UserError
     from fape.metrics.gan_report import gan_metrics, to_markdown, write_report
 
+    if args.features == "face":
+        raise UserError("fape metrics gan always reports the dlib face FID; --features takes a classifier run:RUN")
     try:
         rep = gan_metrics(args.run, args.data, args.max_pairs, args.inception_weights, args.allow_random_backbone,
                           args.features, pose_mode=args.pose_mode)
@@ -139,7 +178,8 @@ def register(groups) -> None:
     q.add_argument("--allow-random-backbone", action="store_true",
                    help="LPIPS with a random backbone when its ImageNet weights are missing (calibrated: false)")
     q.add_argument("--features", default=None, metavar="run:RUN",
-                   help="fape classifier run: domain FID and expression preservation")
+                   help="fape classifier run: domain FID and expression preservation (the dlib face-embedding "
+                        "FID is always reported, on the identity pairs)")
     q.add_argument("--pose-mode", default="detect", choices=("detect", "cropped"),
                    help="landmark detection on generated images (see fape.metrics.pose)")
     q.add_argument("--out", default=None, help="output folder (default RUN/metrics/)")

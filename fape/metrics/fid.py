@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fape.data.dataset import to_uint8
 from fape.data.preprocess import to_model_input
 
 IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")  # pytorch-fid's
@@ -131,6 +132,8 @@ def features_from(model, batches, total: int | None = None, device: str | torch.
 
     * pytorch-fid's ``InceptionV3``: input as pytorch-fid feeds it (``[0, 1]``, 3 channels), its
       forward resizes to 299 and normalises; outputs that are not 1x1 are spatially averaged.
+    * a model with ``takes_uint8 = True`` (``fape.metrics.face_fid.FaceEmbedder``): ``model(x)`` with
+      ``x`` uint8 ``[B, C, H, W]``; its rows may be NaN (no face found), the caller drops them.
     * any other module: ``model.forward_features(x)`` with ``x`` in [-1, 1], resized to
       ``model.default_cfg["image_size"]`` and converted to ``default_cfg["in_chans"]`` channels;
       ``[B, D, h, w]`` outputs are spatially averaged.
@@ -142,7 +145,8 @@ def features_from(model, batches, total: int | None = None, device: str | torch.
         total = total if total is not None else n
     else:
         it = batches
-    model.eval()
+    if hasattr(model, "eval"):
+        model.eval()
     inception = is_fid_inception(model)
     cfg = getattr(model, "default_cfg", None) or {}
     out: list[np.ndarray] = []
@@ -154,6 +158,8 @@ def features_from(model, batches, total: int | None = None, device: str | torch.
         x = x.to(device)
         if inception:
             f = model(to_unit(x).contiguous(memory_format=torch.channels_last))[0]
+        elif getattr(model, "takes_uint8", False):
+            f = model(x if x.dtype == torch.uint8 else to_uint8(x))
         else:
             f = model.forward_features(to_model_input(x, cfg.get("image_size"), int(cfg.get("in_chans", x.shape[1]))))
         if f.ndim == 4 and f.shape[2:] != (1, 1):

@@ -96,6 +96,47 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
     return out
 
 
+# ---------------------------------------------------------------- dlib face embeddings
+def face_embedding_metrics(g: dict, pick: np.ndarray) -> dict:
+    """Identity preservation and FID / KID on dlib's face embedding, for the pairs ``pick``.
+
+    One embedding per image, shared by both: the pairs' real sources and targets (each dataset row
+    once, as the GAN saw them), and the generated images. Identity: cosine of source vs generated,
+    against real same- / different-subject pairs of the same rows. FID (``fape.metrics.face_fid``):
+    real targets vs generated, one row per pair (as the Inception and domain FIDs); images without a
+    face are dropped and counted. ``real_sources_fid``: real sources vs the same real targets, the
+    value a perfect generator would reach at this n (FID's small-sample bias included). Returns ``{"identity": ..., "fid_face": ...}``, or
+    ``"fid_face_error"`` (the reason) in place of ``"fid_face"`` when a set has < 2 faces.
+    """
+    from fape.metrics.face_fid import extractor_label, face_fid
+    from fape.metrics.identity import embed, preservation, reference_similarities
+
+    k = len(pick)
+    rows = np.concatenate([g["src"][pick], g["tgt"][pick]])  # [2k] dataset rows of sources, then targets
+    imgs = np.concatenate([g["source"][pick], g["target"][pick]])
+    uniq, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    emb_rows = embed(imgs[first])  # [len(uniq), 128], each real image once
+    e_src, e_tgt = emb_rows[inverse[:k]], emb_rows[inverse[k:]]
+    e_fake = embed(g["fake"][pick])
+    ip = preservation(e_src, e_fake)
+    subjects = g["faces"].index.manifest["subject"].to_numpy()
+    out = {"identity": {"source_vs_generated": ip["similarity"], "failure_rate": ip["failure_rate"],
+                        "pairs": int(k), "real_reference": reference_similarities(emb_rows, subjects[uniq]),
+                        "extractor": "dlib face_recognition_model_v1 (128-d), cosine"}}
+    try:
+        out["fid_face"] = {**face_fid(e_tgt, e_fake), "pairs": int(k),
+                           "extractor": extractor_label("cropped"),
+                           "reference": "held-out real targets"}
+    except ValueError as e:
+        out["fid_face_error"] = str(e)
+    else:  # the floor at this n: two real sets (sources vs targets of the same pairs), no generator
+        try:
+            out["fid_face"]["real_sources_fid"] = face_fid(e_tgt, e_src, kid_subsets=1)["fid"]
+        except ValueError:
+            out["fid_face"]["real_sources_fid"] = None
+    return out
+
+
 # ---------------------------------------------------------------- the report
 def _clean(o):
     if isinstance(o, dict):
@@ -111,9 +152,10 @@ def _clean(o):
 
 def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_random_backbone=False,
                 features=None, pose_mode="detect", progress=True, identity_pairs: int | None = None) -> dict:
-    """``identity_pairs``: score identity on N pairs spread evenly over the held-out pairs (the dlib
-    face embedding costs ~0.1 s per image on a CPU core, the bulk of this report's time); None =
-    every pair. The held-out pairs come grouped by subject, so the first N could all be one face."""
+    """``identity_pairs``: score identity and the dlib face-embedding FID on N pairs spread evenly over
+    the held-out pairs (the dlib face embedding costs ~0.15 s per image on a CPU core, the bulk of
+    this report's time); None = every pair. The held-out pairs come grouped by subject, so the
+    first N could all be one face."""
     from fape.metrics import fid as F
     from fape.metrics.paired import face_region_metrics, paired_metrics, summarize
 
@@ -184,20 +226,15 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
         S["pose"] = str(e)
 
     try:
-        from fape.metrics.identity import embed, identity_preservation, reference_similarities
-
         k = len(fake) if identity_pairs is None else min(int(identity_pairs), len(fake))
         pick = np.unique(np.linspace(0, len(fake) - 1, k).round().astype(int))  # [k] pair indices
-        ip = identity_preservation(src[pick], fake[pick])
-        faces = g["faces"]
-        rows = np.unique(np.concatenate([g["src"][pick], g["tgt"][pick]]))  # real faces of the scored pairs' subjects
-        emb = embed(np.stack([faces.load(int(r)) for r in rows]))
-        ref = reference_similarities(emb, faces.index.manifest["subject"].to_numpy()[rows])
-        M["identity"] = {"source_vs_generated": ip["similarity"], "failure_rate": ip["failure_rate"],
-                         "pairs": int(len(pick)), "real_reference": ref,
-                         "extractor": "dlib face_recognition_model_v1 (128-d), cosine"}
-    except Exception as e:  # noqa: BLE001
-        S["identity"] = str(e)
+        fe = face_embedding_metrics(g, pick)
+    except Exception as e:  # noqa: BLE001  (no dlib, or its model files missing)
+        S["identity"] = S["fid_face"] = str(e)
+    else:
+        if "fid_face_error" in fe:  # fewer than 2 faces in a set: say so, keep the identity numbers
+            S["fid_face"] = fe.pop("fid_face_error")
+        M.update(fe)
     return _clean(rep)
 
 
@@ -224,10 +261,17 @@ def to_markdown(rep: dict) -> str:
             row(k.upper().replace("FACE_", "face-region "), p[k], note)
     if "lpips" in M:
         row("LPIPS", M["lpips"]["mean"], M["lpips"]["extractor"] + ("" if M["lpips"]["calibrated"] else ", calibrated: false"))
-    for key, name in (("fid_inception", "FID (Inception)"), ("fid_domain", "FID (domain classifier)")):
+    for key, name in (("fid_inception", "FID (Inception)"), ("fid_domain", "FID (domain classifier)"),
+                      ("fid_face", "FID (dlib face embedding)")):
         if key in M:
             n = f"n {M[key]['n_real']} real / {M[key]['n_fake']} generated"
-            row(name, M[key]["fid"], f"{M[key]['extractor']}; {n}")
+            if "no_face_real" in M[key]:  # embeddings of images where dlib found no face are dropped
+                n += f" (no face, dropped: {M[key]['no_face_real']} real / {M[key]['no_face_fake']} generated)"
+            if M[key].get("note"):
+                n += f"; {M[key]['note']}"
+            floor = M[key].get("real_sources_fid")  # real vs real at the same n
+            floor = "" if floor is None else f"real sources vs targets {max(floor, 0.0):.4f}; "  # no -0.0000
+            row(name, M[key]["fid"], f"{floor}{M[key]['extractor']}; {n}")
             std = M[key]["kid_std"]
             row(name.replace("FID", "KID"), M[key]["kid"],
                 (f"± {std:.4f} (std over subsets)" if std is not None else "one subset: no std") + f"; {n}")

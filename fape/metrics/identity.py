@@ -88,12 +88,11 @@ def reference_similarities(emb: np.ndarray, subjects, max_pairs: int = 2000, see
     return {"same_subject": distribution(np.asarray(same)), "different_subject": distribution(np.asarray(diff))}
 
 
-def identity_preservation(source, generated, mode: str = "cropped", upsample: int = 2) -> dict:
-    """``{"similarity": {...distribution}, "failure_rate", "per_image"}`` of source vs generated."""
-    es, eg = embed(source, mode, upsample), embed(generated, mode, upsample)
-    sim = cosine(es, eg)
-    return {"similarity": distribution(sim), "failure_rate": float(np.mean(~np.isfinite(sim))) if len(sim) else 0.0,
-            "mode": mode, "per_image": sim, "source_embeddings": es}
+def preservation(source_emb: np.ndarray, generated_emb: np.ndarray) -> dict:
+    """Source vs generated embeddings ``[B, 128]`` -> ``{"similarity": distribution of the row-wise
+    cosines, "failure_rate": share of pairs where either image has no face}``."""
+    sim = cosine(source_emb, generated_emb)
+    return {"similarity": distribution(sim), "failure_rate": float(np.mean(~np.isfinite(sim))) if len(sim) else 0.0}
 
 
-__all__ = ["cosine", "distribution", "embed", "identity_preservation", "reference_similarities"]
+__all__ = ["cosine", "distribution", "embed", "preservation", "reference_similarities"]
