@@ -206,9 +206,14 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
                 S["expression"] = (f"the classifier's {len(clf.label_names)} labels are not the data's "
                                    f"{len(g['label_names'])}: agreement would compare different classes")
             else:
+                # the pair's label (source and target show one expression); issue 15's target reads
+                # agreement on generated faces against the same classifier's accuracy on the real targets
                 ea = expression_agreement(clf, fake, g["label"])
                 er = expression_agreement(clf, src, g["label"])
+                et = expression_agreement(clf, real, g["label"])
                 M["expression"] = {"agreement_generated": ea["agreement"], "accuracy_on_sources": er["agreement"],
+                                   "accuracy_on_targets": et["agreement"],
+                                   "ratio_to_targets": ea["agreement"] / et["agreement"] if et["agreement"] else None,
                                    "n": ea["n"], "extractor": F.extractor_name(clf)}
         except RuntimeError as e:
             S["fid_domain"] = S["expression"] = str(e)
@@ -292,8 +297,11 @@ def to_markdown(rep: dict) -> str:
             f"{i.get('pairs', rep['pairs'])} pairs; real same-subject {mean(ref['same_subject'])}, "
             f"different {mean(ref['different_subject'])}")
     if "expression" in M:
-        row("expression agreement", M["expression"]["agreement_generated"],
-            f"{M['expression']['extractor']}; accuracy on sources {M['expression']['accuracy_on_sources']:.4f}")
+        e = M["expression"]
+        ratio = "n/a" if e.get("ratio_to_targets") is None else f"{e['ratio_to_targets']:.2f}x"
+        row("expression agreement", e["agreement_generated"],
+            f"{e['extractor']}; n {e['n']}; accuracy on real targets {e['accuracy_on_targets']:.4f} "
+            f"(agreement = {ratio} of it), on sources {e['accuracy_on_sources']:.4f}")
     if rep["skipped"]:
         lines += ["", "## Skipped", ""] + [f"- **{k}**: {v}" for k, v in rep["skipped"].items()]
     return "\n".join(lines) + "\n"
