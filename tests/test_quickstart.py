@@ -42,6 +42,7 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     assert {"paired", "fid_domain"} <= set(m) and "fid_inception" in results["metrics"]["skipped"]
     e = m["expression"]  # agreement on generated faces, read against the classifier on the real targets
     assert e["n"] == results["metrics"]["pairs"] and 0 <= e["accuracy_on_targets"] <= 1
+    assert 0 <= e["agreement_landmark_warp"] <= 1
     assert "accuracy on real targets" in report
     if "identity" in m:  # scored on at most 64 pairs (the face embedding is the slow part)
         assert m["identity"]["pairs"] == min(results["metrics"]["pairs"], 64)

@@ -211,8 +211,9 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
                 ea = expression_agreement(clf, fake, g["label"])
                 er = expression_agreement(clf, src, g["label"])
                 et = expression_agreement(clf, real, g["label"])
+                ew = expression_agreement(clf, g["warp"], g["label"])  # the no-learning baseline
                 M["expression"] = {"agreement_generated": ea["agreement"], "accuracy_on_sources": er["agreement"],
-                                   "accuracy_on_targets": et["agreement"],
+                                   "accuracy_on_targets": et["agreement"], "agreement_landmark_warp": ew["agreement"],
                                    "ratio_to_targets": ea["agreement"] / et["agreement"] if et["agreement"] else None,
                                    "n": ea["n"], "extractor": F.extractor_name(clf)}
         except RuntimeError as e:
@@ -301,7 +302,8 @@ def to_markdown(rep: dict) -> str:
         ratio = "n/a" if e.get("ratio_to_targets") is None else f"{e['ratio_to_targets']:.2f}x"
         row("expression agreement", e["agreement_generated"],
             f"{e['extractor']}; n {e['n']}; accuracy on real targets {e['accuracy_on_targets']:.4f} "
-            f"(agreement = {ratio} of it), on sources {e['accuracy_on_sources']:.4f}")
+            f"(agreement = {ratio} of it), on sources {e['accuracy_on_sources']:.4f}; "
+            f"landmark warp {e['agreement_landmark_warp']:.4f}")
     if rep["skipped"]:
         lines += ["", "## Skipped", ""] + [f"- **{k}**: {v}" for k, v in rep["skipped"].items()]
     return "\n".join(lines) + "\n"
