@@ -42,10 +42,6 @@ class TransferPool:
         """Some subject shows two expressions in one pose: donors exist."""
         return any(len(v) >= 2 for v in self.by_subject.values())
 
-    def pairs(self, pose: str, a: str, b: str) -> np.ndarray:
-        """Donor pairs ``[P, 2]`` (row in a, row in b) of every subject in ``pose``."""
-        return np.concatenate(self.pairs_by_subject(pose, a, b) or [np.zeros((0, 2), np.int64)])
-
     def pairs_by_subject(self, pose: str, a: str, b: str) -> list[np.ndarray]:
         """Donor pairs ``[P_s, 2]`` of each subject with a and b in ``pose``."""
         key = (pose, a, b)
