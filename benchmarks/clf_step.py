@@ -23,7 +23,10 @@ from fape.classifiers.augment import augment
 from fape.classifiers.train import WithFeatures
 from fape.data.dataset import to_float
 
-CASES = [("fa_net_lightcnn9", 64, 1, 64), ("fa_net_lightcnn9", 128, 1, 32), ("mobilenet_v1", 48, 1, 64)]
+# (model, size, channels, batch, model kwargs); the last is the Table 5 presets' Fa-Net (width 0.25, 56 px)
+CASES = [("fa_net_lightcnn9", 64, 1, 64, {}), ("fa_net_lightcnn9", 128, 1, 32, {}), ("mobilenet_v1", 48, 1, 64, {}),
+         ("fa_net_lightcnn9", 56, 1, 64, {"width": 0.25})]
+VARIANTS = ("reference", "ours", "ours+bf16", "ours+channels_last", "ours+norm_batch")
 
 
 def reference_step(model, opt, imgs_u8, labels):
@@ -50,18 +53,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cases", type=int, nargs="+", default=None, help="indices into CASES (default: all)")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                    help="ours+norm_batch: LightCNN with norm: batch (the Table 5 recipe), same seed and batch")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| model | size | batch | step | images/s (median) | ratio to reference |")
     print("|---|---|---|---|---|---|")
-    for name, size, chans, batch in CASES:
+    for ci, (name, size, chans, batch, kwargs) in enumerate(CASES):
+        if args.cases is not None and ci not in args.cases:
+            continue
         torch.manual_seed(0)
-        base = create_classifier(name, num_classes=7, in_chans=chans, image_size=size)
+        base = create_classifier(name, num_classes=7, in_chans=chans, image_size=size, **kwargs)
         imgs = torch.randint(0, 256, (batch, chans, size, size), dtype=torch.uint8)
         labels = torch.randint(0, 7, (batch,))
         variants = {}
-        for v in ("reference", "ours", "ours+bf16", "ours+channels_last"):
-            m = copy.deepcopy(base)
+        for v in ["reference", *(v for v in args.variants if v != "reference")]:
+            if v == "ours+norm_batch" and not name.startswith("fa_net_lightcnn"):
+                continue
+            torch.manual_seed(0)
+            m = create_classifier(name, num_classes=7, in_chans=chans, image_size=size, **kwargs, norm="batch") \
+                if v == "ours+norm_batch" else copy.deepcopy(base)
             if v == "ours+channels_last":
                 m = m.to(memory_format=torch.channels_last)
             opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
@@ -83,7 +95,8 @@ def main() -> None:
         ref = statistics.median(rates["reference"])
         for v in variants:
             med = statistics.median(rates[v])
-            print(f"| {name} | {size} | {batch} | {v} | {med:,.1f} | {med / ref:.2f} |")
+            label = name + (f" {kwargs}" if kwargs else "")
+            print(f"| {label} | {size} | {batch} | {v} | {med:,.1f} | {med / ref:.2f} |")
 
 
 if __name__ == "__main__":
