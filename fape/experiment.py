@@ -40,7 +40,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -132,14 +132,27 @@ def task_folds(split_file: str) -> list[int | None]:
     return list(range(int(k))) if k else [None]
 
 
-def unit_key(task: str, fold: int | None) -> str:
-    """A task's unit: the task, or one fold of a k-fold task (``TASK@foldK``)."""
-    return task if fold is None else f"{task}@fold{fold}"
+class Unit(NamedTuple):
+    """A task's unit: the task, or one fold of a k-fold task."""
+
+    task: str
+    fold: int | None
+
+    @property
+    def key(self) -> str:
+        """Its key in ``synth.json`` and in printed progress: ``TASK`` or ``TASK@foldK``."""
+        return self.task if self.fold is None else f"{self.task}@fold{self.fold}"
+
+    @property
+    def dir(self) -> str:
+        """Its folder name: the task's stem, ``/foldK`` for a fold."""
+        return Path(self.task).stem + ("" if self.fold is None else f"/fold{self.fold}")
 
 
-def task_units(split_files: dict[str, str]) -> dict[str, tuple[str, int | None]]:
-    """``{unit key: (task, fold)}`` in table order."""
-    return {unit_key(t, f): (t, f) for t, path in split_files.items() for f in task_folds(path)}
+def task_units(split_files: dict[str, str]) -> dict[str, Unit]:
+    """``{unit key: Unit}`` in table order."""
+    units = (Unit(t, f) for t, path in split_files.items() for f in task_folds(path))
+    return {u.key: u for u in units}
 
 
 def train_rows(split_file: str, fold: int | None) -> np.ndarray:
@@ -187,12 +200,6 @@ def per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5)
     return path
 
 
-def unit_dir(key: str) -> str:
-    """A unit's folder name: the task's stem, ``/foldK`` for a fold."""
-    task, _, fold = key.partition("@")
-    return Path(task).stem + (f"/{fold}" if fold else "")
-
-
 def synthesize_tasks(gan_run: Path | dict[str, Path], data: Path, split_files: dict[str, str], plans: dict, out: Path,
                      seed: int, gate: str = "") -> dict[str, str]:
     """One synthesized set per unit (task, or fold of a k-fold task) from its training rows:
@@ -202,13 +209,13 @@ def synthesize_tasks(gan_run: Path | dict[str, Path], data: Path, split_files: d
     from fape.gan.synthesize import synthesize
 
     made = {}
-    for key, (task, fold) in task_units(split_files).items():
-        train = train_rows(split_files[task], fold)
-        plan = str(plans.get(task, plans.get("default", "per-pose:1.5")))
+    for key, unit in task_units(split_files).items():
+        train = train_rows(split_files[unit.task], unit.fold)
+        plan = str(plans.get(unit.task, plans.get("default", "per-pose:1.5")))
         if plan.startswith("per-pose:"):
-            plan = str(per_pose_plan(data, train, out / f"plan_{unit_dir(key).replace('/', '_')}.yaml",
+            plan = str(per_pose_plan(data, train, out / f"plan_{unit.dir.replace('/', '_')}.yaml",
                                      float(plan.split(":")[1])))
-        dest = out / unit_dir(key)
+        dest = out / unit.dir
         run = gan_run[key] if isinstance(gan_run, dict) else gan_run
         res = synthesize(run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False,
                          gate=parse_gate(gate))
@@ -261,10 +268,11 @@ def _gans(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed:
     """The seed's GAN run, or ``{unit key: run}`` with ``gan.per_task`` (``OUT/gan/UNIT``)."""
     if exp.gan.run:
         return Path(exp.gan.run)
-    units = gan_units(exp, data, split_files)
-    if "" in units:
-        return _gan(exp, data, units[""], out / "gan", seed)
-    return {k: _gan(exp, data, rows, out / "gan" / unit_dir(k), seed) for k, rows in units.items()}
+    rows = gan_units(exp, data, split_files)
+    if "" in rows:
+        return _gan(exp, data, rows[""], out / "gan", seed)
+    units = task_units(split_files)
+    return {k: _gan(exp, data, r, out / "gan" / units[k].dir, seed) for k, r in rows.items()}
 
 
 def _gan(exp: ExperimentConfig, data: Path, rows_: np.ndarray, run: Path, seed: int | None = None) -> Path:

@@ -110,6 +110,36 @@ def test_expression_agreement():
     assert r["agreement"] == pytest.approx(0.8)
 
 
+def test_classifier_pass_gives_the_features_and_predictions_of_separate_passes():
+    """One pass serves the domain FID and the agreement: its features must be what
+    ``features_from`` computes, and its predictions what ``model(x)`` predicts."""
+    from fape.classifiers.models import create_classifier
+    from fape.data.preprocess import to_model_input
+    from fape.metrics.fid import features_from
+    from fape.metrics.gan_report import classifier_pass
+
+    torch.manual_seed(0)
+    model = create_classifier("cnn3", num_classes=3, in_chans=1, image_size=32).eval()
+    # RGB, 40 px (converted and resized); brightness and contrast differ per image, so features do
+    level = torch.linspace(0, 1, 10).view(10, 1, 1, 1)
+    noise = torch.rand(10, 3, 40, 40)
+    imgs = (255 * (level * noise + (1 - level) * (1 - level) * noise.mean())).round().to(torch.uint8)
+    # an untrained net's features barely vary (std ~0.006) around a shared mean, so its head answers
+    # one class to everything: centre the head on these images' features, scaled to their spread
+    with torch.no_grad():
+        f = model.forward_features(to_model_input(imgs, 32, 1))
+        w = torch.randn(3, f.shape[1]) / f.std(0).clamp_min(1e-8)
+        model.head.weight.copy_(w)
+        model.head.bias.copy_(-(w @ f.mean(0)))
+    feats, preds = classifier_pass(model, imgs.numpy(), batch_size=4)
+    assert feats.shape == (10, model.num_features)
+    np.testing.assert_allclose(feats, features_from(model, imgs, progress=False), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        logits = model(to_model_input(imgs, 32, 1))
+    np.testing.assert_array_equal(preds, logits.argmax(1).numpy())
+    assert len(set(preds.tolist())) > 1  # predictions that vary, so the comparison can fail
+
+
 def test_load_classifier_names_the_missing_run(tmp_path):
     from fape.metrics.gan_report import load_classifier
 

@@ -53,7 +53,7 @@ def _features(model, src: str, batch_size: int, counts: dict | None = None):
     except FileNotFoundError as e:
         raise UserError(str(e)) from None
     f = features_from(model, it, total=n, desc=Path(src).name)
-    if getattr(model, "takes_uint8", False):
+    if getattr(model, "nan_means_no_face", False):
         f, dropped = finite_rows(f)
         try:
             need_two(len(f), f"{src} ({dropped} of {len(f) + dropped} images without a face)")

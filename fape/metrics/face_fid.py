@@ -45,6 +45,7 @@ class FaceEmbedder:
     ``[B, 128]`` float64 dlib descriptors, NaN rows where no face was found."""
 
     takes_uint8 = True  # features_from hands it uint8 images (float [-1, 1] inputs are converted)
+    nan_means_no_face = True  # a NaN row is an image without a face: callers drop and count it
 
     def __init__(self, mode: str = "cropped", upsample: int = 2):
         from fape.metrics.identity import face_recognizer
@@ -89,15 +90,14 @@ def face_fid(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, kid_sub
     "note"}``: ``n_*`` count the embeddings used, ``no_face_*`` those dropped. ValueError (a clear
     message) when a set has fewer than 2 faces.
     """
-    from fape.metrics.fid import fid_from_features, kid
+    from fape.metrics.fid import fid_kid
 
     r, drop_r = finite_rows(real)
     f, drop_f = finite_rows(fake)
     need_two(len(r), f"the real set ({drop_r} of {len(r) + drop_r} without a face)")
     need_two(len(f), f"the generated set ({drop_f} of {len(f) + drop_f} without a face)")
-    k, ks = kid(r, f, kid_subsets, kid_subset_size)
-    return {"fid": fid_from_features(r, f), "kid": k, "kid_std": ks, "n_real": len(r), "n_fake": len(f),
-            "no_face_real": drop_r, "no_face_fake": drop_f, "note": small_sample_note(len(r), len(f), r.shape[1])}
+    return {**fid_kid(r, f, kid_subsets, kid_subset_size), "no_face_real": drop_r, "no_face_fake": drop_f,
+            "note": small_sample_note(len(r), len(f), r.shape[1])}
 
 
 __all__ = ["FaceEmbedder", "extractor_label", "face_fid", "finite_rows", "need_two", "small_sample_note"]

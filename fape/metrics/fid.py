@@ -308,6 +308,14 @@ def fid_from_features(feats1: np.ndarray, feats2: np.ndarray) -> float:
     return frechet_distance(*statistics(feats1), *statistics(feats2))
 
 
+def fid_kid(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict:
+    """FID and KID of two feature sets ``[N, D]``, with their sizes: ``{"fid", "kid", "kid_std",
+    "n_real", "n_fake"}``. The one record every FID in a report is built from."""
+    k, ks = kid(real, fake, kid_subsets, kid_subset_size)
+    return {"fid": fid_from_features(real, fake), "kid": k, "kid_std": ks, "n_real": int(len(real)),
+            "n_fake": int(len(fake))}
+
+
 def per_group(feats1: np.ndarray, groups1, feats2: np.ndarray, groups2, names=None, min_size: int = 2,
               kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict:
     """FID and KID per group (e.g. target pose or expression): ``{group: {"n1", "n2", "fid", "kid",
@@ -326,5 +334,5 @@ def per_group(feats1: np.ndarray, groups1, feats2: np.ndarray, groups2, names=No
     return out
 
 
-__all__ = ["features_from", "fid_from_features", "frechet_distance", "image_files", "iter_batches", "kid",
+__all__ = ["features_from", "fid_from_features", "fid_kid", "frechet_distance", "image_files", "iter_batches", "kid",
            "load_stats", "mmd2_unbiased", "per_group", "polynomial_kernel", "save_stats", "statistics", "to_unit"]

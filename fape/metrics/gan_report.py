@@ -38,19 +38,35 @@ MIN_GROUP = 50  # images per set below which a per-group FID / KID is not report
 
 
 @torch.inference_mode()
-def expression_agreement(model, images, labels, batch_size: int = 64) -> dict:
-    """Fraction of images whose classifier prediction equals ``labels`` (``model(x)`` logits, x in
-    [-1, 1] at the model's ``default_cfg`` size / channels)."""
+def classifier_pass(model, images, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """One forward pass of a classifier over uint8 ``images`` ``[N, C, H, W]``: its features
+    ``[N, D]`` float64 (``forward_features``, spatially averaged if ``[B, D, h, w]``) and its
+    predictions ``[N]`` (argmax of ``forward_head``). Inputs in [-1, 1] at the model's
+    ``default_cfg`` size and channels, as the classifier was trained. The domain FID and the
+    expression agreement read the same pass, so a report runs the classifier once per image."""
     from fape.data.preprocess import to_model_input
 
     cfg = getattr(model, "default_cfg", None) or {}
     model.eval()
-    preds = []
+    feats, preds = [], []
     for i in range(0, len(images), batch_size):
         x = to_model_input(torch.as_tensor(images[i:i + batch_size]), cfg.get("image_size"),
-                            int(cfg.get("in_chans", images.shape[1])))
-        preds.append(model(x).argmax(1).cpu().numpy())
-    p = np.concatenate(preds)
+                           int(cfg.get("in_chans", images.shape[1])))
+        if hasattr(model, "forward_head"):
+            f = model.forward_features(x)
+            logits = model.forward_head(f)
+        else:  # a bare nn.Module classifier: logits only, no features
+            f, logits = None, model(x)
+        if f is not None:
+            f = f.mean((2, 3)) if f.ndim == 4 else f
+            feats.append(f.reshape(len(x), -1).double().cpu().numpy())
+        preds.append(logits.argmax(1).cpu().numpy())
+    return (np.concatenate(feats) if feats else np.zeros((len(images), 0))), np.concatenate(preds)
+
+
+def expression_agreement(model, images, labels, batch_size: int = 64) -> dict:
+    """Fraction of images whose classifier prediction equals ``labels`` (see :func:`classifier_pass`)."""
+    _, p = classifier_pass(model, images, batch_size)
     labels = np.asarray(labels)
     return {"agreement": float((p == labels).mean()), "n": int(len(p)), "predictions": p}
 
@@ -179,12 +195,8 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
     except (FileNotFoundError, ImportError) as e:
         S["lpips"] = str(e)
 
-    def fid_block(model, tag):
-        ff = F.features_from(model, torch.from_numpy(fake), progress=progress, desc=f"{tag} fake")
-        fr = F.features_from(model, torch.from_numpy(real), progress=progress, desc=f"{tag} real")
-        k, ks = F.kid(fr, ff)
-        return {"fid": F.fid_from_features(fr, ff), "kid": k, "kid_std": ks, "n_real": len(fr), "n_fake": len(ff),
-                "extractor": F.extractor_name(model), "reference": "held-out real targets",
+    def fid_block(fr, ff, extractor):  # real targets' and generated features -> a report record
+        return {**F.fid_kid(fr, ff), "extractor": extractor, "reference": "held-out real targets",
                 # per pose only, and only where a group has MIN_GROUP images: per-expression groups
                 # held 2-7 images, where FID and KID are noise (issue 13)
                 "by_pose": F.per_group(fr, g["target_pose"], ff, g["target_pose"], g["pose_names"],
@@ -193,30 +205,32 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
     try:
         from fape.metrics.inception import load_inception
 
-        M["fid_inception"] = fid_block(load_inception(inception_weights), "inception")
+        inc = load_inception(inception_weights)
+        feats = {k: F.features_from(inc, torch.from_numpy(g[k]), progress=progress, desc=f"inception {k}")
+                 for k in ("target", "fake")}
+        M["fid_inception"] = fid_block(feats["target"], feats["fake"], F.extractor_name(inc))
     except (FileNotFoundError, ImportError) as e:
         S["fid_inception"] = str(e)
 
-    clf = None
     if features:
         try:
             clf = load_classifier(features)
-            M["fid_domain"] = fid_block(clf, "classifier")
+        except RuntimeError as e:
+            S["fid_domain"] = S["expression"] = str(e)
+        else:
+            # one pass per image set: features for the domain FID, predictions for the agreement
+            out = {k: classifier_pass(clf, g[k]) for k in ("fake", "target", "source", "warp")}
+            M["fid_domain"] = fid_block(out["target"][0], out["fake"][0], F.extractor_name(clf))
             if list(clf.label_names) != list(g["label_names"]):
                 S["expression"] = (f"the classifier's {len(clf.label_names)} labels are not the data's "
                                    f"{len(g['label_names'])}: agreement would compare different classes")
             else:
                 # the pair's label (source and target show one expression); issue 15's target reads
                 # agreement on generated faces against the same classifier's accuracy on the real targets
-                ea = expression_agreement(clf, fake, g["label"])
-                er = expression_agreement(clf, src, g["label"])
-                et = expression_agreement(clf, real, g["label"])
-                ew = expression_agreement(clf, g["warp"], g["label"])  # the no-learning baseline
-                M["expression"] = {"agreement_generated": ea["agreement"], "accuracy_on_sources": er["agreement"],
-                                   "accuracy_on_targets": et["agreement"], "agreement_landmark_warp": ew["agreement"],
-                                   "n": ea["n"], "extractor": F.extractor_name(clf)}
-        except RuntimeError as e:
-            S["fid_domain"] = S["expression"] = str(e)
+                agree = {k: float((p == g["label"]).mean()) for k, (_, p) in out.items()}
+                M["expression"] = {"agreement_generated": agree["fake"], "accuracy_on_sources": agree["source"],
+                                   "accuracy_on_targets": agree["target"], "agreement_landmark_warp": agree["warp"],
+                                   "n": int(len(fake)), "extractor": F.extractor_name(clf)}
     else:
         S["fid_domain"] = S["expression"] = "no --features run:RUN classifier given"
 
@@ -318,4 +332,4 @@ def write_report(rep: dict, out: str | Path) -> Path:
     return out
 
 
-__all__ = ["expression_agreement", "gan_metrics", "generate_heldout", "load_classifier", "to_markdown", "write_report"]
+__all__ = ["classifier_pass", "expression_agreement", "gan_metrics", "generate_heldout", "load_classifier", "to_markdown", "write_report"]
