@@ -189,8 +189,17 @@ def test_identity_and_expression_terms_through_a_frozen_classifier(data, tmp_pat
     # the classifier's random split trained on every subject, the GAN's held-out ones too: refused
     with pytest.raises(ConfigError, match="rows the GAN may not train on"):
         gan_train.train(cfg_for(data, *terms), tmp_path / "leak", progress=False)
-    # with no held-out subjects every row is the GAN's, so that classifier saw only the GAN's rows
-    run = gan_train.train(cfg_for(data, *terms, "--data.heldout_subjects=0"), tmp_path / "gan", progress=False)
+    # the gan-rows split trains and selects on the GAN's training rows only, and tests on the rows
+    # the GAN holds out: accepted with held-out subjects on
+    gan_cfg = cfg_for(data, *terms)
+    rows_cfg = load_config(ClfConfig, REPO / "configs/clf/fanet_f2ed.yaml",
+                           [f"--data.root={data}", "--model.name=cnn3", "--data.split=gan-rows", "--data.image_size=32",
+                            "--train.batch_size=4", "--train.epochs=1",
+                            f"--data.split_options={{heldout_subjects: {gan_cfg.data.heldout_subjects}, "
+                            f"holdout_seed: {gan_cfg.data.split_seed}}}"])
+    rows_run = clf_train.train(rows_cfg, tmp_path / "clf_rows", progress=False)
+    run = gan_train.train(cfg_for(data, *terms[:1], f"--loss.classifier_run={rows_run}", *terms[2:]),
+                          tmp_path / "gan", progress=False)
     rec = [r for r in read_jsonl(run / "metrics.jsonl") if "g_identity" in r]
     assert rec and 0 <= rec[-1]["g_identity"] <= 2 and rec[-1]["g_expression"] > 0
     # the total includes the weighted terms

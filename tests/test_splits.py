@@ -330,6 +330,29 @@ def test_cli_split_missing_columns(tmp_path, capsys):
     assert "bogus" in capsys.readouterr().err
 
 
+def test_gan_rows_protocol_is_what_the_gan_trains_on_and_holds_out(tmp_path):
+    """The classifier of the GAN's expression term may see only the GAN's training rows: the
+    gan-rows split's train + val must be exactly those, and its test the GAN's held-out rows."""
+    from fape.config import load_config
+    from fape.gan.config import GANConfig
+    from fape.gan.data import gan_rows
+
+    m = f2ed_like(subjects=10, expressions=3, frames=1)
+    rows = np.flatnonzero(m["expression"].to_numpy() != "x2")  # the GAN may not see expression x2
+    rows_file = tmp_path / "rows.txt"
+    np.savetxt(rows_file, rows, fmt="%d")
+    cfg = load_config(GANConfig, None, [f"--data.rows={rows_file}", "--data.heldout_subjects=0.3",
+                                        "--data.split_seed=4"])
+    train, held = gan_rows(cfg, m)
+    s = make_split(m, "gan-rows", 1, rows=str(rows_file), heldout_subjects=0.3, holdout_seed=4)
+    p = s.parts
+    np.testing.assert_array_equal(np.sort(np.concatenate([p["train"], p["val"]])), np.sort(train))
+    np.testing.assert_array_equal(p["test"], np.sort(held))
+    assert len(p["val"]) and len(p["test"]) and not set(m["sequence"][p["val"]]) & set(m["sequence"][p["train"]])
+    assert set(m["subject"][p["test"]]).isdisjoint(m["subject"][train])  # held-out subjects, unseen
+    assert not np.isin(np.flatnonzero(m["expression"].to_numpy() == "x2"), np.concatenate(list(p.values()))).any()
+
+
 def test_subject_holdout_still_works():
     m = f2ed_like(subjects=10, expressions=2)
     tr, ho = subject_holdout(m, 0.2, seed=0)

@@ -86,6 +86,15 @@ def subject_holdout(manifest: pd.DataFrame, fraction: float, seed: int = 0) -> t
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
+def holdout_rows(manifest: pd.DataFrame, rows: str, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the file ``rows`` ("" = every row), split by :func:`subject_holdout`:
+    ``(train_rows, heldout_rows)`` as manifest indices. What a GAN trains on and is measured on
+    (``fape.gan.data.gan_rows``), and the ``gan-rows`` protocol's parts."""
+    allowed = read_rows(rows, len(manifest)) if rows else np.arange(len(manifest))
+    train_pos, held_pos = subject_holdout(manifest.iloc[allowed].reset_index(drop=True), fraction, seed)
+    return allowed[train_pos], allowed[held_pos]
+
+
 # ------------------------------------------------------------------ protocol table
 VIEW = "sequence+pose"  # leak unit: one camera's frames of a sequence
 LEAK_UNITS = ("sequence", VIEW)
@@ -135,6 +144,11 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
                   "(FER2013 PublicTest) are val and its test rows are left out, other rows give "
                   "val_fraction of their sequences to val; classes = the training sources' minus "
                   "exclude (comma list)"),
+    Protocol("gan-rows", {"rows": "", "heldout_subjects": 0.2, "holdout_seed": 0, "val_fraction": 0.1},
+             help="a GAN's rows, for the classifier of its expression / identity terms: test = the subjects a "
+                  "GAN with data.rows=ROWS, data.heldout_subjects and data.split_seed=holdout_seed holds out; "
+                  "train/val = its training rows (val_fraction of their sequences to val); rows outside ROWS "
+                  "are in no part"),
     Protocol("random", {"fractions": (0.8, 0.1, 0.1)}, help="random fractions, sequence-aware"),
     Protocol("subject", {"fractions": (0.8, 0.1, 0.1)}, subject_independent=True, needs=("subject",),
              help="subject-disjoint fractions"),
@@ -540,6 +554,12 @@ def _er_ss(m, rng, opts, meta, **_):
                             key=leak_unit("er-ss", opts))]
 
 
+def _gan_rows(m, rng, opts, **_):
+    train, held = holdout_rows(m, opts["rows"], opts["heldout_subjects"], opts["holdout_seed"])
+    train, val = _carve_val(m, train, opts["val_fraction"], rng)
+    return [{"train": train, "val": val, "test": held}]
+
+
 def _random(m, rng, opts, **_):
     return [_fraction_split(m, np.arange(len(m)), opts["fractions"], rng)]
 
@@ -798,7 +818,7 @@ def _lodo(m, rng, opts, meta, label_names, **_):
 _BUILDERS = {
     "er-ss": _er_ss, "er-ue": _er_ue, "er-up": _er_up, "er-zid": _er_zid, "fer2013-official": _fer2013,
     "jaffe-deep-emotion": _jaffe_de, "jaffe-loso": _jaffe_loso, "ckplus-10fold": _ckplus,
-    "random": _random, "subject": _subject, "leave-one-dataset-out": _lodo,
+    "random": _random, "subject": _subject, "leave-one-dataset-out": _lodo, "gan-rows": _gan_rows,
 }
 
 

@@ -9,22 +9,16 @@ import numpy as np
 
 from fape.data.dataset import FaceDataset, to_float
 from fape.data.pairs import PairDataset, PairSampler
-from fape.data.splits import subject_holdout
 from fape.gan.config import GANConfig
 from fape.gan.io import pose_masks
 
 
 def gan_rows(cfg: GANConfig, manifest) -> tuple[np.ndarray, np.ndarray]:
     """Manifest rows the GAN trains on, and the held-out subjects' rows it is measured on."""
-    d = cfg.data
-    allowed = np.arange(len(manifest))
-    if d.rows:  # e.g. rows no task tests on, so synthesis never learned from a test image
-        from fape.data.splits import read_rows
+    from fape.data.splits import holdout_rows
 
-        allowed = read_rows(d.rows, len(manifest))
-    train_pos, held_pos = subject_holdout(manifest.iloc[allowed].reset_index(drop=True),
-                                          d.heldout_subjects, d.split_seed)
-    return allowed[train_pos], allowed[held_pos]
+    # data.rows: e.g. rows no task tests on, so synthesis never learned from a test image
+    return holdout_rows(manifest, cfg.data.rows, cfg.data.heldout_subjects, cfg.data.split_seed)
 
 
 def build_data(cfg: GANConfig):
