@@ -87,7 +87,8 @@ def register(groups) -> None:
                        description="Write DIR/splits/<protocol>[-<options>]-seed<S>.csv (row,path,split[,fold]) "
                                    "and a JSON beside it; refuses subject/sequence leaks. Protocols: er-ss, er-ue, "
                                    "er-up, er-zid, fer2013-official, jaffe-deep-emotion, jaffe-loso, ckplus-10fold, "
-                                   "leave-one-dataset-out (of a `fape data merge`), random, subject "
+                                   "leave-one-dataset-out (of a `fape data merge`), random, subject, gan-rows (a GAN's "
+                                   "training rows and held-out subjects) "
                                    "(see fape/data/splits.py).")
     q.add_argument("dir", help="dataset folder")
     q.add_argument("--protocol", required=True, help="split protocol (e.g. er-ss, jaffe-deep-emotion)")
