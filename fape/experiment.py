@@ -323,7 +323,7 @@ def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tup
 
 def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: dict[str, str]):
     """The classifier cells of one seed in table order (tasks, then settings):
-    ``(task, setting, ClfConfig or None, run folder, reason it is skipped or "")``. Makes the
+    ``(task, setting, ClfConfig or None, run folder, reason it is skipped or "", fold or None)``. Makes the
     seed's splits, GAN and synthesized sets first (:func:`_seed_inputs`)."""
     split_files, oracle_files, synth = _seed_inputs(exp, data, out, seed)
     units = task_units(split_files)
@@ -339,7 +339,7 @@ def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: di
                         "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
                 split = oracle_files.get(task, "") if s.oracle else split_files[task]
                 cfg = None if skip else clf_config(exp, s, task, split, synth.get(key, ""), seed, init[s.name], fold)
-                yield task, s, cfg, run, skip
+                yield task, s, cfg, run, skip, fold
 
 
 def headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
@@ -395,16 +395,15 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     for seed in exp.seeds:  # seed-major: a stopped experiment has whole seeds done first
         jobs = []  # (label, config, run folder) of this seed's cells, in table order
         folds: dict[Path, list[Path]] = {}  # k-fold tasks: the seed's result folder -> its fold runs
-        for task, s, cfg, run, skip in seed_cells(exp, data, out, seed, init):
-            fold = run.name if run.name.startswith("fold") else ""
-            k += fold in ("", "fold0")  # a k-fold cell counts once
-            label = f"[{k}/{n_cells}] {task} {s.name} seed {seed}" + (f" {fold}" if fold else "")
+        for task, s, cfg, run, skip, fold in seed_cells(exp, data, out, seed, init):
+            k += fold in (None, 0)  # a k-fold cell counts once
+            label = f"[{k}/{n_cells}] {task} {s.name} seed {seed}" + (f" fold{fold}" if fold is not None else "")
             if skip:
                 print(f"{label}: {skip}, skipped", flush=True)
                 continue
             jobs.append((label, cfg, run))
-            result = run.parent if fold else run
-            if fold:
+            result = run if fold is None else run.parent
+            if fold is not None:
                 folds.setdefault(result, []).append(run)
             runs = cells.setdefault(task, {}).setdefault(s.name, [])
             if str(result) not in runs:

@@ -57,7 +57,7 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     # same threads per cell (the seed's splits, GAN and synthesized sets are the finished ones)
     exp = quickstart_experiment("tiny", 0, out)
     jobs = [(f"{task}/{s.name}", cfg, tmp_path / "serial" / f"{task}-{s.name}")
-            for task, s, cfg, run, skip in seed_cells(exp, out / "data" / "synth", out / "experiment", 0,
+            for task, s, cfg, run, skip, _fold in seed_cells(exp, out / "data" / "synth", out / "experiment", 0,
                                                        {s.name: "" for s in exp.settings}) if not skip]
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
