@@ -103,6 +103,10 @@ class ExperimentConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     redraw: Literal["all", "classifier"] = "all"  # what a seed redraws (module docstring)
     per_class: bool = False
+    # the part every cell is evaluated on: "test" for a final table, "val" for a search over plans,
+    # mixes or recipes, which must never read test (the best checkpoint was chosen on val, so val
+    # accuracies run a little high, alike for every setting)
+    part: Literal["test", "val"] = "test"
     n_boot: int = 2000
     paper: dict = field(default_factory=dict)  # {setting: {task: accuracy %}} printed beside ours
 
@@ -384,6 +388,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     names = [s.name for s in exp.settings]
     if len(set(names)) != len(names):
         raise ValueError(f"experiment {exp.name!r}: setting names repeat: {names}")
+    _check_part(exp)
     out = Path(out or exp.out or f"runs/experiments/{exp.name}")
     claim_dir(out, ("config.yaml",))  # an experiment's folder, an empty one, or a new one: never a user's
     save_config(exp, out / "config.yaml")
@@ -408,8 +413,8 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
             runs = cells.setdefault(task, {}).setdefault(s.name, [])
             if str(result) not in runs:
                 runs.append(str(result))
-        for label, res in train_cells(jobs, workers):
-            print(f"{label}: test accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
+        for label, res in train_cells(jobs, workers, exp.part):
+            print(f"{label}: {exp.part} accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
         for result, fold_runs in folds.items():
             res = pool_folds(fold_runs, result)
             print(f"  {result.relative_to(out)}: pooled test accuracy {res['accuracy']:.4f} over "
@@ -419,18 +424,18 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     ref = exp.settings[0].name
     roles = headroom_roles(exp)
     for task, groups in cells.items():
-        cmp = compare(groups, "test", exp.n_boot,
+        cmp = compare(groups, exp.part, exp.n_boot,
                       headroom=roles if roles and all(r in groups for r in roles) else None)
         cmp["differences"] = {}  # each setting against the first, "B - REF"
         for b in groups:
             if b != ref and ref in groups:
-                cmp["differences"].update(compare({b: groups[b], ref: groups[ref]}, "test", exp.n_boot)["differences"])
+                cmp["differences"].update(compare({b: groups[b], ref: groups[ref]}, exp.part, exp.n_boot)["differences"])
         if exp.per_class:
-            cmp["per_class"] = {name: _per_class(runs) for name, runs in groups.items()}
+            cmp["per_class"] = {name: _per_class(runs, exp.part) for name, runs in groups.items()}
             if ref in groups:
-                cmp["per_class_differences"] = per_class_differences(groups, ref, exp.n_boot)
+                cmp["per_class_differences"] = per_class_differences(groups, ref, exp.n_boot, exp.part)
         first = next(iter(groups.values()))[0]
-        cmp["chance"] = json.loads((Path(first) / "eval" / "test" / "results.json").read_text())["chance"]
+        cmp["chance"] = json.loads((Path(first) / "eval" / exp.part / "results.json").read_text())["chance"]
         results["tasks"][task] = cmp
     if exp.split_options.get("leak_unit") == "sequence+pose":
         results["leaks"] = ("split_options.leak_unit=sequence+pose is the paper's image-level protocol: other views "
@@ -440,6 +445,17 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     atomic_write_text(out / "report.md", report_md(exp, results))
     print(f"fape experiment {exp.name}: {out / 'report.md'}")
     return results
+
+
+def _check_part(exp: ExperimentConfig) -> None:
+    """A search (``part: val``) needs single-split tasks: a k-fold task's folds are pooled so that
+    each image is tested once, while a validation image is in several folds."""
+    from fape.data.splits import PROTOCOLS
+
+    kfold = [t for t in exp.tasks if t in PROTOCOLS and PROTOCOLS[t].kfold]
+    if exp.part != "test" and kfold:
+        raise ConfigError(f"experiment {exp.name!r}: part: {exp.part} cannot pool the folds of the k-fold "
+                          f"task(s) {kfold}; search on a single-split task")
 
 
 def pool_folds(fold_runs: list[Path], out: Path) -> dict:
@@ -492,8 +508,8 @@ def _train_images(cfg) -> int:
     return split_meta(cfg.data.split)["counts"]["train"] + count_images(cfg.data.synthetic)
 
 
-def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1):
-    """Train and test-evaluate ``(label, ClfConfig, run folder)`` cells; yields ``(label, result)``
+def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1, part: str = "test"):
+    """Train ``(label, ClfConfig, run folder)`` cells and evaluate each on ``part``; yields ``(label, result)``
     in table order. ``workers`` > 1 trains that many at once in spawned processes with
     ``cpu_count // workers`` threads each, the largest cells first so no worker is left with a long
     cell at the end. A cell's result does not depend on the order, only (through float summation
@@ -504,7 +520,7 @@ def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1):
 
     if workers <= 1 or len(jobs) <= 1:
         for label, cfg, run in jobs:
-            yield label, train_and_eval(cfg, run)
+            yield label, train_and_eval(cfg, run, split=part)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -513,19 +529,20 @@ def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1):
     order = sorted(range(len(jobs)), key=lambda i: _train_images(jobs[i][1]), reverse=True)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as pool:
-        futures = {i: pool.submit(train_and_eval, jobs[i][1], jobs[i][2]) for i in order}
+        futures = {i: pool.submit(train_and_eval, jobs[i][1], jobs[i][2], False, part) for i in order}
         for i, (label, _, _) in enumerate(jobs):
             yield label, futures[i].result()
 
 
-def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int) -> dict[str, dict[str, dict]]:
+def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int,
+                          part: str = "test") -> dict[str, dict[str, dict]]:
     """Per class, the recall difference of every setting from ``ref`` with its interval
     (``hierarchical_bootstrap`` on the paired test images of that class: seeds, then images):
     ``{"B - REF": {class: result}}``. Classes a seed does not test are left out."""
     from fape.classifiers.evaluate import _correct, _paired_seeds, hierarchical_bootstrap
 
-    names = list(json.loads((Path(groups[ref][0]) / "eval" / "test" / "results.json").read_text())["per_class"])
-    frames = {name: [_correct(Path(r), "test") for r in runs] for name, runs in groups.items()}
+    names = list(json.loads((Path(groups[ref][0]) / "eval" / part / "results.json").read_text())["per_class"])
+    frames = {name: [_correct(Path(r), part) for r in runs] for name, runs in groups.items()}
     out = {}
     for b in groups:
         if b == ref:
@@ -543,9 +560,9 @@ def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int) -
     return out
 
 
-def _per_class(runs: list[str]) -> dict[str, float]:
-    """Per-class accuracy (recall), mean over seeds."""
-    recs = [json.loads((Path(r) / "eval" / "test" / "results.json").read_text())["per_class"] for r in runs]
+def _per_class(runs: list[str], part: str = "test") -> dict[str, float]:
+    """Per-class accuracy (recall) on ``part``, mean over seeds."""
+    recs = [json.loads((Path(r) / "eval" / part / "results.json").read_text())["per_class"] for r in runs]
     return {c: float(np.mean([r[c]["recall"] for r in recs])) for c in recs[0]}
 
 
@@ -554,7 +571,9 @@ def report_md(exp: ExperimentConfig, res: dict) -> str:
     head = "| setting | " + " | ".join(Path(t).stem for t in tasks) + " |"
     sep = "|---|" + "---|" * len(tasks)
     lines = [f"# Experiment `{exp.name}`", "", exp.description, "",
-             f"Test accuracy (%), mean +- std over seeds {exp.seeds}; model selection on validation only.", "",
+             (f"Test accuracy (%), mean +- std over seeds {exp.seeds}; model selection on validation only."
+              if exp.part == "test" else f"**Validation** accuracy (%), mean +- std over seeds {exp.seeds}: a search "
+              f"(part: val), which read no test image. The best checkpoint was chosen on this part too."), "",
              head, sep]
     for s in exp.settings:
         cells = []
@@ -568,8 +587,8 @@ def report_md(exp: ExperimentConfig, res: dict) -> str:
                                          for t in tasks if res["tasks"][t].get("chance") is not None), "",
               f"Each seed redraws {'the split, the GAN, the synthesized set and the classifier' if exp.redraw == 'all' else 'the classifier only'}. "
               "Difference from the first setting, with a 95% interval from a hierarchical bootstrap that "
-              "resamples seeds, then test images (seed k paired with seed k):", "",
-              "| task | difference | mean (points) | 95% CI | test images per seed | seeds |", "|---|---|---|---|---|---|"]
+              f"resamples seeds, then {exp.part} images (seed k paired with seed k):", "",
+              f"| task | difference | mean (points) | 95% CI | {exp.part} images per seed | seeds |", "|---|---|---|---|---|---|"]
     for t in tasks:
         for name, d in res["tasks"][t]["differences"].items():
             lines.append(f"| {Path(t).stem} | {name} | {100 * d['diff']:+.1f} | [{100 * d['ci_low']:+.1f}, "

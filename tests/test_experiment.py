@@ -70,6 +70,29 @@ def test_tiny_experiment_runs_every_cell_then_reuses(tmp_path, capsys, monkeypat
     assert again["tasks"]["er-ss"]["settings"] == res["tasks"]["er-ss"]["settings"]
 
 
+def test_search_on_validation_never_reads_test(tmp_path):
+    """``part: val``: every cell is evaluated on its validation part, the table is made of those
+    numbers, and no test image is read (no eval/test, no test_reads.jsonl anywhere)."""
+    exp = tiny_experiment(tmp_path)
+    exp.tasks, exp.seeds, exp.part, exp.per_class = ["er-ue"], [0], "val", True
+    res = run_experiment(exp, tmp_path / "out")
+    out = tmp_path / "out"
+    t = res["tasks"]["er-ue"]
+    for name, st in t["settings"].items():
+        val = json.loads((out / "clf/er-ue" / name / "s0/eval/val/results.json").read_text())
+        assert st["accs"] == pytest.approx([val["accuracy"]])
+    assert "FaPE-GAN + Fa-Net - Fa-Net" in t["differences"] and "headroom" in t
+    assert not list(out.rglob("eval/test")) and not list(out.rglob("test_reads.jsonl"))
+    report = (out / "report.md").read_text()
+    assert "**Validation** accuracy" in report and "val images per seed" in report
+    from fape.errors import ConfigError
+
+    kfold = load_config(ExperimentConfig, REPO / "configs/experiments/jaffe_expression_transfer.yaml",
+                        [f"--data.root={_real_style(tmp_path)}", "--seeds=[0]", "--part=val"])
+    with pytest.raises(ConfigError, match="part: val cannot pool the folds of the k-fold"):
+        run_experiment(kfold, tmp_path / "kfold")
+
+
 def test_pretrain_setting_starts_cells_from_its_weights(tmp_path):
     exp = tiny_experiment(tmp_path)
     exp = load_config(ExperimentConfig, None, [

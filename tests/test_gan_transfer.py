@@ -101,11 +101,37 @@ def test_without_subject_ids_auto_aligns_and_retarget_is_an_error(tmp_path):
         plans.resolve_plan(index, plans.parse_plan(str(p)), None, seed=0)
 
 
+def test_builtin_plan_retargets_a_rare_expression_onto_other_subjects_in_each_pose(tmp_path):
+    """F2ED's ER-UE: one training subject shows the rare expression (in every pose).
+    ``balance-expression:max:retarget`` draws it on the other subjects, pose by pose; ``auto``
+    (multi-pose) keeps the old redraw of that one subject."""
+    poses = ("half_left", "front")
+    root = make_multipose(tmp_path / "f2ed", subjects=4, frames=1, poses=poses, label_names=LABELS, mouth_shift=1.5,
+                          skip={(0, 1), (1, 1), (2, 1)})  # contempt: s3 only
+    index = read_index(root)
+    m = index.manifest
+    subj, expr, pose = (m[c].to_numpy() for c in ("subject", "expression", "pose"))
+    old = plans.resolve_plan(index, plans.parse_plan("balance-expression:max", index.info), None, seed=0)
+    assert old.report["landmark_method"] == plans.ALIGN and {subj[j.source_row] for j in old.jobs} == {"s3"}
+    res = plans.resolve_plan(index, plans.parse_plan("balance-expression:max:retarget", index.info), None, seed=0)
+    assert res.report["landmark_method"] == METHOD
+    assert len(res.jobs) == 6  # contempt 2 real -> 8, the count of anger and happy
+    for j in res.jobs:
+        assert j.expression == "contempt" and expr[j.source_row] != "contempt"
+        assert pose[j.source_row] == j.pose and all(pose[a] == pose[b] == j.pose for a, b in j.donors)
+        assert all(subj[b] == "s3" and expr[b] == "contempt" for _, b in j.donors)
+    # the emptiest cells first: each of the 3 other subjects gets contempt in each of the 2 poses
+    assert sorted((subj[j.source_row], j.pose) for j in res.jobs) == sorted(
+        (s, p) for s in ("s0", "s1", "s2") for p in poses)
+    with pytest.raises(UserError, match="unknown part 'warp'"):
+        plans.parse_plan("balance-pose:warp")
+
+
 def test_unknown_class_in_a_plan_is_named(real):
     info = read_index(real).info
     with pytest.raises(UserError, match="disgust"):
         plans.parse_plan("balance-expression:contempt,disgust", info)
-    with pytest.raises(UserError, match="unknown statistic"):
+    with pytest.raises(UserError, match="unknown part"):
         plans.parse_plan("balance-pose:contempt", info)
 
 

@@ -59,10 +59,12 @@ of one subject in a and b (``fape.gan.transfer``, ``fape.data.retarget``; landma
 ``retarget-similarity``; the mean change of ``donors: K`` pairs of different subjects, default
 3, a YAML plan's key). The output row has expression b and the source's subject. Sources and
 donors are allowed rows (``--rows``) only. Subjects that never showed b get it too (the cells
-with fewest images first). ``landmarks: auto`` (the default, and the only choice of built-in
-plans) picks ``retarget`` when every source row has a subject, there is one pose and some
-subject shows two expressions, else ``align``; ``retarget`` on a set without subject ids
-(FER2013) is an error.
+with fewest images first). ``landmarks: auto`` (the default) picks ``retarget`` when every
+source row has a subject, there is one pose and some subject shows two expressions, else
+``align``; ``retarget`` on a set without subject ids (FER2013) is an error. A built-in plan takes the mode as a part of its name:
+``balance-expression:max:retarget`` transfers expressions on a multi-pose set too. There a job
+keeps its cell's pose: source and donor pairs are rows in that pose, so F2ED's ER-UE can draw a
+rare expression, shown by one training subject, on the faces of all the others.
 """
 from __future__ import annotations
 
@@ -140,17 +142,20 @@ def parse_plan(spec: str, info: DatasetInfo | None = None) -> Plan:
     spec = str(spec)
     base, *parts = spec.split(":")
     if base in BUILTIN_PLANS:
-        stat, classes = _DEFAULT_STAT[base], []
+        stat, classes, landmarks = _DEFAULT_STAT[base], [], "auto"
         for part in parts:
             if part in ("max", "median"):
                 stat = part
+            elif part in LANDMARK_MODES:
+                landmarks = part
             elif base == "balance-expression" and part and not classes:
                 classes = [c.strip() for c in part.split(",") if c.strip()]
                 _check_expressions(classes, info, f"plan {spec!r}")
             else:
                 extra = " or a class list (balance-expression:contempt,fear)" if base == "balance-expression" else ""
-                raise UserError(f"plan {spec!r}: unknown statistic {part!r} (use {base}:max or {base}:median{extra})")
-        return Plan(name=spec, kind=base, stat=stat, classes=classes)
+                raise UserError(f"plan {spec!r}: unknown part {part!r} (use {base}:max or {base}:median, "
+                                f"{base}:retarget or {base}:align{extra})")
+        return Plan(name=spec, kind=base, stat=stat, classes=classes, landmarks=landmarks)
     from fape.config import preset_path
 
     p = preset_path(spec)  # configs/plans/... names the packaged plan from any folder
@@ -333,7 +338,7 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
         cells = [(e, p, s) for e in ([t.expression] if t.expression is not None else exprs_all)
                  for p in ([t.pose] if t.pose is not None else poses)
                  for s in ([t.subject] if t.subject is not None else subj_all)
-                 if feasible(e, p, s)]
+                 if deficit and feasible(e, p, s)]  # a met target needs no cells (and retarget's are costly)
         entry = {**t.key(), "count": t.count, "real": have_real, "planned_before": have_planned,
                  "deficit": deficit, "added": 0}
         if deficit and not cells:
