@@ -179,16 +179,18 @@ def untested_rows(data: Path, split_files: dict[str, str]) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def gan_units(exp: ExperimentConfig, data: Path, split_files: dict[str, str]) -> dict[str, np.ndarray]:
-    """The rows each GAN of a seed trains on: ``{"": untested rows}`` for one shared GAN, or
-    ``{unit key: that unit's training rows}`` with ``gan.per_task``."""
-    if exp.gan.per_task:
-        return {k: train_rows(split_files[t], f) for k, (t, f) in task_units(split_files).items()}
+def unit_gan_rows(split_files: dict[str, str]) -> dict[str, np.ndarray]:
+    """``gan.per_task``: ``{unit key: that unit's training rows}``, what each unit's GAN trains on."""
+    return {k: train_rows(split_files[t], f) for k, (t, f) in task_units(split_files).items()}
+
+
+def shared_gan_rows(exp: ExperimentConfig, data: Path, split_files: dict[str, str]) -> np.ndarray:
+    """The rows the seed's one shared GAN trains on: those every task trains on (:func:`untested_rows`)."""
     rows = untested_rows(data, split_files)
     if not len(rows):
         raise ConfigError(f"experiment {exp.name!r}: no row is trained on by every task and fold, so a shared "
                           f"GAN has nothing to train on (k-fold tasks test every row): set gan.per_task: true")
-    return {"": rows}
+    return rows
 
 
 def per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5) -> Path:
@@ -272,11 +274,10 @@ def _gans(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed:
     """The seed's GAN run, or ``{unit key: run}`` with ``gan.per_task`` (``OUT/gan/UNIT``)."""
     if exp.gan.run:
         return Path(exp.gan.run)
-    rows = gan_units(exp, data, split_files)
-    if "" in rows:
-        return _gan(exp, data, rows[""], out / "gan", seed)
+    if not exp.gan.per_task:
+        return _gan(exp, data, shared_gan_rows(exp, data, split_files), out / "gan", seed)
     units = task_units(split_files)
-    return {k: _gan(exp, data, r, out / "gan" / units[k].dir, seed) for k, r in rows.items()}
+    return {k: _gan(exp, data, r, out / "gan" / units[k].dir, seed) for k, r in unit_gan_rows(split_files).items()}
 
 
 def _gan(exp: ExperimentConfig, data: Path, rows_: np.ndarray, run: Path, seed: int | None = None) -> Path:
@@ -379,7 +380,7 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
 def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int = 1) -> dict:
     """Every (seed, task, setting) cell, ``workers`` cells at once (:func:`train_cells`); the
     results and ``report.md`` / ``results.json`` in ``out`` (module docstring)."""
-    from fape.classifiers.evaluate import compare
+    from fape.classifiers.evaluate import compare, per_class_differences
     from fape.config import save_config
 
     t0 = time.perf_counter()
@@ -532,32 +533,6 @@ def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1, part: st
         futures = {i: pool.submit(train_and_eval, jobs[i][1], jobs[i][2], False, part) for i in order}
         for i, (label, _, _) in enumerate(jobs):
             yield label, futures[i].result()
-
-
-def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int,
-                          part: str = "test") -> dict[str, dict[str, dict]]:
-    """Per class, the recall difference of every setting from ``ref`` with its interval
-    (``hierarchical_bootstrap`` on the paired test images of that class: seeds, then images):
-    ``{"B - REF": {class: result}}``. Classes a seed does not test are left out."""
-    from fape.classifiers.evaluate import _correct, _paired_seeds, hierarchical_bootstrap
-
-    names = list(json.loads((Path(groups[ref][0]) / "eval" / part / "results.json").read_text())["per_class"])
-    frames = {name: [_correct(Path(r), part) for r in runs] for name, runs in groups.items()}
-    out = {}
-    for b in groups:
-        if b == ref:
-            continue
-        per_seed, rows = _paired_seeds([frames[b], frames[ref]], [b, ref])
-        labels = [frames[ref][k].loc[r, "label"].to_numpy() for k, r in enumerate(rows)]  # [N_k] each
-        diffs = {}
-        for c, name in enumerate(names):
-            sel = [lab == c for lab in labels]
-            if all(m.any() for m in sel):
-                diffs[name] = hierarchical_bootstrap([x[0][m] for x, m in zip(per_seed, sel)],
-                                                     [x[1][m] for x, m in zip(per_seed, sel)], n_boot=n_boot,
-                                                     images=[r[m] for r, m in zip(rows, sel)])
-        out[f"{b} - {ref}"] = diffs
-    return out
 
 
 def _per_class(runs: list[str], part: str = "test") -> dict[str, float]:

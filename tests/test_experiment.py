@@ -161,13 +161,13 @@ def _real_style(tmp_path):
 def test_per_task_gan_never_sees_a_folds_test_subject(tmp_path):
     from fape.data.format import read_index
     from fape.errors import ConfigError
-    from fape.experiment import gan_units, make_splits, task_units
+    from fape.experiment import make_splits, shared_gan_rows, task_units, unit_gan_rows
 
     data = _real_style(tmp_path)
     subj = read_index(data).manifest["subject"].to_numpy()
     files = make_splits(data, ["jaffe-loso"], 0)
-    exp = load_config(ExperimentConfig, None, ["--tasks=[jaffe-loso]", "--gan.per_task=true"])
-    units = gan_units(exp, data, files)
+    exp = load_config(ExperimentConfig, None, ["--tasks=[jaffe-loso]"])
+    units = unit_gan_rows(files)
     assert list(units) == [f"jaffe-loso@fold{k}" for k in range(5)] == list(task_units(files))
     from fape.data.splits import load_split
 
@@ -176,9 +176,8 @@ def test_per_task_gan_never_sees_a_folds_test_subject(tmp_path):
         tested = set(subj[parts["test"]]) | set(subj[parts["val"]])
         assert len(tested) == 2 and not tested & set(subj[rows]), k  # neither test nor val subject
         assert np.array_equal(rows, parts["train"])
-    exp.gan.per_task = False  # one shared GAN: every row is tested in some fold, nothing is left
-    with pytest.raises(ConfigError, match="per_task"):
-        gan_units(exp, data, files)
+    with pytest.raises(ConfigError, match="per_task"):  # one shared GAN: every row is tested in some fold
+        shared_gan_rows(exp, data, files)
 
 
 def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):

@@ -137,6 +137,10 @@ def test_kid_small_sets_and_cap():
     assert mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy)
     with pytest.raises(ValueError):
         kid(a[:1], b)
+    # subsets that take both whole sets are one value: no std (not a spread of 0)
+    b30 = np.concatenate([b, b[:5]])  # [30, 16], as many as a
+    whole, none = kid(a, b30, subsets=20, subset_size=1000)
+    assert none is None and whole == pytest.approx(mmd2_unbiased(a, b30))
 
 
 def test_per_group():

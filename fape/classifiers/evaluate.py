@@ -446,6 +446,30 @@ def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 200
     return out
 
 
+def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int,
+                          part: str = "test") -> dict[str, dict[str, dict]]:
+    """Per class, the recall difference of every setting from ``ref`` with its interval
+    (``hierarchical_bootstrap`` on the paired images of that class: seeds, then images):
+    ``{"B - REF": {class: result}}``. Classes a seed does not test are left out."""
+    names = list(json.loads((Path(groups[ref][0]) / "eval" / part / "results.json").read_text())["per_class"])
+    frames = {name: [_correct(Path(r), part) for r in runs] for name, runs in groups.items()}
+    out = {}
+    for b in groups:
+        if b == ref:
+            continue
+        per_seed, rows = _paired_seeds([frames[b], frames[ref]], [b, ref])
+        labels = [frames[ref][k].loc[r, "label"].to_numpy() for k, r in enumerate(rows)]  # [N_k] each
+        diffs = {}
+        for c, name in enumerate(names):
+            sel = [lab == c for lab in labels]
+            if all(m.any() for m in sel):
+                diffs[name] = hierarchical_bootstrap([x[0][m] for x, m in zip(per_seed, sel)],
+                                                     [x[1][m] for x, m in zip(per_seed, sel)], n_boot=n_boot,
+                                                     images=[r[m] for r, m in zip(rows, sel)])
+        out[f"{b} - {ref}"] = diffs
+    return out
+
+
 def compare_markdown(res: dict) -> str:
     lines = ["| setting | runs | accuracy (mean +- std) |", "|---|---|---|"]
     for name, s in res["settings"].items():

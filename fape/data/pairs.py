@@ -67,6 +67,9 @@ class PairSampler:
         self.sources = np.flatnonzero(usable)  # rows that can be a source (and a mirror/identity target)
         self.ptr, self.idx = self._partners(manifest, usable, cfg.same_frame)
         self.eptr, self.eidx, self.ecdf = _expression_partners(manifest, usable)
+        # every row's cdf run lies in (0, 1]: offset by the row, the runs form one increasing array
+        # that a single searchsorted answers for all sources at once
+        self._ecdf_by_row = np.repeat(np.arange(n), np.diff(self.eptr)) + self.ecdf  # [P]
         w = np.array([cfg.pose, cfg.mirror, cfg.identity, cfg.expression], np.float64)
         if (w < 0).any() or w.sum() <= 0:
             raise ConfigError(f"pair weights must be >= 0 with a positive sum, got "
@@ -124,17 +127,18 @@ class PairSampler:
         pick = self.ptr[src] + (rng.random(len(src)) * np.maximum(self.num_partners()[src], 1)).astype(np.int64)
         tgt = np.where(kind == POSE, self.idx[np.minimum(pick, len(self.idx) - 1)] if len(self.idx) else src, src)
         u, expr = rng.random(len(src)), kind == EXPRESSION
-        tgt[expr] = self._expression_targets(src[expr], u[expr])  # the Python loop only over expression pairs
+        tgt[expr] = self._expression_targets(src[expr], u[expr])
         return {"src": src, "tgt": tgt, "flip": kind == MIRROR, "kind": kind}
 
     def _expression_targets(self, src: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Inverse-CDF draw of an expression partner per source (``src`` itself when it has none)."""
-        out = src.copy()
-        for k, (i, x) in enumerate(zip(src, u)):
-            a, b = self.eptr[i], self.eptr[i + 1]
-            if b > a:
-                out[k] = self.eidx[a + min(int(np.searchsorted(self.ecdf[a:b], x, side="right")), b - a - 1)]
-        return out
+        """Inverse-CDF draw of an expression partner per source (``src`` itself when it has none):
+        ``src`` [N] rows, ``u`` [N] uniform in [0, 1)."""
+        if not len(self.eidx):
+            return src.copy()
+        a, b = self.eptr[src], self.eptr[src + 1]  # [N] each: the source's run of partners
+        pos = np.searchsorted(self._ecdf_by_row, src + u, side="right")  # first cdf > u inside the run
+        pos = np.clip(pos, a, np.maximum(b - 1, a))  # float rounding of a run's last cdf below 1
+        return np.where(b > a, self.eidx[np.minimum(pos, len(self.eidx) - 1)], src)
 
 
 def _expression_partners(m: pd.DataFrame, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -164,8 +164,9 @@ def parse_plan(spec: str, info: DatasetInfo | None = None) -> Plan:
     if not p.is_file():
         raise UserError(f"plan file not found: {p}")
     text = p.read_text()
-    return Plan(name=str(p), kind="yaml", targets=parse_targets(text, where=str(p), info=info),
-                text_sha256=hashlib.sha256(text.encode()).hexdigest(), **_transfer_keys(text, str(p)))
+    raw = _load_plan(text, str(p))
+    return Plan(name=str(p), kind="yaml", targets=_targets(raw["targets"], str(p), info),
+                text_sha256=hashlib.sha256(text.encode()).hexdigest(), **_transfer_keys(raw, str(p)))
 
 
 def _check_expressions(names: list[str], info: DatasetInfo | None, where: str) -> None:
@@ -175,20 +176,9 @@ def _check_expressions(names: list[str], info: DatasetInfo | None, where: str) -
             raise UserError(f"{where}: unknown expression(s) {bad} (the dataset has {info.label_names[:12]})")
 
 
-def _transfer_keys(text: str, where: str) -> dict:
-    """A YAML plan's ``landmarks`` and ``donors`` (module docstring)."""
-    import yaml
-
-    raw = yaml.safe_load(text) or {}
-    mode, k = str(raw.get("landmarks", "auto")), raw.get("donors", DONORS)
-    if mode not in LANDMARK_MODES:
-        raise UserError(f"{where}: landmarks must be one of {', '.join(LANDMARK_MODES)}, got {mode!r}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise UserError(f"{where}: donors must be a positive integer, got {k!r}")
-    return {"landmarks": mode, "donors": k}
-
-
-def parse_targets(text: str, where: str = "plan", info: DatasetInfo | None = None) -> list[Target]:
+def _load_plan(text: str, where: str) -> dict:
+    """A YAML plan's mapping, its top-level keys checked (read once: targets and transfer keys
+    both come from it)."""
     import yaml
 
     try:
@@ -201,7 +191,20 @@ def parse_targets(text: str, where: str = "plan", info: DatasetInfo | None = Non
     if unknown:
         raise UserError(f"{where}: unknown top-level key(s) {unknown} "
                         f"(allowed: targets, name, description, landmarks, donors)")
-    items = raw["targets"]
+    return raw
+
+
+def _transfer_keys(raw: dict, where: str) -> dict:
+    """A YAML plan's ``landmarks`` and ``donors`` (module docstring)."""
+    mode, k = str(raw.get("landmarks", "auto")), raw.get("donors", DONORS)
+    if mode not in LANDMARK_MODES:
+        raise UserError(f"{where}: landmarks must be one of {', '.join(LANDMARK_MODES)}, got {mode!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserError(f"{where}: donors must be a positive integer, got {k!r}")
+    return {"landmarks": mode, "donors": k}
+
+
+def _targets(items, where: str, info: DatasetInfo | None) -> list[Target]:
     if not isinstance(items, list) or not items:
         raise UserError(f"{where}: 'targets' must be a non-empty list")
     out = []
@@ -215,14 +218,21 @@ def parse_targets(text: str, where: str = "plan", info: DatasetInfo | None = Non
         c = t.get("count")
         if isinstance(c, bool) or not isinstance(c, int) or c < 0:
             raise UserError(f"{w}: 'count' must be a non-negative integer, got {c!r}")
-        vals = {k: (None if t.get(k) is None else str(t[k])) for k in PLAN_KEYS}
-        if info is not None:
-            if vals["pose"] is not None and vals["pose"] not in info.pose_names:
-                raise UserError(f"{w}: unknown pose {vals['pose']!r} (the dataset has {info.pose_names})")
-            if vals["expression"] is not None:
-                _check_expressions([vals["expression"]], info, w)
-        out.append(Target(count=c, **vals))
+        out.append(Target(count=c, **{k: (None if t.get(k) is None else str(t[k])) for k in PLAN_KEYS}))
+    check_target_names(out, where, info)
     return out
+
+
+def check_target_names(targets: list[Target], where: str, info: DatasetInfo | None) -> None:
+    """Every target's pose and expression is one of the dataset's (``info``; None checks nothing)."""
+    if info is None:
+        return
+    for i, t in enumerate(targets):
+        w = f"{where}: target {i + 1}"
+        if t.pose is not None and t.pose not in info.pose_names:
+            raise UserError(f"{w}: unknown pose {t.pose!r} (the dataset has {info.pose_names})")
+        if t.expression is not None:
+            _check_expressions([t.expression], info, w)
 
 
 def builtin_targets(plan: Plan, counted: pd.DataFrame, sources: pd.DataFrame, poses: Sequence[str]) -> list[Target]:
@@ -485,9 +495,3 @@ def report_markdown(report: dict, pose_names: Sequence[str]) -> str:
     for s, d in sorted(report["per_subject"].items()):
         lines.append(f"| {s or '(none)'} | {d['before']} | {d['added']} | {d['after']} |")
     return "\n".join(lines) + "\n"
-
-
-def yaml_dump_targets(targets: list[Target]) -> str:
-    import yaml
-
-    return yaml.safe_dump({"targets": [{**t.key(), "count": t.count} for t in targets]})

@@ -44,8 +44,8 @@ from fape.data.format import DatasetInfo, FaceIndex, read_index, save_image, wri
 from fape.data.retarget import retarget
 from fape.data.splits import read_rows
 from fape.errors import UserError
-from fape.gan.plans import Job, Plan, ResolvedPlan, align_landmarks, parse_plan, parse_targets, report_markdown
-from fape.gan.plans import resolve_plan, yaml_dump_targets
+from fape.gan.plans import Job, Plan, ResolvedPlan, align_landmarks, check_target_names, parse_plan, report_markdown
+from fape.gan.plans import resolve_plan
 from fape.utils.io import DATASET_MARKERS, atomic_write_json, atomic_write_text, check_replaceable, replace_dir
 
 if TYPE_CHECKING:  # torch-importing modules stay out of `fape --help`
@@ -129,7 +129,7 @@ def check_inputs(run: str | Path, data: str | Path, plan: str | Plan, out: Path,
     if not isinstance(plan, Plan):
         plan = parse_plan(plan, index.info)
     elif plan.kind == "yaml":
-        parse_targets(yaml_dump_targets(plan.targets), plan.name, index.info)  # check names
+        check_target_names(plan.targets, plan.name, index.info)
     try:
         loaded = gan_io.load_generator(run, use_ema=use_ema, device=device or _default_device())
     except FileNotFoundError as e:

@@ -288,16 +288,20 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def kid(feats1: np.ndarray, feats2: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+        seed: int = 0) -> tuple[float, float | None]:
     """Kernel Inception Distance: mean and std of ``mmd2_unbiased`` over ``subsets`` random subsets
     of ``subset_size`` rows of each set (drawn without replacement; ``subset_size`` is capped at the
-    smaller set size, which must be >= 2). Unbiased, so usable on small (per-pose / per-class) sets."""
+    smaller set size, which must be >= 2). Unbiased, so usable on small (per-pose / per-class) sets.
+    When the cap takes both whole sets, every subset is the same pair of sets (MMD does not depend on
+    the order): one value, and the std is None rather than a meaningless 0."""
     f1, f2 = np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)
     if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
         raise ValueError(f"need [N, D] features with the same D, got {f1.shape} and {f2.shape}")
     m = min(subset_size, len(f1), len(f2))
     if m < 2:
         raise ValueError(f"KID needs at least 2 images per set, got {len(f1)} and {len(f2)}")
+    if m == len(f1) == len(f2):
+        return float(mmd2_unbiased(f1, f2)), None
     rng = np.random.default_rng(seed)
     vals = np.array([mmd2_unbiased(f1[rng.choice(len(f1), m, replace=False)],
                                    f2[rng.choice(len(f2), m, replace=False)]) for _ in range(subsets)])

@@ -293,7 +293,7 @@ def to_markdown(rep: dict) -> str:
             row(name, M[key]["fid"], f"{floor}{M[key]['extractor']}; {n}")
             std = M[key]["kid_std"]
             row(name.replace("FID", "KID"), M[key]["kid"],
-                (f"± {std:.4f} (std over subsets)" if std is not None else "one subset: no std") + f"; {n}")
+                (f"± {std:.4f} (std over subsets)" if std is not None else "one subset, every image: no std") + f"; {n}")
             for grp in ("by_pose",):
                 for gname, r in M[key].get(grp, {}).items():
                     if "kid" in r:
