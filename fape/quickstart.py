@@ -12,7 +12,8 @@ data step and its report. Stages (each timed, reused when its output is complete
    expressions of ER-UE, +50% per pose for ER-SS and ER-ZID); Fa-Net (LightCNN-9) per task
    without and with the synthesized images, and with the held-back rare cells real (the oracle);
 4. ``metrics``: paired L1/PSNR/SSIM, pose error, identity, domain FID/KID (features of the
-   ER-SS classifier), expression agreement; and the classification metrics;
+   ER-SS classifier), expression agreement, on pose pairs of ER-SS's validation part (images
+   neither G nor that classifier trained on); and the classification metrics;
 5. ``report``: ``report.md`` (the paper's Table 5 layout), ``results.json``, a bar chart.
 """
 from __future__ import annotations
@@ -71,10 +72,20 @@ class Stages:
 
 # ---------------------------------------------------------------- stage bodies
 def run_metrics(gan_run: Path, data: Path, clf_run: Path, out: Path, pairs: int) -> dict:
+    """The GAN's report on pose pairs of the classifier's validation part: images that neither G
+    (trained on the rows every task trains on) nor the classifier trained on, so the expression
+    agreement and the classifier's accuracy on the real targets are both held-out figures. (The
+    GAN's own held-out subjects are training rows of every task's classifier.)"""
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+    from fape.data.splits import load_split
     from fape.metrics.gan_report import gan_metrics, write_report
 
+    split = load_config(ClfConfig, clf_run / "config.yaml").data.split
     rep = gan_metrics(gan_run, data, max_pairs=pairs, allow_random_backbone=True,
-                      features=f"run:{clf_run}", progress=False, identity_pairs=min(pairs, 64))
+                      features=f"run:{clf_run}", progress=False, identity_pairs=min(pairs, 64),
+                      pair_rows=load_split(split)["val"],
+                      pairs_from=f"the validation part of the expression classifier's split ({Path(split).name})")
     write_report(rep, out / "metrics")
     return rep
 
@@ -165,7 +176,7 @@ def report_md(res: dict) -> str:
         "Sample grid (source | target pose mask | generated | target), held-out subjects:", "",
         f"![GAN samples]({res['gan_grid']})", "",
         "Images synthesized per task: " + ", ".join(f"{t} {n}" for t, n in res["synthesized"].items()), "",
-        "## Synthesis quality (held-out pairs)", "",
+        "## Synthesis quality (pairs of the ER-SS validation part: unseen by G and by the classifier)", "",
     ]
     lines += [res["metrics_md"], "", "## Stage times (this machine)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in res["stages"].items()]

@@ -182,3 +182,26 @@ def test_gan_report_shows_face_region_rows_beside_copy_and_warp():
     md = to_markdown(rep)
     assert "| face-region L1 | 0.0200 | copy-source baseline 0.0500; landmark warp 0.0400; 0.40x copy |" in md
     assert "| face-region SSIM | 0.6000 |" in md
+
+
+def test_heldout_pairs_from_given_rows_and_never_from_gan_training_rows(tmp_path):
+    """``pair_rows``: the report's pairs come from those rows only (e.g. a classifier's validation
+    part); a row the GAN trained on is refused, since its metrics would not be held out."""
+    from _fixtures import make_multipose, tiny_generator_run
+
+    from fape.data.format import read_index
+    from fape.gan.data import gan_rows
+    from fape.gan.io import load_generator
+    from fape.metrics.gan_report import generate_heldout
+
+    data = make_multipose(tmp_path / "d", subjects=5, frames=1)
+    run = tiny_generator_run(tmp_path / "gan")
+    m = read_index(data).manifest
+    trained, held = gan_rows(load_generator(run).cfg, m)
+    assert len(held) and len(trained)
+    unseen = held[m["subject"].to_numpy()[held] == m["subject"].to_numpy()[held][0]]  # one held-out subject
+    g = generate_heldout(run, data, progress=False, pair_rows=unseen)
+    assert len(g["src"]) and set(g["src"]) | set(g["tgt"]) <= set(unseen.tolist())
+    assert g["fake"].shape == g["target"].shape
+    with pytest.raises(RuntimeError, match="GAN training rows"):
+        generate_heldout(run, data, progress=False, pair_rows=np.concatenate([unseen, trained[:1]]))

@@ -44,6 +44,8 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     assert e["n"] == results["metrics"]["pairs"] and 0 <= e["accuracy_on_targets"] <= 1
     assert 0 <= e["agreement_landmark_warp"] <= 1
     assert "accuracy on real targets" in report
+    # pairs of ER-SS's validation part: neither G nor the classifier trained on them (issue 15)
+    assert "validation part" in results["metrics"]["pairs_from"] and "validation part" in report
     if "identity" in m:  # scored on at most 64 pairs (the face embedding is the slow part)
         assert m["identity"]["pairs"] == min(results["metrics"]["pairs"], 64)
     assert (out / "accuracy.png").stat().st_size > 1000 and (out / results["gan_grid"]).is_file()

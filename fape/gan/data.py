@@ -22,23 +22,29 @@ def gan_rows(cfg: GANConfig, manifest) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_data(cfg: GANConfig):
-    """Faces, train pairs and held-out pose pairs (subjects unseen in training)."""
+    """Faces, train pairs and held-out pose pairs (subjects unseen in training; None if none)."""
     d = cfg.data
     faces = FaceDataset(d.root, size=d.image_size, channels=d.channels, progress=False)
     train_rows, held_rows = gan_rows(cfg, faces.index.manifest)
     sampler = PairSampler(faces.index.manifest, faces.index.landmarks_ok, d.pairs, rows=train_rows)
     train = PairDataset(faces, sampler, seed=cfg.train.seed)
-    heldout = None
-    if len(held_rows):
-        try:
-            # held-out pairs with a true target: pose pairs, and expression pairs when trained on them
-            held = (d.pairs.pose, d.pairs.expression) if d.pairs.pose + d.pairs.expression > 0 else (1.0, 0.0)
-            held_cfg = dataclasses.replace(d.pairs, pose=held[0], expression=held[1], mirror=0.0, identity=0.0)
-            hs = PairSampler(faces.index.manifest, faces.index.landmarks_ok, held_cfg, rows=held_rows)
-            heldout = PairDataset(faces, hs, seed=10_000 + cfg.train.seed)
-        except ValueError:  # single-pose data (or no subject ids): no held-out pairs to measure
-            heldout = None
-    return faces, train, heldout
+    return faces, train, heldout_pairs(cfg, faces, held_rows)
+
+
+def heldout_pairs(cfg: GANConfig, faces: FaceDataset, rows: np.ndarray) -> PairDataset | None:
+    """Pairs with a true target among ``rows`` (the run's held-out subjects, or rows the caller
+    vouches the GAN never trained on): pose pairs, and expression pairs when the run trains on
+    them. None when the rows make no such pair (single-pose data, no subject ids, no rows)."""
+    d = cfg.data
+    if not len(rows):
+        return None
+    held = (d.pairs.pose, d.pairs.expression) if d.pairs.pose + d.pairs.expression > 0 else (1.0, 0.0)
+    held_cfg = dataclasses.replace(d.pairs, pose=held[0], expression=held[1], mirror=0.0, identity=0.0)
+    try:
+        hs = PairSampler(faces.index.manifest, faces.index.landmarks_ok, held_cfg, rows=rows)
+    except ValueError:
+        return None
+    return PairDataset(faces, hs, seed=10_000 + cfg.train.seed)
 
 
 def prepare_batch(cfg: GANConfig, batch: dict) -> dict:

@@ -134,7 +134,8 @@ def cli_gan(args, overrides) -> int:
         raise UserError("fape metrics gan always reports the dlib face FID; --features takes a classifier run:RUN")
     try:
         rep = gan_metrics(args.run, args.data, args.max_pairs, args.inception_weights, args.allow_random_backbone,
-                          args.features, pose_mode=args.pose_mode)
+                          args.features, pose_mode=args.pose_mode, pair_rows=args.pair_rows,
+                          pairs_from=f"the rows of {args.pair_rows}" if args.pair_rows else "")
     except (FileNotFoundError, RuntimeError) as e:
         raise UserError(str(e)) from None
     out = write_report(rep, args.out or Path(args.run) / "metrics")
@@ -173,6 +174,10 @@ def register(groups) -> None:
     q.add_argument("--run", required=True, help="GAN run folder (or checkpoint)")
     q.add_argument("--data", default=None, help="dataset folder (overrides the run's data.root)")
     q.add_argument("--split", default="heldout", choices=("heldout",), help="pairs to evaluate")
+    q.add_argument("--pair-rows", default=None, metavar="ROWS",
+                   help="draw the pairs among these manifest rows (a rows file, one index per line), e.g. the "
+                        "--features classifier's validation part, instead of the run's held-out subjects; "
+                        "the GAN must not have trained on any of them")
     q.add_argument("--max-pairs", type=int, default=None)
     q.add_argument("--inception-weights", default=None, metavar="PATH")
     q.add_argument("--allow-random-backbone", action="store_true",

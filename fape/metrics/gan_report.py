@@ -74,12 +74,15 @@ def expression_agreement(model, images, labels, batch_size: int = 64) -> dict:
 # ---------------------------------------------------------------- generation
 @torch.inference_mode()
 def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs: int | None = None,
-                     batch_size: int = 64, progress: bool = True) -> dict:
-    """Generated and real images of the held-out pairs: uint8 ``[N, C, H, W]`` arrays and metadata."""
+                     batch_size: int = 64, progress: bool = True, pair_rows: np.ndarray | str | Path | None = None) -> dict:
+    """Generated and real images of the held-out pairs: uint8 ``[N, C, H, W]`` arrays and metadata.
+    ``pair_rows``: draw the pairs among these manifest rows instead of the run's held-out subjects,
+    e.g. a classifier's validation part, so that the expression agreement is read on images that
+    neither G nor the classifier trained on; a row the GAN trained on is an error."""
     from tqdm import tqdm
 
     from fape.gan.io import load_generator
-    from fape.gan.data import build_data, generate, prepare_batch, spread
+    from fape.gan.data import build_data, gan_rows, generate, heldout_pairs, prepare_batch, spread
     from fape.gan.warp import warp_to_landmarks
     from fape.utils.loop import collate
 
@@ -88,8 +91,19 @@ def generate_heldout(run: str | Path, data: str | Path | None = None, max_pairs:
     if data is not None:
         cfg.data.root = str(data)
     faces, _, heldout = build_data(cfg)
+    if pair_rows is not None:
+        if isinstance(pair_rows, (str, Path)):  # a rows file
+            from fape.data.splits import read_rows
+
+            pair_rows = read_rows(pair_rows, len(faces.index.manifest))
+        seen = np.intersect1d(pair_rows, gan_rows(cfg, faces.index.manifest)[0])
+        if len(seen):
+            raise RuntimeError(f"{len(seen)} of the {len(pair_rows)} pair rows were GAN training rows of {run} "
+                               f"(e.g. row {int(seen[0])}): its held-out metrics must come from unseen images")
+        heldout = heldout_pairs(cfg, faces, np.asarray(pair_rows, np.int64))
     if heldout is None:
-        raise RuntimeError("this run's data has no held-out pose pairs (no held-out subjects, or a single pose)")
+        raise RuntimeError("no held-out pose pairs: the run has no held-out subjects or a single pose"
+                           if pair_rows is None else "the pair rows make no pose pair (one view of each frame?)")
     heldout.set_epoch(0)
     n = len(heldout) if max_pairs is None else min(len(heldout), max_pairs)
     pick = spread(len(heldout), n)  # pairs spread over every held-out subject, not the first ones
@@ -167,17 +181,21 @@ def _clean(o):
 
 
 def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_random_backbone=False,
-                features=None, pose_mode="detect", progress=True, identity_pairs: int | None = None) -> dict:
-    """``identity_pairs``: score identity and the dlib face-embedding FID on N pairs spread evenly over
-    the held-out pairs (the dlib face embedding costs ~0.15 s per image on a CPU core, the bulk of
-    this report's time); None = every pair. The held-out pairs come grouped by subject, so the
-    first N could all be one face."""
+                features=None, pose_mode="detect", progress=True, identity_pairs: int | None = None,
+                pair_rows: np.ndarray | str | Path | None = None, pairs_from: str = "") -> dict:
+    """``pair_rows``: the rows the pairs come from (:func:`generate_heldout`), described by
+    ``pairs_from`` in the report. ``identity_pairs``: score identity and the dlib face-embedding
+    FID on N pairs spread evenly over the held-out pairs (the dlib face embedding costs ~0.15 s per
+    image on a CPU core, the bulk of this report's time); None = every pair. The held-out pairs
+    come grouped by subject, so the first N could all be one face."""
     from fape.metrics import fid as F
     from fape.metrics.paired import face_region_metrics, paired_metrics, summarize
 
-    g = generate_heldout(run, data, max_pairs, progress=progress)
+    g = generate_heldout(run, data, max_pairs, progress=progress, pair_rows=pair_rows)
     fake, real, src = g["fake"], g["target"], g["source"]
     rep: dict = {"run": str(run), "generator": g["generator"], "pairs": int(len(fake)),
+                 "pairs_from": pairs_from or ("the run's held-out subjects" if pair_rows is None else
+                                              "given rows the GAN never trained on"),
                  "data": str(g["cfg"].data.root), "metrics": {}, "skipped": {}}
     M, S = rep["metrics"], rep["skipped"]
     def paired(x):  # full image, and inside the target's landmark hull (its background is unknowable)
@@ -258,8 +276,10 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
 
 
 def to_markdown(rep: dict) -> str:
+    pairs_from = rep.get("pairs_from", "the run's held-out subjects")  # reports written before pair rows existed
     lines = [f"# GAN metrics: {rep['run']}", "", f"- generator: {rep['generator']}", f"- data: {rep['data']}",
-             f"- held-out pairs: {rep['pairs']}", "", "| metric | value | extractor / notes |", "|---|---|---|"]
+             f"- held-out pairs: {rep['pairs']}, from {pairs_from}", "",
+             "| metric | value | extractor / notes |", "|---|---|---|"]
     M = rep["metrics"]
 
     def row(name, value, note=""):
