@@ -61,8 +61,9 @@ of one subject in a and b (``fape.gan.transfer``, ``fape.data.retarget``; landma
 donors are allowed rows (``--rows``) only. Subjects that never showed b get it too (the cells
 with fewest images first). ``landmarks: auto`` (the default) picks ``retarget`` when every
 source row has a subject, there is one pose and some subject shows two expressions, else
-``align``; ``retarget`` on a set without subject ids (FER2013) is an error. A built-in plan takes the mode as a part of its name:
-``balance-expression:max:retarget`` transfers expressions on a multi-pose set too. There a job
+``align``; ``retarget`` on a set without subject ids (FER2013) is an error. A built-in plan
+takes the mode as a part of its name: ``balance-expression:max:retarget`` transfers expressions
+on a multi-pose set too. There a job
 keeps its cell's pose: source and donor pairs are rows in that pose, so F2ED's ER-UE can draw a
 rare expression, shown by one training subject, on the faces of all the others.
 """
