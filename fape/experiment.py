@@ -45,7 +45,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from fape.errors import ConfigError
-from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
+from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir, exclusive_run
 
 PLANS = ("balance-pose", "balance-expression", "balance-identity")
 ORACLE_PROTOCOLS = ("er-ue", "er-up")  # split protocols with held-back rare cells (oracle=true)
@@ -282,11 +282,18 @@ def _gans(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed:
 
 def _gan(exp: ExperimentConfig, data: Path, rows_: np.ndarray, run: Path, seed: int | None = None) -> Path:
     """Train (or resume, or reuse) one GAN into ``run`` on the manifest rows ``rows_``."""
+    if (run / "done.json").is_file():
+        return run
+    with exclusive_run(run):  # two experiment processes on one folder never train one GAN
+        return _train_gan(exp, data, rows_, run, seed)
+
+
+def _train_gan(exp: ExperimentConfig, data: Path, rows_: np.ndarray, run: Path, seed: int | None) -> Path:
     from fape.config import load_config, override
     from fape.gan.config import GANConfig
     from fape.gan.train import train as train_gan
 
-    if (run / "done.json").is_file():
+    if (run / "done.json").is_file():  # another process finished it between the check and the lock
         return run
     if (run / "config.yaml").is_file():
         train_gan(load_config(GANConfig, run / "config.yaml"), run, resume=True)

@@ -183,3 +183,33 @@ def test_predict_refuses_a_users_out_folder(tmp_path, capsys):
     assert main(["predict", str(img), "--out", str(user)]) == 2
     assert "refusing to replace" in capsys.readouterr().err
     assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+
+
+def test_a_run_another_process_trains_is_refused_and_left_alone(tmp_path, monkeypatch):
+    """Two experiment processes on one output folder: the second stops at a cell the first holds,
+    with the lock named, before it writes anything into it; once the holder is gone, the cell resumes."""
+    import subprocess
+    import sys
+
+    import fape.classifiers.train as clf_train
+    from fape.classifiers.config import ClfConfig
+    from fape.classifiers.train_eval import train_and_eval
+
+    run = tmp_path / "clf" / "cell"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom fape.utils.io import exclusive_run\n"
+        f"with exclusive_run({str(run)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        trained = []
+        monkeypatch.setattr(clf_train, "train", lambda *a, **k: trained.append(a))
+        with pytest.raises(OutputError, match=r"being trained by another process .*\.cell\.lock"):
+            train_and_eval(ClfConfig(), run)
+        assert not trained and not run.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(FileNotFoundError):  # the lock is free again: training starts (here a stub), then eval
+        train_and_eval(ClfConfig(), run)
+    assert len(trained) == 1

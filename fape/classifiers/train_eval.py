@@ -11,6 +11,7 @@ from pathlib import Path
 from fape.classifiers import evaluate
 from fape.classifiers import train as clf_train  # looked up at call time: tests replace clf_train.train
 from fape.classifiers.config import ClfConfig
+from fape.utils.io import exclusive_run
 
 
 def train_and_eval(cfg: ClfConfig, run: Path, progress: bool = False, split: str = "test") -> dict:
@@ -21,9 +22,10 @@ def train_and_eval(cfg: ClfConfig, run: Path, progress: bool = False, split: str
 
     res_path = run / "eval" / split / "results.json"
     if not res_path.is_file():
-        if not (run / "done.json").is_file():
-            resume = (run / "config.yaml").is_file()  # an interrupted cell continues with its own config
-            clf_train.train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume,
-                            progress=progress)
-        evaluate.evaluate_run(run, split)
+        with exclusive_run(run):  # a second process on the same cell stops here, with the lock named
+            if not (run / "done.json").is_file():
+                resume = (run / "config.yaml").is_file()  # an interrupted cell continues with its own config
+                clf_train.train(load_config(ClfConfig, run / "config.yaml") if resume else cfg, run, resume=resume,
+                                progress=progress)
+            evaluate.evaluate_run(run, split)
     return json.loads(res_path.read_text())

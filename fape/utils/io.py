@@ -255,3 +255,32 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_run(run: str | Path) -> Iterator[None]:
+    """Hold ``.RUN.lock`` beside the folder ``run`` while one process trains into it.
+
+    Two commands that resume the same run (two ``fape experiment`` processes on one output folder,
+    say) would otherwise both write its checkpoints and logs, and leave a run that is neither. The
+    lock is an OS advisory lock (``flock``), released when its holder exits, even by a crash, so a
+    stale file never blocks a later resume. Where ``fcntl`` does not exist (Windows) nothing is locked.
+    """
+    run = Path(run)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    run.parent.mkdir(parents=True, exist_ok=True)
+    lock = run.parent / f".{run.name}.lock"
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"{run} is being trained by another process (it holds {lock}); wait for it "
+                              f"to finish, or stop it, then run again: finished work is reused") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
