@@ -260,3 +260,24 @@ def test_task_data_refuses_synthetic_rows_and_names_a_missing_dataset(tmp_path):
 
 def make_real(tmp_path):
     return _real_style(tmp_path)
+
+
+def test_seed_classifiers_experiment_names_registered_models_and_existing_files():
+    # issue 18's comparison: every row's model is registered, its files exist, its stage skips the
+    # ImageNet weights that are not here, and center loss is on in exactly the MobileNet paper's row
+    from fape.classifiers import is_classifier
+    from fape.classifiers.config import ClfConfig
+
+    exp = load_config(ExperimentConfig, REPO / "configs/experiments/seed_classifiers.yaml")
+    assert set(exp.task_data) == set(exp.tasks) == {"jaffe-deep-emotion", "ckplus-10fold"}
+    weights = {}
+    for s in exp.settings:
+        assert (REPO / s.classifier).is_file() and (REPO / s.pretrain).is_file(), s.name
+        cell = load_config(ClfConfig, REPO / s.classifier, s.overrides)
+        stage = load_config(ClfConfig, REPO / s.pretrain, s.pretrain_overrides)
+        assert is_classifier(cell.model.name) and cell.model.name == stage.model.name
+        assert stage.model.pretrained == "" and stage.data.split == "fer2013-official"
+        assert cell.model.kwargs == stage.model.kwargs and cell.data.image_size == stage.data.image_size
+        weights[s.name] = (stage.center_loss.weight, cell.center_loss.weight)
+    assert weights["MobileNetV1 + center loss"] == (0.001, 0.001)
+    assert weights["MobileNetV1, no center loss"] == (0.0, 0.0)
