@@ -31,6 +31,11 @@ Layout of ``OUT`` (default ``runs/experiments/NAME``)::
     config.yaml  seeds/sSEED/{splits.json, gan/[UNIT/], synth/UNIT/}  pretrain/SETTING/
     clf/TASK/SETTING/sSEED/[foldK/]  report.md  results.json
 
+A setting may name its own ``classifier`` config, so rows can be different models, each with its
+own pre-training stage (``configs/experiments/seed_classifiers.yaml``); ``task_data`` puts a task on
+another dataset than ``data.root`` and ``task_overrides`` gives a task its own classifier overrides
+(applied last). The report lists each row's parameters, training minutes and its stage's test accuracy.
+
 ``--workers N`` trains N classifier cells of a seed at once (spawned processes, the largest cells
 first; :func:`train_cells`). ``fape quickstart`` is this loop on a packaged experiment, one seed.
 """
