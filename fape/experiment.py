@@ -31,6 +31,11 @@ Layout of ``OUT`` (default ``runs/experiments/NAME``)::
     config.yaml  seeds/sSEED/{splits.json, gan/[UNIT/], synth/UNIT/}  pretrain/SETTING/
     clf/TASK/SETTING/sSEED/[foldK/]  report.md  results.json
 
+A setting may name its own ``classifier`` config, so rows can be different models, each with its
+own pre-training stage (``configs/experiments/seed_classifiers.yaml``); ``task_data`` puts a task on
+another dataset than ``data.root`` and ``task_overrides`` gives a task its own classifier overrides
+(applied last). The report lists each row's parameters, training minutes and its stage's test accuracy.
+
 ``--workers N`` trains N classifier cells of a seed at once (spawned processes, the largest cells
 first; :func:`train_cells`). ``fape quickstart`` is this loop on a packaged experiment, one seed.
 """
@@ -79,6 +84,8 @@ class ExpSetting:
     pretrain: str = ""
     pretrain_data: str = ""
     pretrain_overrides: list[str] = field(default_factory=list)
+    # this row's classifier config YAML ("" = the experiment's): one model per row compares models
+    classifier: str = ""
     overrides: list[str] = field(default_factory=list)  # classifier overrides for this row only
 
 
@@ -89,6 +96,10 @@ class ExperimentConfig:
     description: str = ""
     data: ExpData = field(default_factory=ExpData)
     tasks: list[str] = field(default_factory=lambda: ["er-ss"])  # split protocols or split files
+    # {task: dataset root} for tasks on another dataset than data.root (e.g. JAFFE and CK+ columns
+    # beside each other); such an experiment has no synthetic or oracle setting
+    task_data: dict = field(default_factory=dict)
+    task_overrides: dict = field(default_factory=dict)  # {task: classifier overrides}, applied last
     split_seed: int = 0
     split_options: dict = field(default_factory=dict)
     gan: ExpGAN = field(default_factory=ExpGAN)
@@ -234,14 +245,20 @@ def synthesize_tasks(gan_run: Path | dict[str, Path], data: Path, split_files: d
 
 
 # ---------------------------------------------------------------- the experiment
+def task_root(exp: ExperimentConfig, task: str) -> Path:
+    """The dataset a task's split is made on and its cells train on: ``task_data`` or ``data.root``."""
+    return Path(exp.task_data.get(task, exp.data.root))
+
+
 def clf_config(exp: ExperimentConfig, setting: ExpSetting, task: str, split_file: str, synth: str,
              seed: int, init_from: str, fold: int | None = None):
     from fape.classifiers.config import ClfConfig
     from fape.config import load_config, override
 
-    cfg = load_config(ClfConfig, exp.classifier or None, [*exp.classifier_overrides, *setting.overrides])
+    cfg = load_config(ClfConfig, setting.classifier or exp.classifier or None,
+                      [*exp.classifier_overrides, *setting.overrides, *exp.task_overrides.get(task, [])])
     cell = {"name": f"{exp.name}-{Path(task).stem}-{setting.name}" + (f"-fold{fold}" if fold is not None else ""),
-            "data.root": exp.data.root, "data.split": split_file, "train.seed": seed,
+            "data.root": str(task_root(exp, task)), "data.split": split_file, "train.seed": seed,
             "data.synthetic": synth if setting.synthetic else "", "data.mix": setting.mix,
             **({"data.fold": fold} if fold is not None else {})}
     return override(cfg, {**cell, **({"model.init_from": init_from} if init_from else {})})
@@ -260,6 +277,9 @@ def _build_data(exp: ExperimentConfig) -> Path:
     from fape.data.synth import synthesize
 
     root = Path(exp.data.root)
+    for task, other in exp.task_data.items():
+        if not (Path(other) / "dataset.json").is_file():
+            raise FileNotFoundError(f"dataset of task {task!r} not found: {Path(other) / 'dataset.json'} (import it)")
     if (root / "dataset.json").is_file():
         return root
     if not exp.data.synth:
@@ -317,7 +337,7 @@ def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tup
     split_seed = exp.split_seed + (seed if exp.redraw == "all" else 0)
     base = out / "seeds" / (f"s{seed}" if exp.redraw == "all" else "shared")
     base.mkdir(parents=True, exist_ok=True)
-    split_files = make_splits(data, exp.tasks, split_seed, exp.split_options)
+    split_files = {t: make_splits(task_root(exp, t), [t], split_seed, exp.split_options)[t] for t in exp.tasks}
     oracle_files = {}
     if any(s.oracle for s in exp.settings):
         for task in exp.tasks:
@@ -397,6 +417,9 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     if len(set(names)) != len(names):
         raise ValueError(f"experiment {exp.name!r}: setting names repeat: {names}")
     _check_part(exp)
+    if exp.task_data and any(s.synthetic or s.oracle for s in exp.settings):
+        raise ConfigError(f"experiment {exp.name!r}: task_data (tasks on other datasets) cannot be combined with "
+                          f"synthetic or oracle settings: their GAN and held-back rows are data.root's")
     out = Path(out or exp.out or f"runs/experiments/{exp.name}")
     claim_dir(out, ("config.yaml",))  # an experiment's folder, an empty one, or a new one: never a user's
     save_config(exp, out / "config.yaml")
@@ -448,6 +471,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     if exp.split_options.get("leak_unit") == "sequence+pose":
         results["leaks"] = ("split_options.leak_unit=sequence+pose is the paper's image-level protocol: other views "
                             "of a tested sequence are in training")
+    results["models"] = {s.name: model_summary(init[s.name], cells, s.name) for s in exp.settings}
     results["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "report.md", report_md(exp, results))
@@ -464,6 +488,37 @@ def _check_part(exp: ExperimentConfig) -> None:
     if exp.part != "test" and kfold:
         raise ConfigError(f"experiment {exp.name!r}: part: {exp.part} cannot pool the folds of the k-fold "
                           f"task(s) {kfold}; search on a single-split task")
+
+
+def run_seconds(result: str | Path) -> float:
+    """Training wall time of a cell (``done.json``), summed over its folds for a k-fold cell."""
+    done = [Path(result) / "done.json"] if (Path(result) / "done.json").is_file() else \
+        sorted(Path(result).glob("fold*/done.json"))
+    return float(sum(json.loads(d.read_text())["train_seconds"] for d in done))
+
+
+def count_parameters(run: str | Path) -> int:
+    """Parameters of a finished run's selected model (weights only, no BatchNorm statistics)."""
+    from fape.classifiers.io import load_run
+
+    return sum(p.numel() for p in load_run(run).model.parameters())
+
+
+def model_summary(stage: str, cells: dict[str, dict[str, list[str]]], setting: str) -> dict:
+    """A row's model: its parameters, its pre-training stage's own test result (read from the
+    stage's evaluation, written once when the stage finished) and training time, and its cells'
+    training seconds per task (one number per seed)."""
+    runs = {task: groups[setting] for task, groups in cells.items() if setting in groups}
+    first = next((r for rs in runs.values() for r in rs), None)
+    if first is not None and not (Path(first) / "done.json").is_file():
+        first = sorted(Path(first).glob("fold*"))[0]  # a k-fold cell: its first fold's model
+    out: dict = {"parameters": count_parameters(first) if first else None,
+                 "cell_seconds": {task: [run_seconds(r) for r in rs] for task, rs in runs.items()}}
+    res = Path(stage) / "eval" / "test" / "results.json"
+    if stage and res.is_file():
+        r = json.loads(res.read_text())
+        out["pretrain"] = {"run": stage, "accuracy": r["accuracy"], "n": r["n"], "seconds": run_seconds(stage)}
+    return out
 
 
 def pool_folds(fold_runs: list[Path], out: Path) -> dict:
@@ -598,8 +653,29 @@ def report_md(exp: ExperimentConfig, res: dict) -> str:
                           "| class | difference | 95% CI | test images per seed |", "|---|---|---|---|"]
                 lines += [f"| {c} | {100 * x['diff']:+.1f} | [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}] | "
                           f"{', '.join(map(str, x['n_images_per_seed']))} |" for c, x in d.items()]
+    lines += models_md(exp, res, tasks)
     lines += ["", f"Wall time of this invocation: {res['seconds']:.0f} s (finished cells are reused)."]
     return "\n".join(lines) + "\n"
+
+
+def models_md(exp: ExperimentConfig, res: dict, tasks: list[str]) -> list[str]:
+    """Each row's parameters, training time per cell (mean over seeds) and pre-training stage
+    (its own test part's accuracy, e.g. FER2013 PrivateTest for a FER2013 stage)."""
+    models = res.get("models") or {}
+    if not models:
+        return []
+    lines = ["", "Models: parameters, training minutes (per cell, mean over seeds; a k-fold cell sums its folds) "
+             "and the pre-training stage's accuracy on its own test part (n images):", "",
+             "| setting | parameters | pre-training stage: test accuracy | stage minutes | "
+             + " | ".join(f"{Path(t).stem} minutes" for t in tasks) + " |", "|---|---|---|---|" + "---|" * len(tasks)]
+    for s in exp.settings:
+        m = models.get(s.name, {})
+        pre = m.get("pretrain")
+        cells = [f"{np.mean(m['cell_seconds'][t]) / 60:.1f}" if m.get("cell_seconds", {}).get(t) else "-" for t in tasks]
+        lines.append(f"| {s.name} | {m['parameters']:,} | " if m.get("parameters") else f"| {s.name} | - | ")
+        lines[-1] += (f"{100 * pre['accuracy']:.2f} (n={pre['n']}) | {pre['seconds'] / 60:.1f} | " if pre else "- | - | ") \
+            + " | ".join(cells) + " |"
+    return lines
 
 
 def cli_experiment(args, overrides) -> int:

@@ -227,3 +227,79 @@ def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
                 assert np.isin(rows, parts["train"]).all(), k
             assert (sm["expression"] == "contempt").all() and (sm["landmark_method"] == "retarget-similarity").all()
     assert made > 0
+
+
+# ---------------------------------------------------------------- one model per row, tasks on other datasets
+def test_models_side_by_side_on_several_datasets(tmp_path):
+    # issue 18's comparison: each row its own classifier config and pre-training stage; a task on
+    # another dataset (task_data) with its own overrides; the report names each row's parameters and
+    # its stage's own test accuracy
+    from fape.classifiers import create_classifier
+
+    synth = tiny_experiment(tmp_path).data.synth
+    real = make_real(tmp_path)
+    tiny_mobile = ["--model.kwargs={width_mult: 0.25}", "--data.image_size=32", "--train.epochs=1",
+                   "--train.batch_size=16"]
+    exp = load_config(ExperimentConfig, None, [
+        f"--data.root={tmp_path / 'data'}", f"--data.synth={synth}", "--tasks=[er-ss, random]",
+        f"--task_data={{random: {real}}}", "--task_overrides={random: [--train.epochs=2, --train.batch_size=8]}", "--n_boot=50",
+        f"--settings=[{{name: cnn, classifier: {REPO / 'configs/clf/cnn3_cife.yaml'}, overrides: {TINY_CLF}}}, "
+        f"{{name: mobile, classifier: {REPO / 'configs/clf/mobilenet_jaffe.yaml'}, overrides: {tiny_mobile}, "
+        f"pretrain: {REPO / 'configs/clf/mobilenet_fer2013.yaml'}, pretrain_data: {tmp_path / 'data'}, "
+        f"pretrain_overrides: {['--model.pretrained=', '--data.split=random', *tiny_mobile]}}}]"])
+    res = run_experiment(exp, tmp_path / "out")
+    out = tmp_path / "out"
+    cfg = lambda task, row: yaml.safe_load((out / "clf" / task / row / "s0/config.yaml").read_text())  # noqa: E731
+    assert cfg("er-ss", "cnn")["model"]["name"] == "cnn3" and cfg("random", "cnn")["model"]["name"] == "cnn3"
+    mob = cfg("random", "mobile")
+    assert mob["model"]["name"] == "mobilenet_v1" and mob["model"]["kwargs"] == {"width_mult": 0.25}
+    assert mob["data"]["root"] == str(real) and mob["train"]["epochs"] == 2  # the task's data and overrides
+    assert cfg("er-ss", "mobile")["data"]["root"] == str(tmp_path / "data") and cfg("er-ss", "mobile")["train"]["epochs"] == 1
+    assert mob["model"]["init_from"] == str(out / "pretrain/mobile") and mob["center_loss"]["weight"] == 0.001
+    labels = json.loads((out / "clf/random/cnn/s0/labels.json").read_text())["label_names"]
+    assert labels == ["anger", "contempt", "happy"]  # trained on the task's own dataset
+    stage = json.loads((out / "pretrain/mobile/eval/test/results.json").read_text())
+    models = res["models"]
+    assert models["mobile"]["pretrain"]["accuracy"] == stage["accuracy"] and "pretrain" not in models["cnn"]
+    n_cnn = sum(p.numel() for p in create_classifier("cnn3", 54, in_chans=3, image_size=32).parameters())
+    assert models["cnn"]["parameters"] == n_cnn
+    assert all(len(v) == 1 and v[0] > 0 for v in models["mobile"]["cell_seconds"].values())
+    report = (out / "report.md").read_text()
+    assert f"| mobile | {models['mobile']['parameters']:,} | {100 * stage['accuracy']:.2f} (n={stage['n']}) |" in report
+
+
+def test_task_data_refuses_synthetic_rows_and_names_a_missing_dataset(tmp_path):
+    from fape.errors import ConfigError
+
+    exp = tiny_experiment(tmp_path)
+    exp.task_data = {"er-up": str(tmp_path / "other")}
+    with pytest.raises(ConfigError, match="task_data"):
+        run_experiment(exp, tmp_path / "out")
+    exp.settings = exp.settings[:1]
+    with pytest.raises(FileNotFoundError, match="other"):
+        run_experiment(exp, tmp_path / "out2")
+
+
+def make_real(tmp_path):
+    return _real_style(tmp_path)
+
+
+def test_seed_classifiers_experiment_names_registered_models_and_existing_files():
+    # issue 18's comparison: every row's model is registered, its files exist, its stage skips the
+    # ImageNet weights that are not here, and center loss is on in exactly the MobileNet paper's row
+    from fape.classifiers import is_classifier
+    from fape.classifiers.config import ClfConfig
+
+    exp = load_config(ExperimentConfig, REPO / "configs/experiments/seed_classifiers.yaml")
+    assert set(exp.task_data) == set(exp.tasks) == {"jaffe-deep-emotion", "ckplus-10fold"}
+    weights = {}
+    for s in exp.settings:
+        assert (REPO / s.classifier).is_file() and (REPO / s.pretrain).is_file(), s.name
+        cell = load_config(ClfConfig, REPO / s.classifier, s.overrides)
+        stage = load_config(ClfConfig, REPO / s.pretrain, s.pretrain_overrides)
+        assert is_classifier(cell.model.name) and cell.model.name == stage.model.name
+        assert stage.model.pretrained == "" and stage.data.split == "fer2013-official"
+        assert cell.model.kwargs == stage.model.kwargs and cell.data.image_size == stage.data.image_size
+        weights[s.name] = (stage.center_loss.weight, cell.center_loss.weight)
+    assert weights["MobileNetV1 + center loss"] == (0.001, 0.001)
+    assert weights["MobileNetV1, no center loss"] == (0.0, 0.0)
