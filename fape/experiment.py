@@ -411,15 +411,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     from fape.config import save_config
 
     t0 = time.perf_counter()
-    if not exp.settings or not exp.tasks or not exp.seeds:
-        raise ValueError(f"experiment {exp.name!r} needs at least one task, setting and seed")
-    names = [s.name for s in exp.settings]
-    if len(set(names)) != len(names):
-        raise ValueError(f"experiment {exp.name!r}: setting names repeat: {names}")
-    _check_part(exp)
-    if exp.task_data and any(s.synthetic or s.oracle for s in exp.settings):
-        raise ConfigError(f"experiment {exp.name!r}: task_data (tasks on other datasets) cannot be combined with "
-                          f"synthetic or oracle settings: their GAN and held-back rows are data.root's")
+    check_experiment(exp)
     out = Path(out or exp.out or f"runs/experiments/{exp.name}")
     claim_dir(out, ("config.yaml",))  # an experiment's folder, an empty one, or a new one: never a user's
     save_config(exp, out / "config.yaml")
@@ -479,11 +471,21 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     return results
 
 
-def _check_part(exp: ExperimentConfig) -> None:
-    """A search (``part: val``) needs single-split tasks: a k-fold task's folds are pooled so that
-    each image is tested once, while a validation image is in several folds."""
+def check_experiment(exp: ExperimentConfig) -> None:
+    """What must hold before any work: tasks, settings and seeds, distinct setting names;
+    ``task_data`` only with plain settings (a GAN and held-back rows are ``data.root``'s); and a
+    search (``part: val``) only on single-split tasks (a k-fold task's folds are pooled so that
+    each image is tested once, while a validation image is in several folds)."""
     from fape.data.splits import PROTOCOLS
 
+    if not exp.settings or not exp.tasks or not exp.seeds:
+        raise ValueError(f"experiment {exp.name!r} needs at least one task, setting and seed")
+    names = [s.name for s in exp.settings]
+    if len(set(names)) != len(names):
+        raise ValueError(f"experiment {exp.name!r}: setting names repeat: {names}")
+    if exp.task_data and any(s.synthetic or s.oracle for s in exp.settings):
+        raise ConfigError(f"experiment {exp.name!r}: task_data (tasks on other datasets) cannot be combined with "
+                          f"synthetic or oracle settings: their GAN and held-back rows are data.root's")
     kfold = [t for t in exp.tasks if t in PROTOCOLS and PROTOCOLS[t].kfold]
     if exp.part != "test" and kfold:
         raise ConfigError(f"experiment {exp.name!r}: part: {exp.part} cannot pool the folds of the k-fold "

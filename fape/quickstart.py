@@ -76,12 +76,11 @@ def run_metrics(gan_run: Path, data: Path, clf_run: Path, out: Path, pairs: int)
     (trained on the rows every task trains on) nor the classifier trained on, so the expression
     agreement and the classifier's accuracy on the real targets are both held-out figures. (The
     GAN's own held-out subjects are training rows of every task's classifier.)"""
-    from fape.classifiers.config import ClfConfig
-    from fape.config import load_config
+    from fape.classifiers.evaluate import eval_split_file
     from fape.data.splits import load_split
     from fape.metrics.gan_report import gan_metrics, write_report
 
-    split = load_config(ClfConfig, clf_run / "config.yaml").data.split
+    split = eval_split_file(clf_run, None, None)  # the split the classifier trained on (labels.json)
     rep = gan_metrics(gan_run, data, max_pairs=pairs, allow_random_backbone=True,
                       features=f"run:{clf_run}", progress=False, identity_pairs=min(pairs, 64),
                       pair_rows=load_split(split)["val"],

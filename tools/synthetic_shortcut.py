@@ -27,6 +27,7 @@ def probe(run: Path, synth: Path, n: int = 400, seed: int = 0) -> dict:
     from fape.classifiers.config import ClfConfig
     from fape.config import load_config
     from fape.data.dataset import FaceDataset
+    from fape.classifiers.evaluate import eval_split_file
     from fape.data.splits import load_split
     from fape.metrics.gan_report import classifier_pass, load_classifier
 
@@ -34,7 +35,7 @@ def probe(run: Path, synth: Path, n: int = 400, seed: int = 0) -> dict:
     clf = load_classifier(f"run:{run}")
     syn = FaceDataset(synth, size=cfg.data.image_size, channels=3, progress=False)
     real = FaceDataset(cfg.data.root, size=cfg.data.image_size, channels=3, progress=False)
-    parts = load_split(cfg.data.split)
+    parts = load_split(eval_split_file(run, cfg, None))  # the split the cell trained on (labels.json)
     k = len(real.info.label_names)
     n_real = np.bincount(real.index.manifest["label"].to_numpy()[parts["train"]], minlength=k)  # [K]
     syn_labels = syn.index.manifest["label"].to_numpy()
