@@ -167,7 +167,20 @@ def test_cli_synthesize_on_a_real_style_set_writes_provenance(real, train_rows, 
     from PIL import Image
 
     with Image.open(out / "previews" / "sources.png") as im:
-        assert im.size == (4 * 96 + 3 * 2, 4 * (96 + 2))
+        assert im.size == (5 * 96 + 4 * 2, 4 * (96 + 2))
+        sheet = np.asarray(im.convert("RGB"))
+    from fape.data.dataset import FaceDataset
+    from fape.data.preview import CELL, own_face, _pick
+
+    # last column: a real face of the same subject in the drawn expression, blank when the subject
+    # never shows it (here the contempt faces are drawn on s0-s2, who never show contempt)
+    i = int(_pick(FaceDataset(out, cache=False), 3, 0)[0])
+    assert own_face(sm, m["subject"].iat[i], "contempt", np.random.default_rng(0)) is None
+    cell = sheet[CELL + 2:2 * CELL + 2, 4 * (CELL + 2):5 * (CELL + 2) - 2]  # row 1 (after the header), column 4
+    assert (cell == 255).all()
+    own = own_face(sm, "s3", "contempt", np.random.default_rng(0))
+    assert sm["expression"].iat[own] == "contempt" and sm["subject"].iat[own] == "s3"
+    assert own_face(sm, "nobody", "contempt", np.random.default_rng(0)) is None
     assert main(["data", "show", str(real), "--sources"]) == 2  # not a synthesized set: one clear line
 
 

@@ -80,10 +80,20 @@ def _label(cell: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
+def own_face(manifest, subject, expression, rng: np.random.Generator) -> int | None:
+    """A row of ``manifest`` showing ``subject`` with ``expression`` (drawn by ``rng``), or None."""
+    hits = np.flatnonzero((manifest["subject"].to_numpy() == subject) & (manifest["expression"].to_numpy() == expression))
+    return int(rng.choice(hits)) if len(hits) else None
+
+
 def source_sheet(root, out: Path, n: int = 12, seed: int = 0) -> Path:
     """PNG of ``n`` images of a synthesized set (``fape gan synthesize``), one row each:
     source (its expression) | source landmarks | target landmarks on the source (the mask G was
-    given) | generated (the drawn expression). Reads the source set named in ``dataset.json``."""
+    given) | generated (the drawn expression) | the same subject's own real face in the drawn
+    expression, when the source set has one (blank otherwise). Under expression transfer the last
+    column is the answer a reader compares the drawing with (JAFFE: every subject shows every
+    expression); it may or may not have been among G's training rows. Reads the source set named
+    in ``dataset.json``."""
     from fape.data.format import read_index
     from fape.errors import DatasetError
 
@@ -92,16 +102,22 @@ def source_sheet(root, out: Path, n: int = 12, seed: int = 0) -> Path:
     if origin.get("kind") != "fape-gan-synthesis" or "source_row" not in m.columns:
         raise DatasetError(f"{root}: not a synthesized set (no fape-gan-synthesis origin / source_row column)")
     src = FaceDataset(read_index(origin["source_data"]), cache=False)
+    sm = src.index.manifest
     rows = _pick(syn, n, seed)
-    header = [_label(np.zeros((CELL, CELL, 3), np.uint8), t) for t in ("source", "its landmarks", "target", "generated")]
+    rng = np.random.default_rng(seed)
+    header = [_label(np.zeros((CELL, CELL, 3), np.uint8), t)
+              for t in ("source", "its landmarks", "target", "generated", "subject's own")]
     cells = [header]
     for i in rows:
         r = int(m["source_row"].iat[i])
         s_img = src.load(r)
         tgt = syn.landmarks[i] * (s_img.shape[1] / syn.size[1])  # [68, 2] pixels at the source's size
-        before = m["source_expression"].iat[i] if "source_expression" in m.columns else src.index.manifest["expression"].iat[r]
+        before = m["source_expression"].iat[i] if "source_expression" in m.columns else sm["expression"].iat[r]
+        after = str(m["expression"].iat[i])
+        own = own_face(sm, m["subject"].iat[i], after, rng)
         cells.append([_label(_cell(s_img), str(before)), draw_landmarks(s_img, src.landmarks[r], True),
-                      draw_landmarks(s_img, tgt, True), _label(_cell(syn.load(i)), str(m["expression"].iat[i]))])
+                      draw_landmarks(s_img, tgt, True), _label(_cell(syn.load(i)), after),
+                      _label(_cell(src.load(own)), after) if own is not None else np.full((CELL, CELL, 3), 255, np.uint8)])
     save_image(out, grid(cells))
     return out
 
