@@ -568,9 +568,10 @@ def count_images(dataset: str) -> int:
 
 def _train_images(cfg) -> int:
     """Training images per epoch of a cell (real + synthesized): the pool starts the largest first."""
-    from fape.data.splits import split_meta
+    from fape.data.splits import load_split
 
-    return split_meta(cfg.data.split)["counts"]["train"] + count_images(cfg.data.synthetic)
+    fold = cfg.data.fold if cfg.data.fold >= 0 else None  # k-fold files: the cell's own fold
+    return len(load_split(cfg.data.split, fold)["train"]) + count_images(cfg.data.synthetic)
 
 
 def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1, part: str = "test"):

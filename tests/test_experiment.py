@@ -227,6 +227,16 @@ def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
                 assert np.isin(rows, parts["train"]).all(), k
             assert (sm["expression"] == "contempt").all() and (sm["landmark_method"] == "retarget-similarity").all()
     assert made > 0
+    # --workers > 1 starts the largest cells first: a fold cell's size is its own fold's training rows
+    from fape.classifiers.config import ClfConfig
+    from fape.experiment import _train_images
+
+    for k in (0, 3):
+        for name in t["settings"]:
+            cfg = load_config(ClfConfig, out / "clf/jaffe-loso" / name / f"s0/fold{k}/config.yaml")
+            syn = out / f"seeds/s0/synth/jaffe-loso/fold{k}"
+            extra = len(read_index(syn).manifest) if name != "Fa-Net" and (syn / "manifest.csv").is_file() else 0
+            assert _train_images(cfg) == len(load_split(split, fold=k)["train"]) + extra
 
 
 # ---------------------------------------------------------------- one model per row, tasks on other datasets
