@@ -88,3 +88,13 @@ def tiny_clf_run(root: Path, epochs: int = 2) -> tuple[Path, Path]:
                                         "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
                                         f"--train.epochs={epochs}", "--optim.name=adam", "--optim.lr=1e-3"])
     return clf_train.train(cfg, root / "run", progress=False), data
+
+
+def load_tool(name: str):
+    """``tools/NAME.py`` imported as a module (tools are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,17 +1,13 @@
 """tools/gan_agreement.py: paired agreement figures with bootstrap intervals, on cases whose answer
 is known."""
-import importlib.util
 
 import numpy as np
 
-from _fixtures import REPO
+from _fixtures import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("gan_agreement", REPO / "tools" / "gan_agreement.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("gan_agreement")
 
 
 def test_paired_interval_known_cases():

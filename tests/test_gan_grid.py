@@ -1,20 +1,16 @@
 """tools/gan_grid.py: columns in order source | target mask | warped | generated | target, cells
 upscaled in place under a header."""
-import importlib.util
 from types import SimpleNamespace
 
 import numpy as np
 
-from _fixtures import REPO
+from _fixtures import load_tool
 from fape.data.landmarks68 import template_face
 from fape.gan.config import GANDataConfig
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("gan_grid", REPO / "tools" / "gan_grid.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("gan_grid")
 
 
 def test_grid_columns_and_layout():

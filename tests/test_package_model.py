@@ -1,21 +1,17 @@
 """tools/package_model.py: the shipped-model folder loads like a checkpoint, float16 storage
 keeps the predictions, and the card's numbers are the packaged weights' own evaluation."""
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from _fixtures import REPO, tiny_clf_run
+from _fixtures import load_tool, tiny_clf_run
 from fape.predict.backends import load_classifier
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("package_model", REPO / "tools" / "package_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("package_model")
 
 
 @pytest.fixture(scope="module")

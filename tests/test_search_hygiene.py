@@ -1,13 +1,11 @@
 """Search hygiene: every read of a run's test part is on record (RUN/test_reads.jsonl), the CLI
 warns from the second read on, and the recipe-search tools score on validation, never on test."""
 import ast
-import importlib.util
 import json
 
-import numpy as np
 import pytest
 
-from _fixtures import REPO, make_multipose
+from _fixtures import REPO, load_tool, make_multipose
 from fape.classifiers import train as clf_train
 from fape.classifiers.config import ClfConfig
 from fape.classifiers.evaluate import TEST_READS, evaluate_run, list_test_reads, record_test_read
@@ -21,10 +19,7 @@ TINY = ["--model.name=cnn3", "--data.split=random", "--data.image_size=32", "--d
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(name)
 
 
 @pytest.fixture(scope="module")
