@@ -556,8 +556,13 @@ def default_workers() -> int:
 
 
 def _worker_init(threads: int) -> None:
+    """A cell worker: ``threads`` torch threads, and it ends with the experiment (a killed
+    ``fape experiment`` must not leave cells training under PID 1)."""
     import torch
 
+    from fape.utils.procs import die_with_parent
+
+    die_with_parent()
     torch.set_num_threads(threads)
 
 
