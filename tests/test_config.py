@@ -1,3 +1,4 @@
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,7 +75,7 @@ def test_parse_overrides_forms():
         parse_overrides(["bare"])
 
 
-def test_auto_precision_is_bf16_only_where_native():
+def test_auto_precision_is_bf16_only_where_native(monkeypatch):
     # bf16 autocast on a CPU without bf16 instructions is emulated: 0.11x the fp32 LightCNN step on
     # an AVX2-only EPYC (benchmarks/clf_step.py), so "auto" must not pick it there
     from fape.utils.loop import cpu_has_native_bf16, resolve_precision
@@ -83,5 +84,14 @@ def test_auto_precision_is_bf16_only_where_native():
     assert not cpu_has_native_bf16(avx2)
     assert cpu_has_native_bf16(avx2.replace("avx2", "avx2 avx512f avx512_bf16"))
     assert cpu_has_native_bf16("Features\t: fp asimd bf16 i8mm\n")  # ARM
-    assert resolve_precision("no", cpu=True) == "no" and resolve_precision("bf16", cpu=True) == "bf16"
+    assert resolve_precision("no", cpu=True) == "no"
+    import fape.utils.loop as loop
+
+    for native in (False, True):  # forced bf16 is kept; where it is only emulated, a warning says so
+        monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda *a, native=native: native)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert resolve_precision("bf16", cpu=True) == "bf16"
+        assert [str(w.message).startswith("mixed_precision=bf16 on a CPU") for w in caught] == ([] if native else [True])
+    monkeypatch.undo()
     assert resolve_precision("auto", cpu=True) == ("bf16" if cpu_has_native_bf16() else "no")

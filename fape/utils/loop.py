@@ -76,8 +76,16 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
 def resolve_precision(requested: str, cpu: bool) -> str:
     """``auto``: bf16 where it is native (a CUDA GPU with bf16, or a CPU with bf16 instructions),
-    else full precision; any other value is kept."""
+    else full precision; any other value is kept, with a warning when it is bf16 on a CPU that
+    only emulates it (several times slower than fp32, and nothing else says why)."""
     if requested != "auto":
+        on_cpu = cpu or not torch.cuda.is_available()
+        if requested == "bf16" and on_cpu and not cpu_has_native_bf16():
+            import warnings
+
+            warnings.warn("mixed_precision=bf16 on a CPU without bf16 instructions (avx512_bf16, amx_bf16): "
+                          "emulated, about 0.11x the fp32 step (docs/benchmarks.md); mixed_precision=auto "
+                          "picks fp32 here", RuntimeWarning, stacklevel=2)
         return requested
     if not cpu and torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
