@@ -202,3 +202,49 @@ def test_sources_prefer_expressions_with_enough_donor_subjects():
     assert m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=2)].tolist() == ["anger"]
     assert sorted(m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=1)]) == ["anger", "happy"]
     assert sorted(m["expression"].to_numpy()[pool.sources("contempt", "F", "s0", k=3)]) == ["anger", "happy"]  # none has 3
+
+
+def test_expression_figures_known_case():
+    from fape.metrics.synth_report import expression_figures
+
+    pred, target, source = np.array([1, 1, 0, 2]), np.array([1, 1, 1, 1]), np.array([0, 2, 0, 0])
+    e = expression_figures(pred, target, source, ref_pred=np.array([0, 1, 2]), ref_label=np.array([0, 1, 1]))
+    assert (e["agreement_target"], e["still_source"], e["accuracy_on_reference"]) == (0.5, 0.25, 2 / 3)
+    assert (e["n"], e["n_reference"]) == (4, 3)
+
+
+def test_cli_metrics_synth_reads_a_transfer_set_against_its_real_rows(real, train_rows, tmp_path, capsys):
+    import json
+
+    from fape.classifiers import train as clf_train
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+
+    rows = tmp_path / "train_rows.txt"
+    np.savetxt(rows, train_rows, fmt="%d")
+    out = tmp_path / "synth"
+    assert main(["gan", "synthesize", "--run", str(tiny_generator_run(tmp_path / "gan")), "--data", str(real),
+                 "--plan", "balance-expression", "--rows", str(rows), "--out", str(out), "--device", "cpu"]) == 0
+    cfg = load_config(ClfConfig, None, [f"--data.root={real}", "--model.name=cnn3", "--data.split=random",
+                                        "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
+                                        "--train.epochs=1", "--optim.name=adam"])
+    clf = clf_train.train(cfg, tmp_path / "clf", progress=False)
+    test_rows = tmp_path / "test_rows.txt"
+    np.savetxt(test_rows, np.setdiff1d(np.arange(len(read_index(real).manifest)), train_rows), fmt="%d")
+    assert main(["metrics", "synth", str(out), "--data", str(real), "--rows", str(rows), "--features", f"run:{clf}",
+                 "--reference-rows", str(test_rows), "--out", str(tmp_path / "m")]) == 0
+    m = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert m["n_generated"] == 4 and m["n_real_rows"] == len(train_rows)
+    e = m["expression"]
+    assert e["n"] == 4 and e["n_reference"] == len(read_index(real).manifest) - len(train_rows)
+    assert 0 <= e["agreement_target"] <= 1 and 0 <= e["still_source"] <= 1
+    assert e["agreement_target"] + e["still_source"] <= 1  # a face is predicted as one class
+    assert "generated faces are predicted as their drawn expression" in (tmp_path / "m" / "metrics.md").read_text()
+    # a classifier of other classes is refused, naming both label lists
+    from _fixtures import tiny_clf_run
+
+    other, _ = tiny_clf_run(tmp_path / "other", epochs=1)
+    capsys.readouterr()
+    assert main(["metrics", "synth", str(out), "--data", str(real), "--features", f"run:{other}",
+                 "--out", str(tmp_path / "m2")]) == 2
+    assert "are not the data's" in capsys.readouterr().err

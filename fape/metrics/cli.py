@@ -1,4 +1,4 @@
-"""``fape metrics ...``: fid, kid, stats, gan. Register with ``fape.metrics.cli.register(groups)``."""
+"""``fape metrics ...``: fid, kid, stats, gan, synth. Register with ``fape.metrics.cli.register(groups)``."""
 from __future__ import annotations
 
 import argparse
@@ -144,6 +144,25 @@ def cli_gan(args, overrides) -> int:
     return 0
 
 
+def cli_synth(args, overrides) -> int:
+    from fape.data.format import read_index
+    from fape.data.splits import read_rows
+    from fape.errors import UserError
+    from fape.metrics.synth_report import report_md, synth_metrics, write_report
+
+    try:
+        n = len(read_index(args.data).manifest)
+        rows = read_rows(args.rows, n) if args.rows else None
+        ref = read_rows(args.reference_rows, n) if args.reference_rows else None
+        m = synth_metrics(args.synth, args.data, rows, args.features, ref)
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
+        raise UserError(str(e)) from None
+    out = write_report(m, args.out or Path(args.synth) / "metrics")
+    print(report_md(m))
+    print(f"written: {out / 'metrics.json'}, {out / 'metrics.md'}")
+    return 0
+
+
 def register(groups) -> None:
     from fape.utils.cli import add_group
 
@@ -189,3 +208,16 @@ def register(groups) -> None:
                    help="landmark detection on generated images (see fape.metrics.pose)")
     q.add_argument("--out", default=None, help="output folder (default RUN/metrics/)")
     q.set_defaults(handler=cli_gan)
+
+    q = sub.add_parser("synth", help="a synthesized set against its real rows: identity, expression, KID per class")
+    q.add_argument("synth", help="a `fape gan synthesize` output folder")
+    q.add_argument("--data", required=True, help="the dataset its sources came from")
+    q.add_argument("--rows", default=None, metavar="ROWS",
+                   help="the real rows to compare with (a rows file), e.g. the GAN's training rows; default all")
+    q.add_argument("--features", default=None, metavar="run:RUN",
+                   help="a classifier trained on real rows: expression agreement of the generated faces")
+    q.add_argument("--reference-rows", default=None, metavar="ROWS",
+                   help="real rows that classifier never trained on (its validation part): its accuracy there "
+                        "is the reference; default --rows (then a training accuracy if it trained on them)")
+    q.add_argument("--out", default=None, help="output folder (default SYNTH/metrics/)")
+    q.set_defaults(handler=cli_synth)
