@@ -1,6 +1,7 @@
 """Tiny fape datasets written by the tests themselves (no real data needed)."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def make_multipose(root: Path, subjects=2, expressions=3, frames=2, poses=("half
                        channels=channels, origin={"kind": "test-fixture"}, landmarks_source="test-fixture")
     write_index(root, pd.DataFrame(rows), info, lm, ok)
     return root
+
+
+def stripes(rng, subject, label, lm, size=32):
+    """A ``make_multipose`` draw: gray stripes whose orientation is the label (4 classes); period,
+    phase, contrast, brightness and pixel noise are drawn per image, so an image's class is its
+    orientation and nothing else."""
+    y, x = np.mgrid[:size, :size].astype(np.float64)
+    coord = (y, x, x + y, x - y)[label] / (1.0 if label < 2 else math.sqrt(2))
+    wave = np.sign(np.sin(2 * np.pi * coord / rng.uniform(5, 9) + rng.uniform(0, 2 * np.pi)))
+    img = 128 + rng.uniform(-30, 30) + rng.uniform(40, 90) * wave + rng.normal(0, 20, (size, size))
+    return np.clip(img, 0, 255).astype(np.uint8)[..., None]
 
 
 def tiny_generator_run(run: Path, size: int = 32) -> Path:
