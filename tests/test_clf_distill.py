@@ -76,6 +76,20 @@ def test_distill_config_dotted_overrides_and_bounds():
             load_config(ClfConfig, None, [bad])
 
 
+def test_the_preset_distils_the_shipped_model_from_any_folder(tmp_path, monkeypatch):
+    from fape.classifiers.distill import load_teacher
+
+    monkeypatch.chdir(tmp_path)  # outside the checkout: checkpoints/NAME is the packaged model
+    cfg = load_config(ClfConfig, "configs/clf/distill_fer2013_48.yaml")
+    assert cfg.distill.teacher == "checkpoints/fanet_fer2013_48" and cfg.model.name == "cnn3"
+    names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    t = load_teacher(cfg.distill, names, tmp_path / "run", {"crop": "square"}, "cpu")
+    assert (t.prep.image_size, t.prep.channels) == (48, 1) and len(t.sha256) == 64
+    assert t.logits(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    # a student at 64 px RGB: its batch is converted to the teacher's 48 px gray
+    assert t.logits(torch.zeros(2, 3, 64, 64)).shape == (2, 7)
+
+
 # ---------------------------------------------------------------- training
 ORIENTATIONS = 4
 STUDENT = ["--model.name=cnn3", "--data.split=subject", "--data.image_size=24", "--data.channels=3",

@@ -52,6 +52,18 @@ def teacher_input(x: torch.Tensor, prep: Preprocess) -> torch.Tensor:
     return x
 
 
+def teacher_path(teacher: str) -> Path:
+    """``teacher`` itself when it exists; else a relative ``checkpoints/NAME`` is the model shipped
+    in the package (``fape/checkpoints/NAME``), so the preset works outside a checkout too."""
+    from importlib.resources import files
+
+    p = Path(teacher)
+    if p.exists() or p.is_absolute() or len(p.parts) != 2 or p.parts[0] != "checkpoints":
+        return p
+    shipped = Path(str(files("fape") / "checkpoints" / p.parts[1]))
+    return shipped if shipped.exists() else p
+
+
 def load_teacher(dc: DistillConfig, label_names: list[str], student_run: Path, student_prep: dict,
                  device) -> Teacher | None:
     """The frozen teacher of ``dc`` (None when ``dc.teacher`` is ""). Its label names must equal the
@@ -59,7 +71,7 @@ def load_teacher(dc: DistillConfig, label_names: list[str], student_run: Path, s
     if not dc.teacher:
         return None
     try:
-        loaded = load_run(dc.teacher, device)
+        loaded = load_run(teacher_path(dc.teacher), device)
     except FileNotFoundError as e:
         raise ConfigError(f"distill.teacher: {e}") from None
     if loaded.label_names != list(label_names):
