@@ -66,6 +66,41 @@ def stripes(rng, subject, label, lm, size=32):
     return np.clip(img, 0, 255).astype(np.uint8)[..., None]
 
 
+def killed_and_resumed(monkeypatch, module, name: str, at_call: int, cfg, run: Path) -> Path:
+    """Classifier training of ``cfg`` into ``run``, killed (KeyboardInterrupt) at the ``at_call``-th call
+    of ``module.name`` (a function the loop calls every step), then resumed from the run's config."""
+    import pytest
+
+    from fape.classifiers import train as clf_train
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+
+    real, calls = getattr(module, name), {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, dying)
+    with pytest.raises(KeyboardInterrupt):
+        clf_train.train(cfg, run, progress=False)
+    monkeypatch.setattr(module, name, real)
+    return clf_train.train(load_config(ClfConfig, run / "config.yaml"), run, resume=True, progress=False)
+
+
+def same_last_weights(run_a: Path, run_b: Path) -> bool:
+    """The two runs' latest checkpoints hold equal model weights."""
+    import torch
+
+    from fape.utils import checkpoint as ck
+
+    a = ck.load_module_state(ck.latest_checkpoint(run_a), "model")
+    b = ck.load_module_state(ck.latest_checkpoint(run_b), "model")
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def tiny_generator_run(run: Path, size: int = 32) -> Path:
     """A checkpoint of an untrained tiny generator (unet width 8, ``size`` px RGB), written like
     training does: enough for ``fape gan synthesize`` to run."""

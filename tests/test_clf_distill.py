@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from _fixtures import make_multipose, stripes
+from _fixtures import killed_and_resumed, make_multipose, same_last_weights, stripes
 from fape.classifiers import train as clf_train
 from fape.classifiers.config import ClfConfig
 from fape.classifiers.io import load_run
@@ -175,24 +175,10 @@ def test_distilled_run_resumes_onto_the_same_weights(teacher, tmp_path, monkeypa
     over = [f"--data.root={shifted}", *STUDENT, "--train.epochs=2", f"--distill.teacher={t_run}",
             "--distill.weight=0.5"]
     full = clf_train.train(load_config(ClfConfig, None, over), tmp_path / "full", progress=False)
-    real = clf_train.distillation_loss
-    calls = {"n": 0}
-
-    def dying(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 9 + 4:  # inside epoch 2 (9 steps per epoch here)
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(clf_train, "distillation_loss", dying)
-    with pytest.raises(KeyboardInterrupt):
-        clf_train.train(load_config(ClfConfig, None, over), tmp_path / "cut", progress=False)
-    monkeypatch.setattr(clf_train, "distillation_loss", real)
-    clf_train.train(load_config(ClfConfig, tmp_path / "cut" / "config.yaml"), tmp_path / "cut", resume=True,
-                    progress=False)
-    a = ck.load_module_state(ck.latest_checkpoint(full), "model")
-    b = ck.load_module_state(ck.latest_checkpoint(tmp_path / "cut"), "model")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    # dies inside epoch 2 (9 steps per epoch here)
+    cut = killed_and_resumed(monkeypatch, clf_train, "distillation_loss", 9 + 4, load_config(ClfConfig, None, over),
+                             tmp_path / "cut")
+    assert same_last_weights(full, cut)
     # a resume onto other teacher weights is refused: the run would not be the one it started as
     with pytest.raises(ConfigError, match="sha256"):
         clf_train.train(load_config(ClfConfig, tmp_path / "cut" / "config.yaml", ["--distill.teacher="]),
