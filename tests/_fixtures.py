@@ -1,6 +1,7 @@
 """Tiny fape datasets written by the tests themselves (no real data needed)."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -52,6 +53,52 @@ def make_multipose(root: Path, subjects=2, expressions=3, frames=2, poses=("half
                        channels=channels, origin={"kind": "test-fixture"}, landmarks_source="test-fixture")
     write_index(root, pd.DataFrame(rows), info, lm, ok)
     return root
+
+
+def stripes(rng, subject, label, lm, size=32):
+    """A ``make_multipose`` draw: gray stripes whose orientation is the label (4 classes); period,
+    phase, contrast, brightness and pixel noise are drawn per image, so an image's class is its
+    orientation and nothing else."""
+    y, x = np.mgrid[:size, :size].astype(np.float64)
+    coord = (y, x, x + y, x - y)[label] / (1.0 if label < 2 else math.sqrt(2))
+    wave = np.sign(np.sin(2 * np.pi * coord / rng.uniform(5, 9) + rng.uniform(0, 2 * np.pi)))
+    img = 128 + rng.uniform(-30, 30) + rng.uniform(40, 90) * wave + rng.normal(0, 20, (size, size))
+    return np.clip(img, 0, 255).astype(np.uint8)[..., None]
+
+
+def killed_and_resumed(monkeypatch, module, name: str, at_call: int, cfg, run: Path) -> Path:
+    """Classifier training of ``cfg`` into ``run``, killed (KeyboardInterrupt) at the ``at_call``-th call
+    of ``module.name`` (a function the loop calls every step), then resumed from the run's config."""
+    import pytest
+
+    from fape.classifiers import train as clf_train
+    from fape.classifiers.config import ClfConfig
+    from fape.config import load_config
+
+    real, calls = getattr(module, name), {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, dying)
+    with pytest.raises(KeyboardInterrupt):
+        clf_train.train(cfg, run, progress=False)
+    monkeypatch.setattr(module, name, real)
+    return clf_train.train(load_config(ClfConfig, run / "config.yaml"), run, resume=True, progress=False)
+
+
+def same_last_weights(run_a: Path, run_b: Path) -> bool:
+    """The two runs' latest checkpoints hold equal model weights."""
+    import torch
+
+    from fape.utils import checkpoint as ck
+
+    a = ck.load_module_state(ck.latest_checkpoint(run_a), "model")
+    b = ck.load_module_state(ck.latest_checkpoint(run_b), "model")
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def tiny_generator_run(run: Path, size: int = 32) -> Path:

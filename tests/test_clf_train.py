@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from _fixtures import REPO, make_multipose
+from _fixtures import REPO, killed_and_resumed, make_multipose, same_last_weights
 from fape.classifiers import train as clf_train
 from fape.classifiers.config import ClfConfig
 from fape.classifiers.data import TrainItems
@@ -49,24 +49,10 @@ def test_train_select_on_val_and_eval(data, tmp_path):
 def test_kill_and_resume_equals_uninterrupted(data, tmp_path, monkeypatch):
     real, _ = data
     full = clf_train.train(cfg_for(real, "--train.epochs=3"), tmp_path / "full", progress=False)
-    real_augment = clf_train.augment
-    calls = {"n": 0}
-
-    def dying(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2 * 7 + 3:  # dies inside epoch 3 (7 steps per epoch here)
-            raise KeyboardInterrupt
-        return real_augment(*a, **k)
-
-    monkeypatch.setattr(clf_train, "augment", dying)
-    with pytest.raises(KeyboardInterrupt):
-        clf_train.train(cfg_for(real, "--train.epochs=3"), tmp_path / "cut", progress=False)
-    monkeypatch.setattr(clf_train, "augment", real_augment)
-    clf_train.train(load_config(ClfConfig, tmp_path / "cut" / "config.yaml"), tmp_path / "cut", resume=True,
-                    progress=False)
-    a = ck.load_module_state(ck.latest_checkpoint(full), "model")
-    b = ck.load_module_state(ck.latest_checkpoint(tmp_path / "cut"), "model")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    # dies inside epoch 3 (7 steps per epoch here)
+    cut = killed_and_resumed(monkeypatch, clf_train, "augment", 2 * 7 + 3, cfg_for(real, "--train.epochs=3"),
+                             tmp_path / "cut")
+    assert same_last_weights(full, cut)
 
 
 def test_center_loss_centres_move_and_are_checkpointed(data, tmp_path):

@@ -11,20 +11,11 @@ import pytest
 import torch
 
 from _fixtures import REPO, make_multipose
+from _fixtures import stripes as _stripes
 from fape.config import load_config
 
 # ---------------------------------------------------------------- Fa-Net: four stripe orientations
 ORIENTATIONS = 4  # horizontal, vertical and the two diagonals: chance is 1/4
-
-
-def _stripes(rng, subject, label, lm, size=32):
-    """Gray stripes whose orientation is the label; period, phase, contrast, brightness and pixel
-    noise are drawn per image, so an image's class is its orientation and nothing else."""
-    y, x = np.mgrid[:size, :size].astype(np.float64)
-    coord = (y, x, x + y, x - y)[label] / (1.0 if label < 2 else math.sqrt(2))
-    wave = np.sign(np.sin(2 * np.pi * coord / rng.uniform(5, 9) + rng.uniform(0, 2 * np.pi)))
-    img = 128 + rng.uniform(-30, 30) + rng.uniform(40, 90) * wave + rng.normal(0, 20, (size, size))
-    return np.clip(img, 0, 255).astype(np.uint8)[..., None]
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,15 @@ class CenterLossConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation (Hinton et al. 2015) from a trained classifier into this run's model:
+    loss = (1 - weight) x cross-entropy + weight x ``fape.classifiers.losses.distillation_loss``."""
+    teacher: str = ""  # a run folder or checkpoint (as model.init_from); "" = no distillation
+    weight: float = bounded(0.5, ge=0.0, le=1.0)  # alpha; 1 = soft targets only, the labels unused
+    temperature: float = bounded(4.0, gt=0.0)  # T of both softmaxes; the KD term is scaled by T^2
+
+
+@dataclass
 class ClfTrainConfig:
     epochs: int = bounded(100, ge=1)
     max_steps: int = bounded(0, ge=0)  # stop after this many steps (0 = epochs decide)
@@ -78,4 +87,5 @@ class ClfConfig:
     data: ClfDataConfig = field(default_factory=ClfDataConfig)
     optim: ClfOptimConfig = field(default_factory=ClfOptimConfig)
     center_loss: CenterLossConfig = field(default_factory=CenterLossConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     train: ClfTrainConfig = field(default_factory=ClfTrainConfig)

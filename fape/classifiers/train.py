@@ -20,8 +20,9 @@ from torch import nn
 from fape.classifiers.augment import augment
 from fape.classifiers.config import ClfConfig
 from fape.classifiers.data import build_data
+from fape.classifiers.distill import Teacher, check_resumed_teacher, load_teacher
 from fape.classifiers.io import predict
-from fape.classifiers.losses import center_loss, center_update, class_weights
+from fape.classifiers.losses import center_loss, center_update, class_weights, distillation_loss
 from fape.config import to_dict
 from fape.data.dataset import to_float
 from fape.data.preprocess import preprocess_spec
@@ -83,14 +84,17 @@ def read_checkpoint(ckpt: Path) -> tuple[dict, dict, dict, dict]:
 
 
 def clf_step(cfg: ClfConfig, net: nn.Module, opt: torch.optim.Optimizer, accelerator, batch: dict,
-             centers: torch.Tensor, weights: torch.Tensor | None) -> tuple[dict, torch.Tensor]:
+             centers: torch.Tensor, weights: torch.Tensor | None,
+             teacher: Teacher | None = None) -> tuple[dict, torch.Tensor]:
     """One optimizer step on a collated batch (``image`` uint8 ``[B, C, H, W]``, ``label`` ``[B]``):
     augmentation, mixup, one forward for logits and features (``WithFeatures``), cross-entropy
     plus ``cfg.center_loss.weight`` x center loss, backward, step, then the centres' update.
+    With a ``teacher``, the cross-entropy term becomes ``(1 - a) CE + a KD`` (``a`` =
+    ``cfg.distill.weight``), KD on the teacher's logits for the same augmented, mixed batch.
 
     Randomness comes from the torch generator, which the loop seeds before every step. Returns
-    the step's ``loss``, ``ce`` and ``acc`` as 0-d tensors left on the device (no sync), and the
-    new centres ``[K, D]``."""
+    the step's ``loss``, ``ce`` and ``acc`` (and ``kd`` with a teacher) as 0-d tensors left on
+    the device (no sync), and the new centres ``[K, D]``."""
     tc = cfg.train
     x = augment(to_float(batch["image"]), cfg.data.augment)
     if tc.channels_last:
@@ -106,7 +110,10 @@ def clf_step(cfg: ClfConfig, net: nn.Module, opt: torch.optim.Optimizer, acceler
         if mix is not None:
             loss_ce = mix[0] * loss_ce + (1 - mix[0]) * F.cross_entropy(
                 logits.float(), mix[1], weight=weights, label_smoothing=tc.label_smoothing)
-        loss = loss_ce
+        loss, parts = loss_ce, {}
+        if teacher is not None:  # eval mode, no grad: consumes no randomness, so resumes stay exact
+            kd = distillation_loss(logits, teacher.logits(x), cfg.distill.temperature)
+            loss, parts = (1 - cfg.distill.weight) * loss_ce + cfg.distill.weight * kd, {"kd": kd.detach()}
         if cfg.center_loss.weight > 0:
             loss = loss + cfg.center_loss.weight * center_loss(feats.float(), batch["label"], centers)
     opt.zero_grad(set_to_none=True)
@@ -116,7 +123,7 @@ def clf_step(cfg: ClfConfig, net: nn.Module, opt: torch.optim.Optimizer, acceler
         f_all = accelerator.gather(feats.detach().float())
         centers = center_update(f_all, accelerator.gather(batch["label"]), centers, cfg.center_loss.alpha)
     acc = (logits.detach().argmax(1) == batch["label"]).float().mean()
-    return {"loss": loss.detach(), "ce": loss_ce.detach(), "acc": acc}, centers
+    return {"loss": loss.detach(), "ce": loss_ce.detach(), "acc": acc, **parts}, centers
 
 
 def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
@@ -137,6 +144,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     prep = preprocess_spec(cfg.data.image_size, cfg.data.channels, faces.index.info.origin)
 
     model = build_model(cfg, label_names)
+    teacher = load_teacher(cfg.distill, label_names, run_dir, prep, device)
+    distill = {"distill": teacher.record()} if teacher else {}  # state.json: which teacher weights
     centers = torch.zeros(K, model.num_features, device=device)
     weights = class_weights(items.labels(), K).to(device) if cfg.data.balance == "loss" else None
     opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
@@ -149,6 +158,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         state, weights_sd, centers_sd, opt_sd = found[1]
         step, best = int(state["step"]), state["best"]
         seconds_before = float(state.get("train_seconds", 0.0))
+        check_resumed_teacher(teacher, state, ckpt)
         model.load_state_dict(weights_sd)
         centers = centers_sd["centers"].to(device)
         opt.load_state_dict(opt_sd)
@@ -175,7 +185,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
                                {"model": opt.state_dict()},
                                {"epoch": epoch, "best": best, "config": to_dict(cfg), "label_names": label_names,
                                 "steps_per_epoch": steps_per_epoch, "preprocess": prep,
-                                "train_seconds": train_seconds()}, keep=tc.keep_checkpoints)
+                                "train_seconds": train_seconds(), **distill}, keep=tc.keep_checkpoints)
         accelerator.wait_for_everyone()
 
     def validate(epoch: int) -> None:
@@ -186,7 +196,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         rec = {"step": step, "epoch": epoch, "val/acc": acc}
         if acc > best["val_acc"]:
             best.update(val_acc=acc, epoch=epoch, step=step)
-            save_best(run_dir, inner(), best, label_names, cfg, prep)
+            save_best(run_dir, inner(), best, label_names, cfg, prep, distill)
             rec["val/best"] = True
         log.write(rec)
         accelerator.log({"val/acc": acc}, step=step)
@@ -199,7 +209,8 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
         batches = epoch_batches(len(items), tc.batch_size, world, rank, tc.seed, epoch)
         for k in range(step - epoch * steps_per_epoch, steps_per_epoch):
             torch.manual_seed(tc.seed * 1_000_003 + rank * 7_919 + step)  # augmentation, mixup, dropout
-            parts, centers = clf_step(cfg, net, opt, accelerator, collate(items, batches[k], device), centers, weights)
+            parts, centers = clf_step(cfg, net, opt, accelerator, collate(items, batches[k], device), centers, weights,
+                                      teacher)
             watch.observe(step + 1, parts["loss"])  # on the device: checked at log and checkpoint steps
             step += 1
             bar.update(1)
@@ -208,6 +219,7 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
                 ips = (step - step_last) * tc.batch_size * world / max(now - t_last, 1e-9)
                 t_last, step_last = now, step
                 rec = {"step": step, "epoch": epoch, "loss": float(parts["loss"]), "ce": float(parts["ce"]),
+                       **({"kd": float(parts["kd"])} if "kd" in parts else {}),
                        "acc": float(parts["acc"]), "lr": opt.param_groups[0]["lr"], "images_per_s": round(ips, 1)}
                 bar.set_postfix({"img/s": f"{ips:.0f}", "loss": f"{rec['loss']:.3f}"})
                 if main:
@@ -229,18 +241,19 @@ def train(cfg: ClfConfig, run_dir: Path, resume: bool = False, progress: bool = 
     if main:
         if best["epoch"] < 0:  # no validation part: the last weights are the run's model
             save_best(run_dir, inner(), {**best, "epoch": epoch, "step": step, "note": "no val part: last"},
-                      label_names, cfg, prep)
+                      label_names, cfg, prep, distill)
         atomic_write_json(run_dir / "done.json", {"step": step, "epoch": epoch, "best": best,
                                                   "train_seconds": train_seconds()})
     return run_dir
 
 
 def save_best(run_dir: Path, model: nn.Module, best: dict, label_names: list[str], cfg: ClfConfig,
-              preprocess: dict | None = None) -> None:
-    """``RUN/best/``: the selected weights (safetensors) and what selected them (JSON)."""
+              preprocess: dict | None = None, extra: dict | None = None) -> None:
+    """``RUN/best/``: the selected weights (safetensors) and what selected them (JSON); ``extra``
+    JSON-able keys join the state (a distillation's teacher)."""
     ck.save_checkpoint(run_dir / "best", int(best["step"]), {"model": model.state_dict()}, {},
                        {"best": best, "config": to_dict(cfg), "label_names": label_names,
-                        "preprocess": preprocess}, keep=1)
+                        "preprocess": preprocess, **(extra or {})}, keep=1)
 
 
 def cli_train(args, overrides) -> int:
