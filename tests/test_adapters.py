@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _fixtures import SHARED_DATA
 from fape.cli import UserError, main
 from fape.data import adapters
 from fape.data.adapters import base, import_dataset
 from fape.data.format import DatasetError, load_image, read_index
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REAL = SHARED_DATA  # FAPE_SHARED_DATA, else beside the repository
 
 
 # ---------------------------------------------------------------- fixture factories

@@ -1,16 +1,16 @@
 """Face detection and cropping: detectors on JAFFE, plain and eye-distance crops."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _fixtures import SHARED_DATA
 from fape.cli import UserError
 from fape.data import faces
 from fape.data.format import load_image
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA  # FAPE_SHARED_DATA, else beside the repository
 JAFFE = DATA / "jaffe" / "KA.AN1.39.tiff"
 needs_jaffe = pytest.mark.skipif(not JAFFE.is_file(), reason=f"JAFFE not found at {JAFFE.parent}")
 

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
+from _fixtures import SHARED_DATA
 from fape.cli import UserError, main
 from fape.data import landmarks as lmk
 from fape.data.format import DatasetInfo, read_index, save_image, write_index
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA  # FAPE_SHARED_DATA, else beside the repository
 JAFFE = DATA / "jaffe"
 needs_jaffe = pytest.mark.skipif(not JAFFE.is_dir(), reason=f"JAFFE not found at {JAFFE}")
 # face_alignment's numba kernels take ~10 s of CPU to compile on first use; for a few test images

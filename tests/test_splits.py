@@ -1,17 +1,15 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from _fixtures import make_multipose
+from _fixtures import SHARED_DATA, make_multipose
 from fape.cli import main
 from fape.data.format import read_index
 from fape.data.splits import (VIEW, LeakError, SplitError, check_leaks, load_split, make_split, save_split,
                               subject_holdout)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 JAFFE_CODES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 CK48 = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
 CK8 = ["neutral"] + CK48
