@@ -248,3 +248,68 @@ def test_cli_metrics_synth_reads_a_transfer_set_against_its_real_rows(real, trai
     assert main(["metrics", "synth", str(out), "--data", str(real), "--features", f"run:{other}",
                  "--out", str(tmp_path / "m2")]) == 2
     assert "are not the data's" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A merged-style set: s0-s2 lose their subject ids (FER2013-like rows, no contempt), s3-s5
+    keep theirs and show every expression (CK+-like donors)."""
+    import pandas as pd
+
+    from fape.data.format import write_index
+
+    root = make_multipose(tmp_path_factory.mktemp("merged") / "fer_ck", subjects=6, frames=2, poses=("F",),
+                          label_names=LABELS, mouth_shift=1.5, skip={(0, 1), (1, 1), (2, 1)})
+    index = read_index(root)
+    subj = index.manifest["subject"].to_numpy()
+    fer = np.isin(subj, ["s0", "s1", "s2"])
+    m = index.manifest.assign(subject=np.where(fer, "", subj))
+    write_index(root, pd.DataFrame(m), index.info, index.landmarks, index.landmarks_ok)
+    return root, np.flatnonzero(fer), np.flatnonzero(~fer)
+
+
+def test_donor_rows_draw_a_rare_expression_on_faces_without_subject_ids(merged):
+    root, fer, donors = merged
+    index = read_index(root)
+    m = index.manifest
+    expr, subj = m["expression"].to_numpy(), m["subject"].to_numpy()
+    plan = plans.parse_plan("balance-expression:contempt", index.info)
+    # FER-like rows alone have no donor pair: auto aligns, retarget names the way out
+    assert plans.resolve_plan(index, plan, fer, seed=0).report["landmark_method"] == plans.ALIGN
+    with pytest.raises(UserError, match="--donor-rows"):
+        plans.resolve_plan(index, plans.parse_plan("balance-expression:retarget:contempt", index.info), fer, seed=0)
+    res = plans.resolve_plan(index, plan, fer, seed=0, donor_rows=donors)
+    assert res.report["landmark_method"] == METHOD
+    # counted on the FER-like rows only (anger 6, contempt 0, happy 6: median 6), not the donors' 6 contempt
+    assert len(res.jobs) == 6 and res.report["counted_rows"] == len(fer)
+    assert [s for s in res.report["per_subject"]] == [""]
+    for j in res.jobs:
+        assert j.source_row in fer and j.expression == "contempt" and expr[j.source_row] != "contempt"
+        assert len(j.donors) == 3 and {subj[b] for _, b in j.donors} == {"s3", "s4", "s5"}
+        for a, b in j.donors:
+            assert a in donors and b in donors and expr[a] == expr[j.source_row] and expr[b] == "contempt"
+        # the donors' change (mouth 1.5 px per expression step) lands on the source: a known answer
+        out = retarget(index.landmarks[j.source_row], index.landmarks[[a for a, _ in j.donors]],
+                       index.landmarks[[b for _, b in j.donors]])
+        step = LABELS.index("contempt") - LABELS.index(expr[j.source_row])
+        assert np.allclose(out[48:, 1] - index.landmarks[j.source_row][48:, 1], 1.5 * step, atol=1e-3)
+        assert np.allclose(out[:48], index.landmarks[j.source_row][:48], atol=1e-3)
+
+
+def test_cli_synthesize_with_donor_rows_records_them(merged, tmp_path):
+    root, fer, donors = merged
+    run = tiny_generator_run(tmp_path / "gan")
+    np.savetxt(tmp_path / "fer.txt", fer, fmt="%d")
+    np.savetxt(tmp_path / "donors.txt", donors, fmt="%d")
+    out = tmp_path / "synth"
+    args = ["gan", "synthesize", "--run", str(run), "--data", str(root), "--plan", "balance-expression:contempt",
+            "--rows", str(tmp_path / "fer.txt"), "--out", str(out), "--device", "cpu"]
+    assert main(args + ["--donor-rows", str(tmp_path / "nowhere.txt")]) == 2  # named in one line, nothing written
+    assert not out.exists()
+    assert main(args + ["--donor-rows", str(tmp_path / "donors.txt")]) == 0
+    idx = read_index(out)
+    sm = idx.manifest
+    assert idx.info.origin["donor_rows"] == str(tmp_path / "donors.txt")
+    assert len(sm) == 6 and (sm["subject"] == "").all() and np.isin(sm["source_row"], fer).all()
+    rows = [int(r) for cell in sm["donor_pairs"] for pair in cell.split(";") for r in pair.split(">")]
+    assert np.isin(rows, donors).all()

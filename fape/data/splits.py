@@ -846,13 +846,14 @@ def cli_split(args, overrides) -> int:
     return 0
 
 
-def read_rows(path: str | Path, n: int) -> np.ndarray:
-    """Manifest row indices from a ``.npy`` (ints, or a bool mask of length N) or a text file."""
+def read_rows(path: str | Path, n: int, flag: str = "--rows") -> np.ndarray:
+    """Manifest row indices from a ``.npy`` (ints, or a bool mask of length N) or a text file;
+    ``flag`` names the option in errors."""
     from fape.errors import UserError
 
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"--rows file not found: {p}")
+        raise UserError(f"{flag} file not found: {p}")
     try:
         if p.suffix == ".npy":
             arr = np.load(p, allow_pickle=False)
@@ -860,18 +861,18 @@ def read_rows(path: str | Path, n: int) -> np.ndarray:
             toks = p.read_text().replace(",", " ").split()
             arr = np.array([int(x) for x in toks], np.int64)
     except (ValueError, OSError) as e:
-        raise UserError(f"--rows file {p} is not a list of integer row indices: {e}") from None
+        raise UserError(f"{flag} file {p} is not a list of integer row indices: {e}") from None
     arr = np.asarray(arr)
     if arr.dtype == bool:
         if arr.shape != (n,):
-            raise UserError(f"--rows file {p}: a bool mask must have {n} entries (one per manifest row), "
+            raise UserError(f"{flag} file {p}: a bool mask must have {n} entries (one per manifest row), "
                               f"got shape {arr.shape}")
         return np.flatnonzero(arr)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise UserError(f"--rows file {p}: expected a 1-D array of integer row indices, got {arr.dtype} {arr.shape}")
+        raise UserError(f"{flag} file {p}: expected a 1-D array of integer row indices, got {arr.dtype} {arr.shape}")
     bad = (arr < 0) | (arr >= n)
     if bad.any():
-        raise UserError(f"--rows file {p}: row {int(arr[bad][0])} is outside the manifest (0..{n - 1})")
+        raise UserError(f"{flag} file {p}: row {int(arr[bad][0])} is outside the manifest (0..{n - 1})")
     if len(arr) == 0:
-        raise UserError(f"--rows file {p} is empty")
+        raise UserError(f"{flag} file {p} is empty")
     return arr.astype(np.int64)

@@ -29,6 +29,10 @@ def register(groups) -> None:
                         "transferred (landmarks retargeted from a donor pair of the --rows)")
     q.add_argument("--out", required=True, help="output dataset folder")
     q.add_argument("--rows", default=None, help="file of manifest row indices allowed as sources (e.g. a train split)")
+    q.add_argument("--donor-rows", default=None, metavar="FILE",
+                   help="file of manifest row indices that only give expression-transfer donor pairs (never "
+                        "sources, never counted): e.g. the CK+48 and JAFFE rows of a merged set whose --rows "
+                        "are FER2013's Training rows")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--batch-size", type=int, default=64)
     q.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")

@@ -66,6 +66,13 @@ takes the mode as a part of its name: ``balance-expression:max:retarget`` transf
 on a multi-pose set too. There a job
 keeps its cell's pose: source and donor pairs are rows in that pose, so F2ED's ER-UE can draw a
 rare expression, shown by one training subject, on the faces of all the others.
+
+Donors from another set: ``donor_rows`` (``--donor-rows``) are rows that only give donor pairs
+(never counted, never sources), and source rows without a subject id are one cell, subject
+``""``. On a merged FER2013 + CK+48 + JAFFE set (``fape data merge``), ``--rows`` = FER2013's
+Training rows and ``--donor-rows`` = the CK+48 and JAFFE rows draw FER2013's rare expressions
+on FER2013 training faces with the lab sets' expression changes. Donor rows make ``landmarks:
+auto`` retarget.
 """
 from __future__ import annotations
 
@@ -298,13 +305,19 @@ class ResolvedPlan:
     report: dict
 
 
-def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: int) -> ResolvedPlan:
-    """Turn a plan into the ordered list of jobs (deterministic for ``seed``)."""
+def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: int,
+                 donor_rows: np.ndarray | None = None) -> ResolvedPlan:
+    """Turn a plan into the ordered list of jobs (deterministic for ``seed``). ``donor_rows``:
+    rows that only give expression-transfer donor pairs (never counted, never sources)."""
     rng = np.random.default_rng(seed)
     m = index.manifest
     allowed = np.arange(len(m)) if rows is None else np.unique(np.asarray(rows, np.int64))
     counted = m.iloc[allowed]
     ok = allowed[index.landmarks_ok[allowed]]
+    donor_ok = None
+    if donor_rows is not None:
+        donor_ok = np.unique(np.asarray(donor_rows, np.int64))
+        donor_ok = donor_ok[index.landmarks_ok[donor_ok]]
     src = m.iloc[ok]
     if len(src) == 0:
         raise UserError(f"{index.root}: none of the allowed rows has landmarks (landmarks_ok.npy is all False); "
@@ -314,8 +327,8 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
         targets = plan.targets
     else:
         targets = builtin_targets(plan, counted, src, poses)
-    pool = TransferPool(m, ok)
-    method = landmark_method(plan, src, pool, index.root)
+    pool = TransferPool(m, ok, donor_ok)
+    method = landmark_method(plan, src, pool, index.root, donors_given=donor_ok is not None)
 
     # row groups (positions are manifest rows)
     src_e, src_p, src_s = (src[c].to_numpy(dtype=object) for c in ("expression", "pose", "subject"))
@@ -337,7 +350,7 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
     exprs_all = sorted({k[0] for k in by_es})
     subj_all = sorted({k[1] for k in by_es})
     if method == RETARGET:
-        subj_all = sorted({k[0] for k in pool.by_subject})
+        subj_all = sorted({k[0] for k in pool.source_subjects})
 
     def feasible(e, p, s):
         return len(pool.sources(e, p, s)) > 0 if method == RETARGET else (e, s) in by_es and p in lm_pose
@@ -392,11 +405,12 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
     return ResolvedPlan(jobs=jobs, targets=list(targets), report=report)
 
 
-def landmark_method(plan: Plan, src: pd.DataFrame, pool: TransferPool, root) -> str:
-    """ALIGN or RETARGET for ``plan.landmarks`` on the source rows (module docstring)."""
+def landmark_method(plan: Plan, src: pd.DataFrame, pool: TransferPool, root, donors_given: bool = False) -> str:
+    """ALIGN or RETARGET for ``plan.landmarks`` on the source rows (module docstring); donor rows
+    given make ``auto`` retarget (they have no other use)."""
     if plan.landmarks == "align":
         return ALIGN
-    if plan.landmarks == "retarget":
+    if plan.landmarks == "retarget" or donors_given:
         require_pairs(pool, root)
         return RETARGET
     real = (src["subject"] != "").all() and src["pose"].nunique() == 1 and pool.has_pairs()

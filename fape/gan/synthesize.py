@@ -154,13 +154,18 @@ class Progress:
                                                     "rejected": self.rejected})
 
 
+def _rows_sha(rows: np.ndarray | None) -> str | None:
+    return None if rows is None else hashlib.sha256(np.asarray(rows, np.int64).tobytes()).hexdigest()
+
+
 def fingerprint_inputs(loaded: LoadedGenerator, plan: Plan, index: FaceIndex, rows: np.ndarray | None, seed: int, use_ema: bool,
-                       gate: Callable | None, table: pd.DataFrame, target_lm: np.ndarray) -> dict:
+                       gate: Callable | None, table: pd.DataFrame, target_lm: np.ndarray,
+                       donor_rows: np.ndarray | None = None) -> dict:
     """What a resumed run must share with the interrupted one (JSON-able)."""
     return {
         "checkpoint_sha256": loaded.sha256, "plan": plan.name, "plan_sha256": plan.text_sha256,
         "seed": int(seed), "data_manifest_sha256": index.info.manifest_sha256,
-        "rows": None if rows is None else hashlib.sha256(np.asarray(rows, np.int64).tobytes()).hexdigest(),
+        "rows": _rows_sha(rows), "donor_rows": _rows_sha(donor_rows),
         "use_ema": use_ema, "image_size": int(loaded.cfg.data.image_size), "channels": int(loaded.cfg.data.channels),
         "gate": None if gate is None else getattr(gate, "__qualname__", repr(gate)),
         "jobs": hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes()
@@ -280,7 +285,8 @@ def write_output(state: Progress, out: Path, table: pd.DataFrame, target_lm: np.
 
 
 def output_info(out: Path, index: FaceIndex, loaded: LoadedGenerator, plan: Plan, resolved: ResolvedPlan,
-                run: str | Path, data: str | Path, rows_file: str | None, seed: int, use_ema: bool) -> DatasetInfo:
+                run: str | Path, data: str | Path, rows_file: str | None, seed: int, use_ema: bool,
+                donor_rows_file: str | None = None) -> DatasetInfo:
     """The synthesized set's ``dataset.json``: the source's names, G's image format, provenance."""
     size, channels = int(loaded.cfg.data.image_size), int(loaded.cfg.data.channels)
     return DatasetInfo(
@@ -290,7 +296,7 @@ def output_info(out: Path, index: FaceIndex, loaded: LoadedGenerator, plan: Plan
                 "weights": loaded.weights.name, "sha256": loaded.sha256, "plan": plan.name,
                 "plan_targets": [{**t.key(), "count": t.count} for t in resolved.targets],
                 "source_data": str(data), "source_manifest_sha256": index.info.manifest_sha256,
-                "rows": rows_file, "seed": int(seed), "use_ema": use_ema,
+                "rows": rows_file, "donor_rows": donor_rows_file, "seed": int(seed), "use_ema": use_ema,
                 "landmark_method": resolved.report.get("landmark_method", "")},
         landmarks_source="fape-gan-target-pose",
         extra={"plan_report": "plan_report.json"},
@@ -301,13 +307,15 @@ def output_info(out: Path, index: FaceIndex, loaded: LoadedGenerator, plan: Plan
 def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | Path, rows: np.ndarray | None = None,
                rows_file: str | None = None, seed: int = 0, batch_size: int = 64, device: str | None = None,
                use_ema: bool = True, overwrite: bool = False, gate: Callable | None = None,
-               progress: bool = True, _fail_after_batches: int | None = None) -> SynthesisResult | None:
-    """Plan, then generate; see the module docstring. Returns None when the plan needs no images."""
+               progress: bool = True, _fail_after_batches: int | None = None, donor_rows: np.ndarray | None = None,
+               donor_rows_file: str | None = None) -> SynthesisResult | None:
+    """Plan, then generate; see the module docstring. Returns None when the plan needs no images.
+    ``donor_rows``: rows that only give expression-transfer donor pairs (``fape.gan.plans``)."""
     from fape.data.dataset import FaceDataset
 
     out = Path(out)
     index, plan, loaded = check_inputs(run, data, plan, out, overwrite, batch_size, use_ema, device)
-    resolved = resolve_plan(index, plan, rows, seed)
+    resolved = resolve_plan(index, plan, rows, seed, donor_rows)
     if not resolved.jobs:
         return None
     size, channels = int(loaded.cfg.data.image_size), int(loaded.cfg.data.channels)
@@ -317,11 +325,11 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
     table["seed"] = int(seed)
     table["synthetic"] = 1
 
-    inputs = fingerprint_inputs(loaded, plan, index, rows, seed, use_ema, gate, table, target_lm)
+    inputs = fingerprint_inputs(loaded, plan, index, rows, seed, use_ema, gate, table, target_lm, donor_rows)
     state = resume(out, inputs, len(resolved.jobs), overwrite)
     resumed_from = state.done
     secs = generate(loaded, faces, table, target_lm, state, batch_size, gate, device, progress, _fail_after_batches)
-    info = output_info(out, index, loaded, plan, resolved, run, data, rows_file, seed, use_ema)
+    info = output_info(out, index, loaded, plan, resolved, run, data, rows_file, seed, use_ema, donor_rows_file)
     n = write_output(state, out, table, target_lm, info, resolved.report)
     made = state.total - resumed_from
     rejected = len(state.rejected)
@@ -346,12 +354,12 @@ def cli_synthesize(args, overrides) -> int:
         gate = parse_gate(args.gate)
     except ValueError as e:
         raise UserError(f"--gate: {e}") from None
-    rows = None
-    if args.rows:
-        rows = read_rows(args.rows, len(read_index(args.data).manifest))
+    n = len(read_index(args.data).manifest)
+    rows = read_rows(args.rows, n) if args.rows else None
+    donor_rows = read_rows(args.donor_rows, n, "--donor-rows") if args.donor_rows else None
     res = synthesize(args.run, args.data, args.plan, args.out, rows=rows, rows_file=args.rows, seed=args.seed,
                      batch_size=args.batch_size, device=args.device, use_ema=not args.no_ema,
-                     overwrite=args.overwrite, gate=gate)
+                     overwrite=args.overwrite, gate=gate, donor_rows=donor_rows, donor_rows_file=args.donor_rows)
     if res is None:
         print(f"plan {args.plan}: every cell already has its target count; nothing to synthesize "
               f"(no dataset written)")

@@ -14,6 +14,13 @@ expression gets the less noisy mean of K changes. A job's K donor pairs (``donor
 default 3; the source moves by their mean change) come from K different subjects drawn
 uniformly among those with a and b, s included (s's own pair, when it shows b, gives s's own b
 shape), and one random pair of each; with fewer subjects, every one of them.
+
+Donors from another set (FER2013 from CK+48 and JAFFE): ``donor_rows`` are rows that serve only
+as donors: they give donor pairs but are never sources (nor counted by a plan). Source rows
+without a subject id (FER2013) are allowed: they form one source group, subject ``""``, and have
+no pair of their own, so every change comes from the donors. Rows of one merged dataset
+(``fape data merge``) share one landmark frame per image, which is all (1)-(3) of
+``fape.data.retarget`` need: the similarity absorbs the sets' different crops and scales.
 """
 from __future__ import annotations
 
@@ -23,19 +30,29 @@ import pandas as pd
 from fape.errors import UserError
 
 
-class TransferPool:
-    """Rows by (subject, pose, expression) of the allowed rows with landmarks (``rows``)."""
+def _group(rows: np.ndarray, subj: np.ndarray, pose: np.ndarray, expr: np.ndarray
+           ) -> tuple[dict[tuple[str, str, str], np.ndarray], dict[tuple[str, str], list[str]]]:
+    """``rows`` by (subject, pose, expression), and each (subject, pose)'s expressions."""
+    cells = {k: rows[np.asarray(v)] for k, v in pd.Series(rows).groupby([subj[rows], pose[rows], expr[rows]]).groups.items()}
+    by_subject: dict[tuple[str, str], list[str]] = {}
+    for s, p, e in sorted(cells):
+        by_subject.setdefault((s, p), []).append(e)
+    return cells, by_subject
 
-    def __init__(self, manifest: pd.DataFrame, rows: np.ndarray):
+
+class TransferPool:
+    """Donor pairs by (subject, pose, expression) of the allowed rows with landmarks (``rows``)
+    and the donor-only rows (``donor_rows``); sources: the allowed rows, by the same key
+    (subject ``""`` for rows without one)."""
+
+    def __init__(self, manifest: pd.DataFrame, rows: np.ndarray, donor_rows: np.ndarray | None = None):
         self.rows = np.asarray(rows, np.int64)
         self.expr = manifest["expression"].to_numpy().astype(str)
         subj, pose = manifest["subject"].to_numpy().astype(str), manifest["pose"].to_numpy().astype(str)
-        r = self.rows[subj[self.rows] != ""]
-        self.cells: dict[tuple[str, str, str], np.ndarray] = {
-            k: r[np.asarray(v)] for k, v in pd.Series(r).groupby([subj[r], pose[r], self.expr[r]]).groups.items()}
-        self.by_subject: dict[tuple[str, str], list[str]] = {}  # (subject, pose) -> its expressions
-        for s, p, e in sorted(self.cells):
-            self.by_subject.setdefault((s, p), []).append(e)
+        d = self.rows if donor_rows is None else np.union1d(self.rows, np.asarray(donor_rows, np.int64))
+        d = d[subj[d] != ""]  # a donor pair is two rows of one subject
+        self.cells, self.by_subject = _group(d, subj, pose, self.expr)  # donors
+        self.source_cells, self.source_subjects = _group(self.rows, subj, pose, self.expr)
         self._pairs: dict[tuple[str, str, str], np.ndarray] = {}
 
     def has_pairs(self) -> bool:
@@ -54,10 +71,10 @@ class TransferPool:
     def sources(self, expression: str, pose: str, subject: str, k: int = 1) -> np.ndarray:
         """Rows of ``subject`` in ``pose`` whose expression a != ``expression`` has donor pairs (a, it),
         from ``k`` donor subjects when some a has that many (module docstring)."""
-        exprs = [a for a in self.by_subject.get((subject, pose), []) if a != expression]
+        exprs = [a for a in self.source_subjects.get((subject, pose), []) if a != expression]
         n = {a: len(self.pairs_by_subject(pose, a, expression)) for a in exprs}
         need = k if any(v >= k for v in n.values()) else 1
-        out = [self.cells[(subject, pose, a)] for a in exprs if n[a] >= need]
+        out = [self.source_cells[(subject, pose, a)] for a in exprs if n[a] >= need]
         return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
 
     def donors(self, pose: str, a: str, b: str, k: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -70,5 +87,5 @@ class TransferPool:
 def require_pairs(pool: TransferPool, root) -> None:
     if not pool.has_pairs():
         raise UserError(f"{root}: landmarks: retarget needs donor pairs (a subject shown with two expressions "
-                        f"in one pose) among the allowed rows; none has (FER2013 has no subject ids): "
-                        f"use landmarks: align")
+                        f"in one pose) among the allowed and donor rows; none has (FER2013 has no subject ids): "
+                        f"use landmarks: align, or donor rows of a set with subject ids (--donor-rows)")

@@ -153,7 +153,7 @@ def cli_synth(args, overrides) -> int:
     try:
         n = len(read_index(args.data).manifest)
         rows = read_rows(args.rows, n) if args.rows else None
-        ref = read_rows(args.reference_rows, n) if args.reference_rows else None
+        ref = read_rows(args.reference_rows, n, "--reference-rows") if args.reference_rows else None
         m = synth_metrics(args.synth, args.data, rows, args.features, ref)
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         raise UserError(str(e)) from None
