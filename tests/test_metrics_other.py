@@ -205,3 +205,24 @@ def test_heldout_pairs_from_given_rows_and_never_from_gan_training_rows(tmp_path
     assert g["fake"].shape == g["target"].shape
     with pytest.raises(RuntimeError, match="GAN training rows"):
         generate_heldout(run, data, progress=False, pair_rows=np.concatenate([unseen, trained[:1]]))
+
+
+def test_pair_intervals_on_analytic_cases():
+    from fape.metrics.paired import mean_interval, pair_resamples, ratio_interval
+
+    idx = pair_resamples(50, resamples=500, seed=1)
+    assert idx.shape == (500, 50) and idx.min() >= 0 and idx.max() < 50
+    x = np.arange(50, dtype=float)
+    # a ratio of y = 2x to x is 2 in every resample; a constant has no spread
+    assert ratio_interval(2 * x + 0.0, x, idx) == pytest.approx((2.0, 2.0, 2.0))
+    assert mean_interval(np.full(50, 0.3), idx) == pytest.approx((0.3, 0.3, 0.3))
+    # paired: a difference that is +1 on every pair is exactly +1 although each side spreads widely
+    a = np.random.default_rng(0).normal(0, 10, 50)
+    assert mean_interval((a + 1) - a, idx) == pytest.approx((1.0, 1.0, 1.0))
+    # the 95% band of the mean of N(0, 1) pairs is about +-1.96 / sqrt(n) around the sample mean
+    z = np.random.default_rng(2).normal(0, 1, 400)
+    m, lo, hi = mean_interval(z, pair_resamples(400, 4000, 3))
+    assert m == pytest.approx(z.mean()) and lo < m < hi
+    assert (hi - lo) / 2 == pytest.approx(1.96 * z.std() / np.sqrt(400), rel=0.15)
+    with pytest.raises(ValueError, match="no pairs"):
+        pair_resamples(0)

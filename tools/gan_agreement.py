@@ -23,18 +23,12 @@ def paired_interval(hits: dict[str, np.ndarray], ref: np.ndarray, resamples: int
     """``hits``: name -> ``[n]`` bool per pair (a run's generated faces agree), ``ref``: ``[n]`` bool
     (the classifier is right on the real target). Returns, per name, the agreement, its ratio to
     ``ref``'s mean and its difference from the first name, each as ``(value, lo, hi)``."""
-    names = list(hits)
-    n = len(ref)
-    idx = np.random.default_rng(seed).integers(0, n, (resamples, n))  # [R, n] pair resamples
-    base = hits[names[0]].astype(float)
-    out = {}
-    for k in names:
-        h = hits[k].astype(float)
-        stats = {"agreement": h[idx].mean(1), "ratio_to_targets": h[idx].mean(1) / np.maximum(ref[idx].mean(1), 1e-12),
-                 "minus_first": (h - base)[idx].mean(1)}
-        point = {"agreement": h.mean(), "ratio_to_targets": h.mean() / max(ref.mean(), 1e-12), "minus_first": (h - base).mean()}
-        out[k] = {s: (float(point[s]), *map(float, np.percentile(v, [2.5, 97.5]))) for s, v in stats.items()}
-    return out
+    from fape.metrics.paired import mean_interval, pair_resamples, ratio_interval
+
+    idx = pair_resamples(len(ref), resamples, seed)
+    base = next(iter(hits.values())).astype(float)
+    return {k: {"agreement": mean_interval(h, idx), "ratio_to_targets": ratio_interval(h, ref, idx),
+                "minus_first": mean_interval(h.astype(float) - base, idx)} for k, h in hits.items()}
 
 
 def main(argv=None) -> int:

@@ -17,26 +17,19 @@ import numpy as np
 
 def intervals(run: str, resamples: int = 2000, seed: int = 0) -> dict:
     from fape.metrics.gan_report import generate_heldout
-    from fape.metrics.paired import face_region_metrics, paired_metrics
+    from fape.metrics.paired import (face_region_metrics, mean_interval, pair_resamples, paired_metrics,
+                                     ratio_interval)
 
     g = generate_heldout(run, progress=False)
     face = {k: face_region_metrics(g[k], g["target"], g["target_landmarks"]) for k in ("fake", "source", "warp")}
     ssim = {k: paired_metrics(g[k], g["target"])["ssim"] for k in ("fake", "source")}
     n = len(g["fake"])
-    idx = np.random.default_rng(seed).integers(0, n, (resamples, n))  # [R, n] pair resamples
-    stats = {
-        "face_l1_ratio": face["fake"]["face_l1"][idx].mean(1) / face["source"]["face_l1"][idx].mean(1),
-        "face_ssim_minus_copy": (face["fake"]["face_ssim"] - face["source"]["face_ssim"])[idx].mean(1),
-        "ssim_minus_copy": (ssim["fake"] - ssim["source"])[idx].mean(1),
-    }
-    point = {"face_l1_ratio": face["fake"]["face_l1"].mean() / face["source"]["face_l1"].mean(),
-             "face_ssim_minus_copy": (face["fake"]["face_ssim"] - face["source"]["face_ssim"]).mean(),
-             "ssim_minus_copy": (ssim["fake"] - ssim["source"]).mean()}
-    out = {"pairs": n, "subjects": len(np.unique(g["subject_src"])),
-           "warp_face_l1_ratio": face["warp"]["face_l1"].mean() / face["source"]["face_l1"].mean()}
-    for k, v in stats.items():
-        out[k] = (float(point[k]), float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5)))
-    return out
+    idx = pair_resamples(n, resamples, seed)
+    return {"pairs": n, "subjects": len(np.unique(g["subject_src"])),
+            "warp_face_l1_ratio": face["warp"]["face_l1"].mean() / face["source"]["face_l1"].mean(),
+            "face_l1_ratio": ratio_interval(face["fake"]["face_l1"], face["source"]["face_l1"], idx),
+            "face_ssim_minus_copy": mean_interval(face["fake"]["face_ssim"] - face["source"]["face_ssim"], idx),
+            "ssim_minus_copy": mean_interval(ssim["fake"] - ssim["source"], idx)}
 
 
 def main() -> None:

@@ -31,13 +31,13 @@ import numpy as np
 def own_landmarks(manifest, landmarks: np.ndarray, rows: np.ndarray, subject, expression, source_lm: np.ndarray):
     """The first of ``rows`` where ``subject`` shows ``expression``, its ``[68, 2]`` landmarks moved
     onto ``source_lm`` by a similarity on the rigid points; None if there is none."""
+    from fape.data.preview import own_face
     from fape.data.retarget import RIGID, apply_similarity, fit_similarity
 
-    m = manifest.iloc[rows]
-    hit = rows[(m["subject"].to_numpy() == subject) & (m["expression"].to_numpy() == expression)]
-    if not len(hit):
+    row = own_face(manifest, subject, expression, rows=rows)
+    if row is None:
         return None
-    own = landmarks[hit[0]]
+    own = landmarks[row]
     a, b = fit_similarity(own[list(RIGID)], source_lm[list(RIGID)])
     return apply_similarity(a, b, own)
 

@@ -80,10 +80,16 @@ def _label(cell: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def own_face(manifest, subject, expression, rng: np.random.Generator) -> int | None:
-    """A row of ``manifest`` showing ``subject`` with ``expression`` (drawn by ``rng``), or None."""
-    hits = np.flatnonzero((manifest["subject"].to_numpy() == subject) & (manifest["expression"].to_numpy() == expression))
-    return int(rng.choice(hits)) if len(hits) else None
+def own_face(manifest, subject, expression, rng: np.random.Generator | None = None,
+             rows: np.ndarray | None = None) -> int | None:
+    """A row of ``manifest`` (of ``rows`` when given) showing ``subject`` with ``expression``: drawn
+    by ``rng``, or the first one without it; None if there is none."""
+    rows = np.arange(len(manifest)) if rows is None else np.asarray(rows, np.int64)
+    m = manifest.iloc[rows]
+    hits = rows[(m["subject"].to_numpy() == subject) & (m["expression"].to_numpy() == expression)]
+    if not len(hits):
+        return None
+    return int(hits[0]) if rng is None else int(rng.choice(hits))
 
 
 def source_sheet(root, out: Path, n: int = 12, seed: int = 0) -> Path:
