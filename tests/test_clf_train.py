@@ -123,10 +123,18 @@ def test_synthetic_mix_and_balance(data, tmp_path):
     assert counts.min() >= 5
 
 
-def test_synthetic_with_other_labels_refused(data, tmp_path):
+def test_synthetic_labels_follow_names_and_an_unknown_expression_is_refused(data, tmp_path):
+    from fape.classifiers.data import synthetic_label_map
+    from fape.data.format import read_index
+
     real, root = data
-    other = make_multipose(root / "other", subjects=1, expressions=2, frames=1)
-    with pytest.raises(ValueError, match="label names differ"):
+    # a set drawn from a merged dataset numbers its labels in another order: matched by name
+    shuffled = make_multipose(root / "shuffled", subjects=1, frames=1, label_names=["expr2", "expr0", "expr1"])
+    run_map = np.array([2, 0, 1])  # the run's label of each real class (any permutation)
+    got = synthetic_label_map(read_index(shuffled), read_index(real), run_map, shuffled, real)
+    assert got.tolist() == [1, 2, 0]  # expr2 -> run 1, expr0 -> run 2, expr1 -> run 0
+    other = make_multipose(root / "other", subjects=1, expressions=2, frames=1, label_names=["expr0", "contempt"])
+    with pytest.raises(ValueError, match="contempt"):
         clf_train.train(cfg_for(real, f"--data.synthetic={other}"), tmp_path / "x", progress=False)
 
 

@@ -26,12 +26,15 @@ class TrainItems(torch.utils.data.Dataset):
 
     ``mix``: synthetic images per epoch as a fraction of the real rows (``-1``: all of them);
     ``balance``: ``ClfConfig.data.balance``; ``seed``: the run's seed (draws are a function of
-    ``(seed, epoch)``)."""
+    ``(seed, epoch)``); ``synthetic_label_map``: the synthetic set's labels to run labels when its
+    label names differ from the real set's (default ``label_map``)."""
 
     def __init__(self, real: FaceDataset, rows: np.ndarray, label_map: np.ndarray,
-                 synthetic: FaceDataset | None = None, mix: float = -1.0, balance: str = "none", seed: int = 0):
+                 synthetic: FaceDataset | None = None, mix: float = -1.0, balance: str = "none", seed: int = 0,
+                 synthetic_label_map: np.ndarray | None = None):
         self.real = real  # the whole real dataset: item i is manifest row i
         self.rows, self.label_map, self.synthetic = rows, label_map, synthetic
+        self.syn_map = label_map if synthetic_label_map is None else synthetic_label_map
         self.mix, self.balance, self.seed = float(mix), str(balance), int(seed)
         self.num_classes = int(label_map.max()) + 1
         self.set_epoch(0)
@@ -69,7 +72,7 @@ class TrainItems(torch.utils.data.Dataset):
         out[real] = self.label_map[self.real.labels[self.idx[real]]]
         if self.synthetic is not None:
             syn = self.idx[~real]
-            out[~real] = self.label_map[self.synthetic.labels[self.synthetic.rows[syn]]]
+            out[~real] = self.syn_map[self.synthetic.labels[self.synthetic.rows[syn]]]
         return out
 
     def __len__(self) -> int:
@@ -78,9 +81,22 @@ class TrainItems(torch.utils.data.Dataset):
     def __getitem__(self, k: int) -> dict:
         ds = self.real if self.src[k] == 0 else self.synthetic
         item = ds[int(self.idx[k])]
-        item["label"] = int(self.label_map[item["label"]])
+        item["label"] = int((self.label_map if self.src[k] == 0 else self.syn_map)[item["label"]])
         item["synthetic"] = int(self.src[k])
         return item
+
+
+def synthetic_label_map(synth_index, index, label_map: np.ndarray, synth_root, root) -> np.ndarray:
+    """The synthetic set's label numbers -> run labels, matched by expression name (a set drawn
+    from a merged dataset, e.g. FER2013 + CK+48 + JAFFE, numbers its labels in the merge's order).
+    A synthesized image whose expression the real set lacks is an error (it names the expression)."""
+    names, real = list(synth_index.info.label_names), {n: i for i, n in enumerate(index.info.label_names)}
+    used = sorted({names[k] for k in np.unique(synth_index.manifest["label"].to_numpy())})
+    missing = [n for n in used if n not in real]
+    if missing:
+        raise ValueError(f"{synth_root}: synthesized images of expression(s) {missing} that {root} does not have "
+                         f"(its expressions: {list(real)})")
+    return np.array([label_map[real[n]] if n in real else -1 for n in names], np.int64)
 
 
 def source_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:
@@ -141,13 +157,12 @@ def build_data(cfg: ClfConfig) -> TrainData:
     faces = FaceDataset(index, size=d.image_size, channels=d.channels, progress=False)
     train_rows = rows_in_labels(parts["train"], faces.labels, label_map)
     val_rows = rows_in_labels(parts.get("val", np.arange(0)), faces.labels, label_map)
-    synthetic = None
+    synthetic, syn_map = None, None
     if d.synthetic:
         synth_index = read_index(d.synthetic)
-        if list(synth_index.info.label_names) != list(index.info.label_names):
-            raise ValueError(f"{d.synthetic}: label names differ from {d.root}'s "
-                             f"({synth_index.info.label_names[:5]}... vs {index.info.label_names[:5]}...)")
-        syn_rows = np.flatnonzero(label_map[synth_index.manifest["label"].to_numpy()] >= 0)
+        syn_map = synthetic_label_map(synth_index, index, label_map, d.synthetic, d.root)
+        syn_rows = np.flatnonzero(syn_map[synth_index.manifest["label"].to_numpy()] >= 0)
         synthetic = FaceDataset(synth_index, rows=syn_rows, size=d.image_size, channels=d.channels, progress=False)
-    items = TrainItems(faces, train_rows, label_map, synthetic, mix=d.mix, balance=d.balance, seed=cfg.train.seed)
+    items = TrainItems(faces, train_rows, label_map, synthetic, mix=d.mix, balance=d.balance, seed=cfg.train.seed,
+                       synthetic_label_map=syn_map)
     return TrainData(faces, items, val_rows, label_names, label_map, split_path)
