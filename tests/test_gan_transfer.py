@@ -181,6 +181,7 @@ def test_cli_synthesize_on_a_real_style_set_writes_provenance(real, train_rows, 
     own = own_face(sm, "s3", "contempt", np.random.default_rng(0))
     assert sm["expression"].iat[own] == "contempt" and sm["subject"].iat[own] == "s3"
     assert own_face(sm, "nobody", "contempt", np.random.default_rng(0)) is None
+    assert own_face(sm.assign(subject=""), "", "contempt") is None  # no subject id: no own face
     assert main(["data", "show", str(real), "--sources"]) == 2  # not a synthesized set: one clear line
 
 

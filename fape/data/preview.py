@@ -83,7 +83,10 @@ def _label(cell: np.ndarray, text: str) -> np.ndarray:
 def own_face(manifest, subject, expression, rng: np.random.Generator | None = None,
              rows: np.ndarray | None = None) -> int | None:
     """A row of ``manifest`` (of ``rows`` when given) showing ``subject`` with ``expression``: drawn
-    by ``rng``, or the first one without it; None if there is none."""
+    by ``rng``, or the first one without it; None if there is none, or no ``subject`` id (a FER2013
+    face has no other photo)."""
+    if subject == "" or subject is None:
+        return None
     rows = np.arange(len(manifest)) if rows is None else np.asarray(rows, np.int64)
     m = manifest.iloc[rows]
     hits = rows[(m["subject"].to_numpy() == subject) & (m["expression"].to_numpy() == expression)]
