@@ -206,7 +206,12 @@ def test_sources_prefer_expressions_with_enough_donor_subjects():
 
 
 def test_expression_figures_known_case():
-    from fape.metrics.synth_report import expression_figures
+    from fape.metrics.synth_report import expression_figures, label_lut
+
+    # a 7-class FER2013 model on a merged set whose labels add contempt, in another order
+    assert label_lut(["angry", "happy"], ["happy", "contempt", "angry"], "m").tolist() == [2, 0]
+    with pytest.raises(ValueError, match=r"\['contempt'\] are not among"):
+        label_lut(["angry", "contempt"], ["angry", "happy"], "m")
 
     pred, target, source = np.array([1, 1, 0, 2]), np.array([1, 1, 1, 1]), np.array([0, 2, 0, 0])
     e = expression_figures(pred, target, source, ref_pred=np.array([0, 1, 2]), ref_label=np.array([0, 1, 1]))
@@ -248,7 +253,7 @@ def test_cli_metrics_synth_reads_a_transfer_set_against_its_real_rows(real, trai
     capsys.readouterr()
     assert main(["metrics", "synth", str(out), "--data", str(real), "--features", f"run:{other}",
                  "--out", str(tmp_path / "m2")]) == 2
-    assert "are not the data's" in capsys.readouterr().err
+    assert "are not among the data's" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,16 @@ def _stack(ds, rows: np.ndarray) -> np.ndarray:
     return np.stack([ds.load(int(r)).transpose(2, 0, 1) for r in rows]) if len(rows) else np.zeros((0, ds.channels, SIZE, SIZE), np.uint8)
 
 
+def label_lut(clf_names: list[str], data_names: list[str], what: str) -> np.ndarray:
+    """``[len(clf_names)]`` data label id of each classifier class, matched by name (a FER2013 model
+    reads a merged FER2013 + CK+48 + JAFFE set, whose labels include contempt)."""
+    lut = {n: i for i, n in enumerate(data_names)}
+    alien = [n for n in clf_names if n not in lut]
+    if alien:
+        raise ValueError(f"{what}: its labels {alien} are not among the data's {data_names}")
+    return np.array([lut[n] for n in clf_names], np.int64)
+
+
 def expression_figures(pred: np.ndarray, target: np.ndarray, source: np.ndarray, ref_pred: np.ndarray,
                        ref_label: np.ndarray) -> dict:
     """Shares of generated faces predicted as their target / their source expression (``[N]`` label
@@ -82,14 +92,13 @@ def synth_metrics(synth: str | Path, data: str | Path, rows: np.ndarray | None =
         from fape.metrics.gan_report import classifier_pass, load_classifier
 
         clf = load_classifier(features)
-        if list(clf.label_names) != names:
-            raise ValueError(f"{features}: its labels {list(clf.label_names)} are not the data's {names}")
-        ref = rows if reference_rows is None else np.asarray(reference_rows, np.int64)
         lut = {n: i for i, n in enumerate(names)}
+        to_data = label_lut(list(clf.label_names), names, str(features))  # classifier id -> data label id
+        ref = rows if reference_rows is None else np.asarray(reference_rows, np.int64)
         src_lab = np.array([lut[e] for e in sm["source_expression"]], np.int64)
-        ref_pred = classifier_pass(clf, _stack(real, ref))[1]
-        out["expression"] = {**expression_figures(classifier_pass(clf, gen)[1], sm["label"].to_numpy(), src_lab,
-                                                  ref_pred, rm["label"].to_numpy()[ref]),
+        ref_pred = to_data[classifier_pass(clf, _stack(real, ref))[1]]
+        out["expression"] = {**expression_figures(to_data[classifier_pass(clf, gen)[1]], sm["label"].to_numpy(),
+                                                  src_lab, ref_pred, rm["label"].to_numpy()[ref]),
                              "classifier": clf.extractor_name,
                              "reference": "the given reference rows" if reference_rows is not None else "the real rows"}
     return out
