@@ -173,3 +173,46 @@ def test_compare_pairs_seeds_on_their_own_test_sets(tmp_path, capsys):
     assert "seeds resampled with replacement, then test images" in out and "Headroom (oracle - without)" in out
     assert fape_run(["clf", "compare", f"a={runs['with'][0]}", f"b={runs['without'][1]}"]) == 2  # no shared image
     assert "share no test image" in capsys.readouterr().err
+
+
+def test_weighted_macro_f1_known_cases():
+    from fape.classifiers.evaluate import weighted_macro_f1
+
+    lab, pred = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])
+    # class 0: P 1, R 1/2, F1 2/3; class 1: P 2/3, R 1, F1 4/5
+    assert weighted_macro_f1(lab, pred, 2) == pytest.approx((2 / 3 + 4 / 5) / 2)
+    # weight 2 on the first image is that image twice: class 0 R 2/3 -> F1 4/5, class 1 still 4/5
+    assert weighted_macro_f1(lab, pred, 2, np.array([2.0, 1, 1, 1])) == pytest.approx(0.8)
+    assert weighted_macro_f1(lab, pred, 3) == pytest.approx((2 / 3 + 4 / 5) / 2)  # an absent class is left out
+
+
+def _run_with_results(root, name, labels, preds):
+    import json
+
+    from fape.classifiers.evaluate import classification_metrics
+
+    d = root / name / "eval" / "test"
+    d.mkdir(parents=True)
+    pd.DataFrame({"row": np.arange(len(labels)), "label": labels, "pred": preds}).to_csv(d / "predictions.csv", index=False)
+    (d / "results.json").write_text(json.dumps(classification_metrics(labels, preds, ["a", "b"])))
+    return str(root / name)
+
+
+def test_compare_per_class_reports_recall_and_macro_f1_differences(tmp_path, capsys):
+    from fape.classifiers.evaluate import _correct, macro_f1_bootstrap
+
+    lab = np.repeat([0, 1], 300)
+    perfect = _run_with_results(tmp_path, "perfect", lab, lab)
+    zeros = _run_with_results(tmp_path, "zeros", lab, np.zeros_like(lab))  # always class a
+    fa, fb = [_correct(perfect, "test")], [_correct(zeros, "test")]
+    same = macro_f1_bootstrap(fa, fa, 2, n_boot=200)
+    assert (same["diff"], same["ci_low"], same["ci_high"]) == (0.0, 0.0, 0.0)
+    # perfect: 1; always a: class a F1 2/3 (P 1/2, R 1), class b 0 -> 1/3
+    r = macro_f1_bootstrap(fa, fb, 2, n_boot=300)
+    assert (r["a"], r["b"]) == pytest.approx((1.0, 1 / 3)) and r["diff"] == pytest.approx(2 / 3)
+    assert r["ci_low"] < 2 / 3 < r["ci_high"] and r["ci_high"] - r["ci_low"] < 0.1
+    assert fape_run(["clf", "compare", f"zeros={zeros}", f"perfect={perfect}", "--per-class", "--n-boot", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "| b | 0.0 | 100.0 | +100.0 [+100.0, +100.0] |" in out  # recall of b: 0 -> 100
+    assert "| a | 100.0 | 100.0 | +0.0 [+0.0, +0.0] |" in out
+    assert "| perfect - zeros | 33.3 | 100.0 | +66.7 [" in out

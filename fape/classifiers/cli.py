@@ -48,6 +48,9 @@ def register(groups) -> None:
     q.add_argument("--n-boot", type=int, default=2000)
     q.add_argument("--headroom", nargs=3, metavar=("WITH", "WITHOUT", "ORACLE"), default=None,
                    help="also the headroom ORACLE - WITHOUT and the share of it WITH recovers, with intervals")
+    q.add_argument("--per-class", action="store_true",
+                   help="also per-class recall, each class's difference from the first setting, and macro-F1 "
+                        "with the interval of its difference")
     q.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     q.set_defaults(handler=lazy("fape.classifiers.evaluate", "cli_compare"))
 

@@ -470,6 +470,78 @@ def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int,
     return out
 
 
+def weighted_macro_f1(labels: np.ndarray, preds: np.ndarray, k: int, weights: np.ndarray | None = None) -> float:
+    """Macro-F1 over the classes present (``classification_metrics``'s definition) with a weight
+    per image (a bootstrap's multiplicities; None = 1 each). ``labels``, ``preds``: ``[N]`` ids < k."""
+    cm = np.bincount(labels * k + preds, weights=weights, minlength=k * k).reshape(k, k)
+    prf = per_class_prf(cm)
+    present = prf["support"] > 0
+    return float(prf["f1"][present].mean()) if present.any() else float("nan")
+
+
+def macro_f1_bootstrap(frames_a: list, frames_b: list, k: int, n_boot: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> dict:
+    """Interval of ``macroF1(A) - macroF1(B)``: run s of A and of B (seed s) on the test images both
+    scored; each replicate resamples the seeds, then each chosen seed's images (multinomial
+    weights, the same for A and B: paired), and averages the per-seed differences. Macro-F1 is
+    not a mean over images, so unlike accuracy it is recomputed per replicate."""
+    rng = np.random.default_rng(seed)
+    seeds = []
+    for fa, fb in zip(frames_a, frames_b):
+        common = np.array(sorted(set(fa.index) & set(fb.index)), np.int64)
+        lab = fa.loc[common, "label"].to_numpy(np.int64)
+        seeds.append((lab, fa.loc[common, "pred"].to_numpy(np.int64), fb.loc[common, "pred"].to_numpy(np.int64)))
+    per_seed = [(weighted_macro_f1(l, a, k), weighted_macro_f1(l, b, k)) for l, a, b in seeds]
+    reps = np.empty(n_boot)
+    for r in range(n_boot):
+        d = []
+        for s in rng.integers(0, len(seeds), len(seeds)):
+            lab, a, b = seeds[s]
+            w = np.bincount(rng.integers(0, len(lab), len(lab)), minlength=len(lab)).astype(np.float64)
+            d.append(weighted_macro_f1(lab, a, k, w) - weighted_macro_f1(lab, b, k, w))
+        reps[r] = np.mean(d)
+    lo, hi = _interval(reps, level)
+    return {"a": float(np.mean([x[0] for x in per_seed])), "b": float(np.mean([x[1] for x in per_seed])),
+            "diff": float(np.mean([x[0] - x[1] for x in per_seed])), "ci_low": lo, "ci_high": hi, "level": level,
+            "n_seeds": len(seeds), "n_images_per_seed": [len(x[0]) for x in seeds]}
+
+
+def per_class_report(groups: dict[str, list[str]], split: str, n_boot: int) -> dict:
+    """``fape clf compare --per-class``: per-class recall of every setting (mean over its runs),
+    every setting's recall difference from the first with intervals (``per_class_differences``),
+    and macro-F1 with the interval of its difference (``macro_f1_bootstrap``)."""
+    names = list(groups)
+    ref = names[0]
+    classes = list(json.loads((Path(groups[ref][0]) / "eval" / split / "results.json").read_text())["per_class"])
+    recall = {n: {c: float(np.mean([json.loads((Path(r) / "eval" / split / "results.json").read_text())
+                                    ["per_class"][c]["recall"] for r in runs])) for c in classes}
+              for n, runs in groups.items()}
+    frames = {n: [_correct(Path(r), split) for r in runs] for n, runs in groups.items()}
+    f1 = {f"{b} - {ref}": macro_f1_bootstrap(frames[b], frames[ref], len(classes), n_boot) for b in names[1:]}
+    return {"classes": classes, "recall": recall, "recall_differences": per_class_differences(groups, ref, n_boot, split),
+            "macro_f1_differences": f1}
+
+
+def per_class_markdown(rep: dict) -> str:
+    names = list(rep["recall"])
+    diffs = list(rep["recall_differences"])
+    lines = ["| class | " + " | ".join(names) + " | " + " | ".join(f"{d} [95% CI]" for d in diffs) + " |",
+             "|---" * (1 + len(names) + len(diffs)) + "|"]
+    for c in rep["classes"]:
+        cells = [f"{100 * rep['recall'][n][c]:.1f}" for n in names]
+        for d in diffs:
+            x = rep["recall_differences"][d].get(c)
+            cells.append("" if x is None else f"{100 * x['diff']:+.1f} [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}]")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines += ["", "| macro-F1 | first | second | difference [95% CI] |", "|---|---|---|---|"]
+    for d, x in rep["macro_f1_differences"].items():
+        lines.append(f"| {d} | {100 * x['b']:.1f} | {100 * x['a']:.1f} | "
+                     f"{100 * x['diff']:+.1f} [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}] |")
+    lines += ["", "Recall: per class, mean over a setting's runs. Intervals resample seeds, then test images "
+              "(per class: that class's images; macro-F1: every image, recomputed per replicate)."]
+    return "\n".join(lines) + "\n"
+
+
 def compare_markdown(res: dict) -> str:
     lines = ["| setting | runs | accuracy (mean +- std) |", "|---|---|---|"]
     for name, s in res["settings"].items():
@@ -512,11 +584,13 @@ def cli_compare(args, overrides) -> int:
         groups.setdefault(name, []).append(run)
     try:
         res = compare(groups, args.split, args.n_boot, tuple(args.headroom) if args.headroom else None)
+        if args.per_class:
+            res["per_class"] = per_class_report(groups, args.split, args.n_boot)
     except ValueError as e:
         from fape.errors import UserError
 
         raise UserError(str(e)) from None
-    md = compare_markdown(res)
+    md = compare_markdown(res) + ("\n" + per_class_markdown(res["per_class"]) if args.per_class else "")
     print(md)
     if args.out:
         atomic_write_text(Path(args.out).with_suffix(".md"), md)
