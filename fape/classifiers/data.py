@@ -90,13 +90,16 @@ def synthetic_label_map(synth_index, index, label_map: np.ndarray, synth_root, r
     """The synthetic set's label numbers -> run labels, matched by expression name (a set drawn
     from a merged dataset, e.g. FER2013 + CK+48 + JAFFE, numbers its labels in the merge's order).
     A synthesized image whose expression the real set lacks is an error (it names the expression)."""
-    names, real = list(synth_index.info.label_names), {n: i for i, n in enumerate(index.info.label_names)}
-    used = sorted({names[k] for k in np.unique(synth_index.manifest["label"].to_numpy())})
-    missing = [n for n in used if n not in real]
+    from fape.data.format import labels_by_name
+
+    names = list(synth_index.info.label_names)
+    to_real = labels_by_name(names, index.info.label_names)
+    used = np.unique(synth_index.manifest["label"].to_numpy())
+    missing = sorted({names[k] for k in used if to_real[k] < 0})
     if missing:
         raise ValueError(f"{synth_root}: synthesized images of expression(s) {missing} that {root} does not have "
-                         f"(its expressions: {list(real)})")
-    return np.array([label_map[real[n]] if n in real else -1 for n in names], np.int64)
+                         f"(its expressions: {list(index.info.label_names)})")
+    return np.where(to_real >= 0, label_map[to_real], -1).astype(np.int64)
 
 
 def source_weights(labels: np.ndarray, sources: np.ndarray) -> np.ndarray:

@@ -313,3 +313,10 @@ def save_image(path: str | Path, image: np.ndarray) -> None:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     Image.fromarray(arr).save(path)
+
+
+def labels_by_name(src_names, dst_names) -> np.ndarray:
+    """``[len(src_names)]``: the index of each name in ``dst_names``, -1 where it is absent (label
+    numbers of one set to another's, matched by expression name)."""
+    pos = {n: i for i, n in enumerate(dst_names)}
+    return np.array([pos.get(n, -1) for n in src_names], np.int64)

@@ -37,11 +37,13 @@ def _stack(ds, rows: np.ndarray) -> np.ndarray:
 def label_lut(clf_names: list[str], data_names: list[str], what: str) -> np.ndarray:
     """``[len(clf_names)]`` data label id of each classifier class, matched by name (a FER2013 model
     reads a merged FER2013 + CK+48 + JAFFE set, whose labels include contempt)."""
-    lut = {n: i for i, n in enumerate(data_names)}
-    alien = [n for n in clf_names if n not in lut]
+    from fape.data.format import labels_by_name
+
+    idx = labels_by_name(clf_names, data_names)
+    alien = [n for n, i in zip(clf_names, idx) if i < 0]
     if alien:
         raise ValueError(f"{what}: its labels {alien} are not among the data's {data_names}")
-    return np.array([lut[n] for n in clf_names], np.int64)
+    return idx
 
 
 def expression_figures(pred: np.ndarray, target: np.ndarray, source: np.ndarray, ref_pred: np.ndarray,
