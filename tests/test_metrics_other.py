@@ -226,3 +226,20 @@ def test_pair_intervals_on_analytic_cases():
     assert (hi - lo) / 2 == pytest.approx(1.96 * z.std() / np.sqrt(400), rel=0.15)
     with pytest.raises(ValueError, match="no pairs"):
         pair_resamples(0)
+
+
+def test_nuisance_floor_on_known_draws():
+    """A target of grey 100 and three redraws of 90, 110, 130 (uint8) everywhere: the median guess
+    110 is off by 10/255 inside the hull; the pair bound is |100 - 90| / 2 / 255."""
+    from fape.data.landmarks68 import template_face
+    from fape.metrics.paired import nuisance_floor
+
+    lm = np.stack([template_face(32)] * 2).astype(np.float32)  # [2, 68, 2] pixels
+    tgt = torch.full((2, 1, 32, 32), 100, dtype=torch.uint8)
+    red = torch.stack([torch.full((2, 1, 32, 32), v, dtype=torch.uint8) for v in (90, 130, 110)], 1)  # [2, 3, 1, 32, 32]
+    red[:, :, :, :2, :] = 255  # outside the hull: must not count
+    f = nuisance_floor(tgt, red, lm)
+    np.testing.assert_allclose(f["floor"], 10 / 255, rtol=1e-5)
+    np.testing.assert_allclose(f["floor_bound"], 5 / 255, rtol=1e-5)
+    with pytest.raises(ValueError, match="must be"):
+        nuisance_floor(tgt, red[:, 0], lm)

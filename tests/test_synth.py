@@ -161,3 +161,30 @@ def test_flip_perm_used_consistently():
     lm = np.random.default_rng(0).uniform(0, 31, (68, 2)).astype(np.float32)
     assert np.allclose(flip_landmarks(flip_landmarks(lm, 32), 32), lm)
     assert (FLIP_PERM[FLIP_PERM] == np.arange(68)).all()
+
+
+def test_redraws_change_the_nuisance_only(tiny):
+    """``render_redraws`` keeps the face: with lighting and pixel noise switched off, a redraw's face
+    region equals the stored image's (only the background is drawn anew); with them on it differs."""
+    import torch
+
+    from fape.data.format import load_image
+    from fape.data.synth import render_redraws
+    from fape.metrics.paired import nuisance_floor
+
+    idx = read_index(tiny)
+    row = idx.manifest.iloc[5]
+    args = (row["subject"], row["expression"], int(row["frame"]), row["pose"], 3)
+    lm = torch.from_numpy(idx.landmarks[5:6])  # [1, 68, 2] pixels
+    stored = load_image(tiny / row["path"])  # [S, S, 3]
+    red = render_redraws(TINY, *args)  # [3, S, S, 3]
+    assert red.shape == (3, *stored.shape) and len({r.tobytes() for r in red}) == 3
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
+    lit = nuisance_floor(to_t(stored[None]), to_t(red)[None], lm)["floor"][0]
+    flat_cfg = dataclasses.replace(TINY, lighting_variation=0.0, noise_std=0.0)
+    flat = synthesize(flat_cfg, tiny.parent / "flat", progress=False)
+    flat_img = load_image(flat / row["path"])
+    dark = nuisance_floor(to_t(flat_img[None]), to_t(render_redraws(flat_cfg, *args))[None], lm)["floor"][0]
+    assert lit > 0.02 and dark < lit / 4  # the hull's rim still shows a little background
+    with pytest.raises(ValueError, match="not among"):
+        render_redraws(TINY, row["subject"], row["expression"], 0, "profile", 1)

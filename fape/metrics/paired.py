@@ -71,6 +71,31 @@ def face_region_metrics(generated, target, target_landmarks) -> dict[str, np.nda
     return {"face_l1": l1.double().numpy(), "face_ssim": ssim.double().numpy()}
 
 
+@torch.inference_mode()
+def nuisance_floor(target, redraws, target_landmarks) -> dict[str, np.ndarray]:
+    """Per pair, the face-region L1 that no generator can beat without knowing the target's nuisance.
+
+    ``target`` ``[N, C, H, W]`` uint8; ``redraws`` ``[N, K, C, H, W]`` uint8 (K >= 1): the same faces
+    rendered again with the nuisance (lighting, background, pixel noise) drawn anew and everything
+    else kept (``fape.data.synth.render_redraws``); ``target_landmarks`` ``[N, 68, 2]`` pixels.
+
+    * ``floor_bound`` = 1/2 mean over the hull of |X - Y|, X the target and Y its first redraw: for
+      X, Y i.i.d. given the face and any prediction p made without X's nuisance, per pixel
+      E|X - Y| <= E|X - p| + E|p - Y| = 2 E|X - p|. A lower bound on the expected face-region L1 of
+      every generator, whatever it knows of the face.
+    * ``floor`` = mean over the hull of |X - median_k Y_k|: the error of a guess that knows the face,
+      camera and nuisance distribution exactly (the median minimises expected L1), estimated from
+      the K redraws (high by the median's sampling error, so an upper estimate of that oracle).
+    """
+    t = torch.as_tensor(target)
+    r = torch.as_tensor(redraws)
+    if r.ndim != 5 or r.shape[0] != t.shape[0] or r.shape[2:] != t.shape[1:]:
+        raise ValueError(f"redraws {tuple(r.shape)} must be [N, K, C, H, W] for targets {tuple(t.shape)}")
+    med = r.median(dim=1).values  # [N, C, H, W]; for even K the lower middle value: still a guess without X
+    bound = face_region_metrics(r[:, 0], t, target_landmarks)["face_l1"] / 2.0
+    return {"floor_bound": bound, "floor": face_region_metrics(med, t, target_landmarks)["face_l1"]}
+
+
 def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
     """Means (PSNR mean over finite values; ``psnr_identical`` counts the infinite ones)."""
     out = {}
@@ -84,7 +109,7 @@ def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
     return out
 
 
-__all__ = ["face_region", "face_region_metrics", "paired_metrics", "summarize"]
+__all__ = ["face_region", "face_region_metrics", "nuisance_floor", "paired_metrics", "summarize"]
 
 
 # ---------------------------------------------------------------- intervals over pairs

@@ -24,7 +24,7 @@ from fape.data.synth.head import Identity, deform, identity_shape, make_camera, 
 from fape.data.synth.render import render_face, sample_scene
 from fape.utils.io import atomic_dir
 
-__all__ = ["SynthConfig", "synthesize", "cli_synth"]
+__all__ = ["SynthConfig", "synthesize", "cli_synth", "render_redraws"]
 
 DEFAULT_POSES = ["half_left", "front", "half_right", "bird_view"]
 DEFAULT_ANGLES = {"half_left": [45.0, 0.0], "front": [0.0, 0.0], "half_right": [-45.0, 0.0],
@@ -84,6 +84,32 @@ def _frame_controls(rng: np.random.Generator, ex: Expression, ident: Identity, c
     return np.clip(e, PARAM_LOW, PARAM_HIGH).astype(np.float32)
 
 
+def _frame_face(cfg: SynthConfig, ident: Identity, shape: np.ndarray, subject: int, ex: Expression,
+                frame: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], float]:
+    """The face of one (subject, expression, frame), shared by every view: expression controls
+    ``[16]``, 3D landmarks ``[68, 3]`` head coordinates, head jitter (yaw, pitch, roll) degrees, gaze."""
+    rng = np.random.default_rng([cfg.seed, 1, subject, ex.key, frame])
+    e = _frame_controls(rng, ex, ident, cfg)
+    pts = deform(shape, e)
+    jitter = tuple(rng.normal(0, cfg.head_jitter_deg, 3)) if cfg.head_jitter_deg > 0 else (0.0, 0.0, 0.0)
+    gaze_x = float(rng.normal(0, 0.015))
+    return e, pts, jitter, gaze_x
+
+
+def _render_view(cfg: SynthConfig, ident: Identity, face: tuple, subject: int, ex: Expression, frame: int,
+                 k: int, redraw: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """View ``k`` (pose ``cfg.poses[k]``) of a frame's face: (image ``[S, S, C]`` uint8, landmarks
+    ``[68, 2]`` pixels). ``redraw`` > 0 draws the view's nuisance (background, lighting, pixel noise)
+    anew and keeps everything else: the same face seen by the same camera under another scene."""
+    e, pts, jitter, gaze_x = face
+    key = [cfg.seed, 2, subject, ex.key, frame, k] + ([redraw] if redraw else [])
+    view_rng = np.random.default_rng(key)
+    scene = sample_scene(view_rng, cfg.image_size, cfg.lighting_variation, cfg.background)
+    yaw, pitch = cfg.pose_angles[cfg.poses[k]]
+    cam = make_camera(yaw, pitch, cfg.image_size, cfg.face_scale, jitter)
+    return render_face(pts, ident, e, cam, scene, view_rng, cfg.render_scale, cfg.noise_std, cfg.channels, gaze_x)
+
+
 def _render_group(cfg: SynthConfig, ident: Identity, shape: np.ndarray, subject: int, ex: Expression,
                   frame: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """All poses of one (subject, expression, frame): [(image [S, S, C] uint8, landmarks [68, 2])].
@@ -94,20 +120,27 @@ def _render_group(cfg: SynthConfig, ident: Identity, shape: np.ndarray, subject:
     label from its training views (issue 13 measured 20.5% 1-NN agreement on background pixels
     alone, chance 1.9%; `fape.data.audit.background_probe`).
     """
-    rng = np.random.default_rng([cfg.seed, 1, subject, ex.key, frame])
-    e = _frame_controls(rng, ex, ident, cfg)
-    pts = deform(shape, e)
-    jitter = tuple(rng.normal(0, cfg.head_jitter_deg, 3)) if cfg.head_jitter_deg > 0 else (0.0, 0.0, 0.0)
-    gaze_x = float(rng.normal(0, 0.015))
-    out = []
-    for k, pose in enumerate(cfg.poses):
-        view_rng = np.random.default_rng([cfg.seed, 2, subject, ex.key, frame, k])
-        scene = sample_scene(view_rng, cfg.image_size, cfg.lighting_variation, cfg.background)
-        yaw, pitch = cfg.pose_angles[pose]
-        cam = make_camera(yaw, pitch, cfg.image_size, cfg.face_scale, jitter)
-        out.append(render_face(pts, ident, e, cam, scene, view_rng, cfg.render_scale, cfg.noise_std,
-                               cfg.channels, gaze_x))
-    return out
+    face = _frame_face(cfg, ident, shape, subject, ex, frame)
+    return [_render_view(cfg, ident, face, subject, ex, frame, k) for k in range(len(cfg.poses))]
+
+
+def render_redraws(cfg: SynthConfig, subject: str, expression: str, frame: int, pose: str,
+                   draws: int) -> np.ndarray:
+    """``[draws, S, S, C]`` uint8: one image of the set rendered again ``draws`` times, each time
+    with its nuisance (background, lighting, pixel noise) drawn anew and its face, camera and
+    landmarks unchanged. What no model can know of a target from its face and landmarks alone is
+    what varies between these draws (``fape.metrics.paired.nuisance_floor``)."""
+    exprs = {x.name: x for x in expression_set(cfg.classes)[: cfg.expressions]}
+    if expression not in exprs:
+        raise ValueError(f"expression {expression!r} is not in this synthetic set ({len(exprs)} expressions)")
+    if pose not in cfg.poses:
+        raise ValueError(f"pose {pose!r} is not among the set's poses {cfg.poses}")
+    si = int(str(subject).lstrip("s"))
+    ident = sample_identity(np.random.default_rng([cfg.seed, 0, si]), cfg.identity_variation)
+    ex = exprs[expression]
+    face = _frame_face(cfg, ident, identity_shape(ident), si, ex, frame)
+    k = cfg.poses.index(pose)
+    return np.stack([_render_view(cfg, ident, face, si, ex, frame, k, redraw=r)[0] for r in range(1, draws + 1)])
 
 
 def synthesize(cfg: SynthConfig, out: str | Path | None = None, overwrite: bool = False,
