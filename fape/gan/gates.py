@@ -203,7 +203,8 @@ def gate_specs(spec: str | None) -> list[PoseSpec | ExpressionSpec]:
                 raise ConfigError(f"gate {spec!r}: '@' must be followed by an experiment setting's name")
             out.append(ExpressionSpec(args[0], min_prob))
         else:
-            raise ConfigError(f"unknown quality gate {part.strip()!r} in {spec!r}; expected {USAGE}")
+            hint = " (a run or setting named there may not contain ':' or '+')" if "@" in spec or "/" in spec else ""
+            raise ConfigError(f"unknown quality gate {part.strip()!r} in {spec!r}; expected {USAGE}{hint}")
     return out
 
 
