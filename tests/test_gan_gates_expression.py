@@ -228,6 +228,17 @@ def test_cli_synthesize_with_the_expression_gate(identity_generator, judge, tmp_
     report = json.loads((tmp_path / "kept" / "plan_report.json").read_text())
     assert report["written"] == report["total"]["added"] > 0 and report["rejected_by_gate"] == 0
     assert report["gate"] == repr(ExpressionGate(judge))
+    # a judge that calls mid-gray "surprise" rejects the happy faces (drawn happy, mid-gray) and only those
+    two_rare = make_multipose(tmp_path / "two_rare", subjects=2, expressions=3, frames=1, channels=1, draw=_flat,
+                              label_names=LABELS, skip={(0, 0), (0, 1)})
+    odd = brightness_judge(tmp_path / "odd", ["anger", "surprise", "happy"])
+    assert main(["gan", "synthesize", "--run", "G", "--data", str(two_rare), "--device", "cpu", "--plan",
+                 "balance-expression:max", "--out", str(tmp_path / "odd_out"), "--gate", f"expression:{odd}"]) == 0
+    report = json.loads((tmp_path / "odd_out" / "plan_report.json").read_text())
+    kept = read_index(tmp_path / "odd_out").manifest
+    assert set(kept["expression"]) == {"anger"} and report["written"] == len(kept) == 3
+    assert report["rejected_by_gate_per_expression"] == {"happy": 3} == {"happy": report["rejected_by_gate"]}
+    assert "by drawn expression: happy 3" in (tmp_path / "odd_out" / "plan_report.md").read_text()
     # a judge that does not know a drawn expression stops before any image is made
     small = brightness_judge(tmp_path / "small", ["happy", "surprise", "fear"])
     assert main(base + ["--plan", "balance-expression", "--out", str(tmp_path / "o2"),

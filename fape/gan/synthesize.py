@@ -288,7 +288,9 @@ def write_output(state: Progress, out: Path, table: pd.DataFrame, target_lm: np.
         raise AllRejected(f"the quality gate rejected all {state.total} synthesized images; nothing written to {out}",
                           state.partial)
     manifest = table[keep_mask].reset_index(drop=True)
-    report = {**report, "rejected_by_gate": len(state.rejected), "written": int(keep_mask.sum())}
+    rejected = table["expression"].to_numpy()[~keep_mask]  # the drawn expression of each rejected face
+    report = {**report, "rejected_by_gate": len(state.rejected), "written": int(keep_mask.sum()),
+              "rejected_by_gate_per_expression": {str(e): int((rejected == e).sum()) for e in sorted(set(rejected))}}
     partial = state.partial
     write_index(partial, manifest, info, target_lm[keep_mask], np.ones(int(keep_mask.sum()), bool))
     atomic_write_json(partial / "plan_report.json", report)
