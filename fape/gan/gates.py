@@ -26,8 +26,10 @@ The judge sees the face as written to disk (uint8) and as a classifier trained o
 set would load it: the dataset cache's resize (area when shrinking, bilinear when growing) and
 channel conversion (``fape.data.dataset.decode``), then the value range of the judge's checkpoint
 (``fape.data.preprocess.from_state``). No crop: generated faces are already framed as the data's.
-On real faces a Fa-Net judge reads only 5-24% of expression-transfer faces as the drawn expression
-(docs/results.md), so expect most faces to be dropped.
+(``fape metrics synth`` reads a written set at 64 px first, so its agreement can differ from the
+gate's decisions for faces near a class boundary.) The judge runs on the CPU, in eval mode.
+On JAFFE and CK+48 a classifier trained on a fold's real training rows reads only 5-24% of
+expression-transfer faces as the drawn expression (docs/results.md): expect most faces dropped.
 
 Gates are named by a short spec so configs and the command line can ask for them:
 
