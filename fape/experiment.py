@@ -31,6 +31,16 @@ Layout of ``OUT`` (default ``runs/experiments/NAME``)::
     config.yaml  seeds/sSEED/{splits.json, gan/[UNIT/], synth/UNIT/}  pretrain/SETTING/
     clf/TASK/SETTING/sSEED/[foldK/]  report.md  results.json
 
+Judge gate: ``gate: "expression:@Fa-Net"`` (or ``"expression:@Fa-Net:0.5"``, ``"pose:0.3+expression:@Fa-Net"``)
+keeps a unit's synthesized faces only when the experiment's own cell of setting ``Fa-Net`` for that
+task, fold and seed (trained on the unit's real training rows only) reads them as their drawn
+expression (``fape.gan.gates.ExpressionGate``). A seed then runs: GAN(s), the judge setting's cells
+(:func:`train_judges`, ``--workers`` at once), synthesis through the gate, then every cell (the
+judge's are found finished and reused). Every step resumes: a finished synthesis (``synth.json``)
+is reused without its judges being asked again. With ``redraw: classifier`` the one synthesized
+set is judged by the cells of the first seed that makes it. A unit whose faces are all rejected
+trains on its real rows, as when its plan needs no image.
+
 A setting may name its own ``classifier`` config, so rows can be different models, each with its
 own pre-training stage (``configs/experiments/seed_classifiers.yaml``); ``task_data`` puts a task on
 another dataset than ``data.root`` and ``task_overrides`` gives a task its own classifier overrides
@@ -106,7 +116,9 @@ class ExperimentConfig:
     # synthesis plan per task (a built-in plan, "per-pose:F" = every pose up to F x its count, or a
     # plan YAML); the key "default" covers the tasks not listed
     plans: dict = field(default_factory=lambda: {"default": "per-pose:1.5"})
-    gate: str = ""  # synthesis quality gate (fape.gan.gates), e.g. "pose:0.15"; "" keeps every face
+    # synthesis quality gate (fape.gan.gates), e.g. "pose:0.15"; "" keeps every face; "expression:@NAME" judges
+    # each unit's faces with setting NAME's cell of that unit and seed (module docstring)
+    gate: str = ""
     classifier: str = ""  # classifier config YAML ("" = the ClfConfig defaults)
     classifier_overrides: list[str] = field(default_factory=list)
     settings: list[ExpSetting] = field(default_factory=lambda: [ExpSetting("without"),
@@ -218,12 +230,15 @@ def per_pose_plan(data: Path, rows: np.ndarray, path: Path, factor: float = 1.5)
 
 
 def synthesize_tasks(gan_run: Path | dict[str, Path], data: Path, split_files: dict[str, str], plans: dict, out: Path,
-                     seed: int, gate: str = "") -> dict[str, str]:
+                     seed: int, gate: str = "", judges: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
     """One synthesized set per unit (task, or fold of a k-fold task) from its training rows:
-    ``out/TASK[/foldK]``; ``{unit key: folder or ""}`` ("" when the plan needs no image).
-    ``gan_run``: one run for every unit, or ``{unit key: run}``."""
+    ``out/TASK[/foldK]``; ``{unit key: folder or ""}`` ("" when the plan needs no image, or the
+    gate rejected every image). ``gan_run``: one run for every unit, or ``{unit key: run}``;
+    ``judges``: ``{unit key: {setting: run}}``, the runs that ``expression:@SETTING`` names."""
+    import shutil
+
     from fape.gan.gates import parse_gate
-    from fape.gan.synthesize import synthesize
+    from fape.gan.synthesize import AllRejected, synthesize
 
     made = {}
     for key, unit in task_units(split_files).items():
@@ -234,8 +249,15 @@ def synthesize_tasks(gan_run: Path | dict[str, Path], data: Path, split_files: d
                                      float(plan.split(":")[1])))
         dest = out / unit.dir
         run = gan_run[key] if isinstance(gan_run, dict) else gan_run
-        res = synthesize(run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False,
-                         gate=parse_gate(gate))
+        unit_gate = parse_gate(gate, (judges or {}).get(key))
+        try:
+            res = synthesize(run, data, plan, dest, rows=train, seed=seed, overwrite=True, progress=False,
+                             gate=unit_gate)
+        except AllRejected as e:  # the unit trains on its real rows, as when its plan needs no image
+            shutil.rmtree(e.partial, ignore_errors=True)
+            made[key] = ""
+            print(f"    {key}: plan {Path(plan).name} -> 0 images (the gate {gate} rejected all)", flush=True)
+            continue
         made[key] = str(dest) if res is not None else ""
         n, rej = (res.written, res.rejected) if res is not None else (0, 0)
         print(f"    {key}: plan {Path(plan).name} -> {n} images"
@@ -331,9 +353,41 @@ def _train_gan(exp: ExperimentConfig, data: Path, rows_: np.ndarray, run: Path, 
     return run
 
 
-def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tuple[dict, dict, dict]:
+def cell_run(out: Path, task: str, setting: str, seed: int, fold: int | None) -> Path:
+    """A classifier cell's run folder: ``OUT/clf/TASK/SETTING/sSEED[/foldK]``."""
+    run = out / "clf" / Path(task).stem / setting / f"s{seed}"
+    return run if fold is None else run / f"fold{fold}"
+
+
+def train_judges(exp: ExperimentConfig, out: Path, seed: int, split_files: dict[str, str], init: dict[str, str],
+                 workers: int = 1) -> dict[str, dict[str, str]]:
+    """``gate: expression:@NAME``: train (or reuse) setting NAME's cells of seed ``seed`` for every
+    unit before synthesis; ``{unit key: {NAME: run}}``. They are the very cells of the table (same
+    config and folder), so the table's loop later finds them finished and reuses them."""
+    from fape.gan.gates import judge_settings
+
+    names = judge_settings(exp.gate)
+    if not names:
+        return {}
+    settings = {s.name: s for s in exp.settings}
+    judges: dict[str, dict[str, str]] = {}
+    jobs = []
+    for key, (task, fold) in task_units(split_files).items():
+        for name in names:
+            run = cell_run(out, task, name, seed, fold)
+            judges.setdefault(key, {})[name] = str(run)
+            cfg = clf_config(exp, settings[name], task, split_files[task], "", seed, init.get(name, ""), fold)
+            jobs.append((f"  judge {name} for {key} seed {seed}", cfg, run))
+    for label, res in train_cells(jobs, workers, exp.part):
+        print(f"{label}: {exp.part} accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
+    return judges
+
+
+def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: dict[str, str] | None = None,
+                 workers: int = 1) -> tuple[dict, dict, dict]:
     """The split files, oracle split files and synthesized sets that seed ``seed`` trains on
-    (``{task: path}`` each), made once and reused: ``OUT/seeds/sSEED`` (module docstring)."""
+    (``{task: path}`` each), made once and reused: ``OUT/seeds/sSEED`` (module docstring). With a
+    judge gate (``expression:@NAME``) the judge's cells are trained first (:func:`train_judges`)."""
     split_seed = exp.split_seed + (seed if exp.redraw == "all" else 0)
     base = out / "seeds" / (f"s{seed}" if exp.redraw == "all" else "shared")
     base.mkdir(parents=True, exist_ok=True)
@@ -348,24 +402,27 @@ def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tup
     if any(s.synthetic for s in exp.settings):
         gan_run = _gans(exp, data, split_files, base, seed if exp.redraw == "all" else None)
         synth_json = base / "synth" / "synth.json"
-        synth = json.loads(synth_json.read_text()) if synth_json.is_file() else \
-            synthesize_tasks(gan_run, data, split_files, exp.plans, base / "synth", split_seed, exp.gate)
+        if synth_json.is_file():
+            synth = json.loads(synth_json.read_text())
+        else:
+            judges = train_judges(exp, out, seed, split_files, init or {}, workers)
+            synth = synthesize_tasks(gan_run, data, split_files, exp.plans, base / "synth", split_seed, exp.gate,
+                                     judges)
     return split_files, oracle_files, synth
 
 
-def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: dict[str, str]):
+def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: dict[str, str], workers: int = 1):
     """The classifier cells of one seed in table order (tasks, then settings):
     ``(task, setting, ClfConfig or None, run folder, reason it is skipped or "", fold or None)``. Makes the
-    seed's splits, GAN and synthesized sets first (:func:`_seed_inputs`)."""
-    split_files, oracle_files, synth = _seed_inputs(exp, data, out, seed)
+    seed's splits, GAN, judge cells and synthesized sets first (:func:`_seed_inputs`)."""
+    split_files, oracle_files, synth = _seed_inputs(exp, data, out, seed, init, workers)
     units = task_units(split_files)
     for task in exp.tasks:
         for s in exp.settings:
             for key, (t, fold) in units.items():
                 if t != task:
                     continue
-                run = out / "clf" / Path(task).stem / s.name / f"s{seed}"
-                run = run if fold is None else run / f"fold{fold}"
+                run = cell_run(out, task, s.name, seed, fold)
                 # a fold whose plan needs no image trains on its real rows (the pooled result needs every fold)
                 skip = ("no synthesized images" if s.synthetic and not synth.get(key) and fold is None else
                         "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
@@ -423,7 +480,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     for seed in exp.seeds:  # seed-major: a stopped experiment has whole seeds done first
         jobs = []  # (label, config, run folder) of this seed's cells, in table order
         folds: dict[Path, list[Path]] = {}  # k-fold tasks: the seed's result folder -> its fold runs
-        for task, s, cfg, run, skip, fold in seed_cells(exp, data, out, seed, init):
+        for task, s, cfg, run, skip, fold in seed_cells(exp, data, out, seed, init, workers):
             k += fold in (None, 0)  # a k-fold cell counts once
             label = f"[{k}/{n_cells}] {task} {s.name} seed {seed}" + (f" fold{fold}" if fold is not None else "")
             if skip:
@@ -475,8 +532,11 @@ def check_experiment(exp: ExperimentConfig) -> None:
     """What must hold before any work: tasks, settings and seeds, distinct setting names;
     ``task_data`` only with plain settings (a GAN and held-back rows are ``data.root``'s); and a
     search (``part: val``) only on single-split tasks (a k-fold task's folds are pooled so that
-    each image is tested once, while a validation image is in several folds)."""
+    each image is tested once, while a validation image is in several folds); a gate that parses,
+    whose judges (``expression:@NAME``) are plain settings of the experiment: trained on real rows
+    only, neither synthetic nor oracle (held-back rows), on ``data.root``."""
     from fape.data.splits import PROTOCOLS
+    from fape.gan.gates import judge_settings
 
     if not exp.settings or not exp.tasks or not exp.seeds:
         raise ValueError(f"experiment {exp.name!r} needs at least one task, setting and seed")
@@ -486,6 +546,18 @@ def check_experiment(exp: ExperimentConfig) -> None:
     if exp.task_data and any(s.synthetic or s.oracle for s in exp.settings):
         raise ConfigError(f"experiment {exp.name!r}: task_data (tasks on other datasets) cannot be combined with "
                           f"synthetic or oracle settings: their GAN and held-back rows are data.root's")
+    try:
+        judges = judge_settings(exp.gate)
+    except ValueError as e:
+        raise ConfigError(f"experiment {exp.name!r}: gate: {e}") from None
+    by_name = {s.name: s for s in exp.settings}
+    for name in judges:
+        if name not in by_name:
+            raise ConfigError(f"experiment {exp.name!r}: gate {exp.gate!r} names the setting {name!r} as its judge, "
+                              f"but the settings are {names}")
+        if by_name[name].synthetic or by_name[name].oracle:
+            raise ConfigError(f"experiment {exp.name!r}: gate {exp.gate!r}: the judge setting {name!r} must train "
+                              f"on the unit's real training rows only (not synthetic, not oracle)")
     kfold = [t for t in exp.tasks if t in PROTOCOLS and PROTOCOLS[t].kfold]
     if exp.part != "test" and kfold:
         raise ConfigError(f"experiment {exp.name!r}: part: {exp.part} cannot pool the folds of the k-fold "

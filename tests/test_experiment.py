@@ -239,6 +239,107 @@ def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
             assert _train_images(cfg) == len(load_split(split, fold=k)["train"]) + extra
 
 
+# ---------------------------------------------------------------- a judge gate: each fold's own cell
+def _judge_experiment(data, gate):
+    return load_config(ExperimentConfig, REPO / "configs/experiments/jaffe_expression_transfer.yaml", [
+        f"--data.root={data}", "--seeds=[0]", "--plans={default: 'balance-expression:contempt'}", f"--gate={gate}",
+        f"--gan.overrides={TINY_GAN + ['--data.channels=1', '--train.batch_size=4']}", "--n_boot=50",
+        f"--classifier_overrides={TINY_CLF + ['--data.channels=1', '--train.batch_size=8']}"])
+
+
+def _drawn_probability(cell: Path, synth: str) -> np.ndarray:
+    """``[N]``: the probability that the classifier run ``cell`` gives each face of a synthesized set
+    for its drawn expression, read through the classifier package's own loading and prediction."""
+    from fape.classifiers.io import load_run, predict
+    from fape.data.dataset import FaceDataset
+    from fape.data.format import labels_by_name, read_index
+
+    loaded = load_run(cell)
+    idx = read_index(synth)
+    size = loaded.cfg.data.image_size
+    faces = FaceDataset(idx, size=(size, size), channels=loaded.cfg.data.channels, cache=False, progress=False)
+    p = predict(loaded.model, faces, np.arange(len(idx.manifest)), "cpu")  # [N, K]
+    drawn = labels_by_name(list(idx.manifest["expression"]), loaded.label_names)
+    return p[np.arange(len(p)), drawn]
+
+
+def test_judge_gate_uses_each_folds_own_cell_trained_first(tmp_path, monkeypatch):
+    import shutil
+
+    import fape.classifiers.train as clf_train
+    import fape.gan.train as gan_train
+    from fape.data.format import read_index
+    from fape.utils.io import sha256_file
+    from fape.classifiers.io import best_checkpoint
+
+    data = _real_style(tmp_path)
+    out = tmp_path / "out"
+    synth_json = out / "seeds/s0/synth/synth.json"
+    cells = {f"jaffe-loso@fold{k}": out / f"clf/jaffe-loso/Fa-Net/s0/fold{k}" for k in range(5)}
+
+    # 1. a fresh experiment: each fold's Fa-Net cell is trained before synthesis and is its judge
+    res = run_experiment(_judge_experiment(data, "expression:@Fa-Net:0.01"), out)
+    assert set(res["tasks"]["jaffe-loso"]["settings"]) == {"Fa-Net", "FaPE-GAN + Fa-Net"}
+    made = json.loads(synth_json.read_text())
+    shas = {key: sha256_file(best_checkpoint(cell) / "model.safetensors") for key, cell in cells.items()}
+    assert len(set(shas.values())) == 5
+    for key, syn in made.items():
+        if syn:
+            gate = json.loads((Path(syn) / "plan_report.json").read_text())["gate"]
+            assert f"model_sha256={shas[key]}" in gate and "min_prob=0.01" in gate, key
+    assert any(made.values())
+
+    # from here on nothing trains: every cell and GAN is finished, only synthesis is redone
+    def no_training(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(clf_train, "train", no_training)
+    monkeypatch.setattr(gan_train, "train", no_training)
+
+    # 2. the same units without a gate: every planned face, and what its fold's judge makes of it
+    shutil.rmtree(out / "seeds/s0/synth")
+    run_experiment(_judge_experiment(data, ""), out)
+    ungated = {k: v for k, v in json.loads(synth_json.read_text()).items() if v}
+    p = {k: _drawn_probability(cells[k], v) for k, v in ungated.items()}
+    paths = {k: read_index(v).manifest["path"].to_numpy() for k, v in ungated.items()}  # one per planned face
+    # a threshold in the widest gap of the middle half of the probabilities: some faces pass, some not
+    ps = np.unique(np.concatenate(list(p.values())))
+    assert len(ps) >= 4
+    mid = np.arange(len(ps) // 4, 3 * len(ps) // 4) + 1
+    i = mid[np.argmax(ps[mid] - ps[mid - 1])]
+    t = float(f"{(ps[i - 1] + ps[i]) / 2:.6f}")
+    assert ps[i] - ps[i - 1] > 1e-5
+
+    # 3. gated at t, the judges reused (an interrupted experiment whose synthesis is redone): a fold
+    # keeps exactly the faces its own judge gives at least t of their drawn expression
+    shutil.rmtree(out / "seeds/s0/synth")
+    run_experiment(_judge_experiment(data, f"expression:@Fa-Net:{t}"), out)
+    gated = json.loads(synth_json.read_text())
+    kept = rejected = 0
+    for key in ungated:
+        expect = set(paths[key][p[key] >= t])
+        got = set(read_index(gated[key]).manifest["path"]) if gated[key] else set()
+        assert got == expect, key
+        kept, rejected = kept + len(got), rejected + int((p[key] < t).sum())
+    assert kept > 0 and rejected > 0
+
+
+def test_judge_gate_must_name_a_plain_setting(tmp_path):
+    from fape.errors import ConfigError
+
+    data = _real_style(tmp_path)
+    with pytest.raises(ConfigError, match="'LightCNN'.*settings are"):
+        run_experiment(_judge_experiment(data, "expression:@LightCNN"), tmp_path / "o1")
+    exp = _judge_experiment(data, "expression:@with")
+    exp.settings[1].name = "with"
+    with pytest.raises(ConfigError, match="'with'.*real training rows only"):
+        run_experiment(exp, tmp_path / "o2")
+    with pytest.raises(ConfigError, match="may not contain ':' or '\\+'"):  # a name with + cannot be a judge
+        run_experiment(_judge_experiment(data, "expression:@FaPE-GAN + Fa-Net"), tmp_path / "o2b")
+    with pytest.raises(ConfigError, match="gate.*'x'"):
+        run_experiment(_judge_experiment(data, "expression:@Fa-Net:x"), tmp_path / "o3")
+
+
 # ---------------------------------------------------------------- one model per row, tasks on other datasets
 def test_models_side_by_side_on_several_datasets(tmp_path):
     # issue 18's comparison: each row its own classifier config and pre-training stage; a task on

@@ -37,7 +37,7 @@ def real_nme(data: Path, rows: np.ndarray, mode: str, n: int = 256) -> np.ndarra
 def main() -> None:
     from fape.classifiers.train_eval import train_and_eval
     from fape.data import splits
-    from fape.gan.gates import parse_gate
+    from fape.gan.gates import PoseGate, parse_gate
     from fape.gan.synthesize import synthesize
     from fape.config import override
     from fape.experiment import clf_config
@@ -63,13 +63,18 @@ def main() -> None:
     gated = out / f"{args.task}-gated"
     res = synthesize(seed_dir / "gan", data, exp.plans.get(args.task, exp.plans["default"]), gated, rows=train, seed=0,
                      overwrite=True, progress=False, gate=gate)
-    seen = np.asarray(gate.seen)
-    ref = real_nme(data, train, gate.mode)
     print(f"gate {args.gate}: kept {res.written} of {res.jobs} synthesized faces ({res.rejected} rejected)")
-    for name, e in (("synthesized", seen), ("real (train part)", ref)):
-        ok = np.isfinite(e)
-        print(f"  NME {name}: median {np.median(e[ok]):.3f}, 25-75% {np.percentile(e[ok], 25):.3f}-"
-              f"{np.percentile(e[ok], 75):.3f}, passing {np.mean(ok & (e <= gate.max_nme)):.2f}")
+    for g in getattr(gate, "gates", [gate]):  # a combined gate (A+B): each one's view of every face
+        seen = np.asarray(g.seen)
+        if isinstance(g, PoseGate):
+            ref = real_nme(data, train, g.mode)
+            for name, e in (("synthesized", seen), ("real (train part)", ref)):
+                ok = np.isfinite(e)
+                print(f"  NME {name}: median {np.median(e[ok]):.3f}, 25-75% {np.percentile(e[ok], 25):.3f}-"
+                      f"{np.percentile(e[ok], 75):.3f}, passing {np.mean(ok & (e <= g.max_nme)):.2f}")
+        else:  # ExpressionGate: the judge's probability of each face's drawn expression
+            print(f"  judge p(drawn): median {np.median(seen):.3f}, 25-75% {np.percentile(seen, 25):.3f}-"
+                  f"{np.percentile(seen, 75):.3f}")
 
     rows = {"without": "", "ungated": ungated, "gated": str(gated)}
     table = {}

@@ -39,6 +39,9 @@ def register(groups) -> None:
     q.add_argument("--no-ema", action="store_true", help="use G instead of its EMA when both exist")
     q.add_argument("--gate", default="", metavar="SPEC",
                    help="quality gate: pose:MAX_NME[:detect|cropped] drops faces whose landmarks (dlib) are "
-                        "farther than MAX_NME (inter-ocular) from the target pose; default: keep every face")
+                        "farther than MAX_NME (inter-ocular) from the target pose; expression:RUN[:MIN_PROB] "
+                        "drops faces that the classifier run RUN (trained on real rows only) does not read as "
+                        "the drawn expression (its argmax, or its probability of it below MIN_PROB); join "
+                        "gates with + to keep only faces every gate keeps; default: keep every face")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(handler=lazy("fape.gan.synthesize", "cli_synthesize"))

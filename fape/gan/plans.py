@@ -487,7 +487,10 @@ def report_markdown(report: dict, pose_names: Sequence[str]) -> str:
              f"images before {report['total']['before']}, added {report['total']['added']}, "
              f"after {report['total']['after']}; landmark method {report.get('landmark_method', ALIGN)}.", ""]
     if report.get("rejected_by_gate"):
-        lines += [f"Rejected by the quality gate: {report['rejected_by_gate']}", ""]
+        per = report.get("rejected_by_gate_per_expression") or {}
+        lines += [f"Rejected by the quality gate: {report['rejected_by_gate']}"
+                  + (f" (`{report['gate']}`)" if report.get("gate") else "")
+                  + (" by drawn expression: " + ", ".join(f"{e} {n}" for e, n in per.items()) if per else ""), ""]
     if report["unmet"]:
         lines += [f"**Unmet: {report['unmet']} images could not be planned** (see targets).", ""]
     lines += ["## Targets", "", "| cell | count | real | added | unmet |", "|---|---|---|---|---|"]

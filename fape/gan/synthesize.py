@@ -22,9 +22,13 @@ atomically after each batch; a rerun with the same run/plan/seed/data/rows resum
 completed batch; the index files are written at the end and the folder renamed into place.
 
 Quality gate: ``synthesize(..., gate=fn)`` calls ``fn(generated, source, target_landmarks, jobs)``
-per batch (tensors ``[B, C, H, W]`` in [-1, 1], ``[B, 68, 2]`` pixels, list of job dicts) and keeps
-the images where the returned ``[B]`` bool array is True; rejected jobs are counted in the report.
-``fape.gan.gates`` holds the built-in ones (``--gate pose:0.15``).
+per batch (tensors ``[B, C, H, W]`` in [-1, 1], ``[B, 68, 2]`` pixels, the batch's manifest records:
+``expression`` / ``label`` the drawn (target) expression's name / data id, ``source_expression``,
+``pose`` ...) and keeps the images where the returned ``[B]`` bool array is True; rejected jobs are
+counted in the report, and the gate's ``repr`` is in the report and the resume fingerprint. A gate
+with ``check_labels(names)`` is given the drawn expression names before any image is made. When it
+rejects every image, :class:`AllRejected` is raised (nothing is written).
+``fape.gan.gates`` holds the built-in ones (``--gate pose:0.15``, ``--gate expression:RUN``).
 """
 from __future__ import annotations
 
@@ -68,6 +72,15 @@ class SynthesisResult:
 
 class _Interrupt(Exception):
     pass
+
+
+class AllRejected(UserError):
+    """The quality gate rejected every synthesized image. ``partial``: the interrupted-run folder
+    left behind (a rerun with the same inputs ends the same way; delete it to start afresh)."""
+
+    def __init__(self, message: str, partial: Path):
+        super().__init__(message)
+        self.partial = partial
 
 
 def job_table(index: FaceIndex, jobs: list[Job], src_lm: np.ndarray, generator: str = "") -> tuple[pd.DataFrame, np.ndarray]:
@@ -272,9 +285,12 @@ def write_output(state: Progress, out: Path, table: pd.DataFrame, target_lm: np.
     keep_mask = np.ones(state.total, bool)
     keep_mask[np.asarray(state.rejected, np.int64)] = False
     if not keep_mask.any():
-        raise UserError("the quality gate rejected every synthesized image; nothing to write")
+        raise AllRejected(f"the quality gate rejected all {state.total} synthesized images; nothing written to {out}",
+                          state.partial)
     manifest = table[keep_mask].reset_index(drop=True)
-    report = {**report, "rejected_by_gate": len(state.rejected), "written": int(keep_mask.sum())}
+    rejected = table["expression"].to_numpy()[~keep_mask]  # the drawn expression of each rejected face
+    report = {**report, "rejected_by_gate": len(state.rejected), "written": int(keep_mask.sum()),
+              "rejected_by_gate_per_expression": {str(e): int((rejected == e).sum()) for e in sorted(set(rejected))}}
     partial = state.partial
     write_index(partial, manifest, info, target_lm[keep_mask], np.ones(int(keep_mask.sum()), bool))
     atomic_write_json(partial / "plan_report.json", report)
@@ -326,11 +342,18 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
     table["synthetic"] = 1
 
     inputs = fingerprint_inputs(loaded, plan, index, rows, seed, use_ema, gate, table, target_lm, donor_rows)
+    check = getattr(gate, "check_labels", None)
+    if check is not None:  # a judge that cannot read a drawn expression fails before any work
+        try:
+            check(sorted(set(table["expression"])))
+        except ValueError as e:
+            raise UserError(f"--gate: {e}") from None
     state = resume(out, inputs, len(resolved.jobs), overwrite)
     resumed_from = state.done
     secs = generate(loaded, faces, table, target_lm, state, batch_size, gate, device, progress, _fail_after_batches)
     info = output_info(out, index, loaded, plan, resolved, run, data, rows_file, seed, use_ema, donor_rows_file)
-    n = write_output(state, out, table, target_lm, info, resolved.report)
+    report = {**resolved.report, "gate": None if gate is None else repr(gate)}
+    n = write_output(state, out, table, target_lm, info, report)
     made = state.total - resumed_from
     rejected = len(state.rejected)
     if progress:
