@@ -230,3 +230,11 @@ def test_cache_is_reused_and_keyed_by_the_data(real, tmp_path, monkeypatch):
     write_index(edited, idx.manifest.assign(source="edited"), idx.info, idx.landmarks, idx.landmarks_ok)
     with pytest.raises(AssertionError, match="embedded again"):
         sr.synth_metrics(synth, edited, max_pairs=3, kid_n=3, cache=cache, progress=False)
+
+
+def test_worker_processes_give_the_same_figures(real, tmp_path):
+    m = read_index(real).manifest
+    synth = fake_synth(real, tmp_path / "synth", np.arange(0, len(m), 2), np.array([0, 1] * 6))
+    one = sr.synth_metrics(synth, real, max_pairs=4, kid_n=3, progress=False)
+    two = sr.synth_metrics(synth, real, max_pairs=4, kid_n=3, progress=False, workers=2)
+    assert two == one and one["faces_found"]["generated"] == 12

@@ -157,7 +157,7 @@ def cli_synth(args, overrides) -> int:
         out = Path(args.out or Path(args.synth) / "metrics")
         cache = None if args.no_cache else Path(args.cache) if args.cache else out / "cache"
         m = synth_metrics(args.synth, args.data, rows, args.features, ref, max_pairs=args.max_pairs,
-                          kid_n=args.kid_n, seed=args.seed, cache=cache)
+                          kid_n=args.kid_n, seed=args.seed, cache=cache, workers=args.workers)
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         raise UserError(str(e)) from None
     out = write_report(m, out)
@@ -232,5 +232,7 @@ def register(groups) -> None:
                    help="folder for the dlib embeddings of the rows embedded, keyed by each set's manifest hash and "
                         "the embedding settings, reused by later runs (default OUT/cache/)")
     q.add_argument("--no-cache", action="store_true", help="neither read nor write embedding caches")
+    q.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes that run dlib's face embedding (~1 core each; default 1)")
     q.add_argument("--out", default=None, help="output folder (default SYNTH/metrics/)")
     q.set_defaults(handler=cli_synth)

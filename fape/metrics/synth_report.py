@@ -31,7 +31,8 @@ where dlib finds no face replaced by fresh draws. KID of class c compares at mos
 rows of c with at most ``kid_n`` generated faces of c, each drawn without replacement; KID is an
 unbiased estimate of MMD^2, so a draw changes its spread, not its expectation. Classes without
 generated faces are counted, not embedded. Draws use ``seed`` (one stream per figure), and the
-report prints every n it used. Embeddings may be kept in a cache folder (:class:`RowEmbeddings`).
+report prints every n it used. Embeddings may be kept in a cache folder (:class:`RowEmbeddings`),
+and dlib may run in ``workers`` processes (it holds the GIL, so threads would not help).
 """
 from __future__ import annotations
 
@@ -71,11 +72,12 @@ class RowEmbeddings:
     ones. A dataset without a manifest hash is never cached. Images edited in place under an
     unchanged manifest are not noticed: delete the folder then."""
 
-    def __init__(self, ds, what: str, cache: str | Path | None = None, progress: bool = True):
+    def __init__(self, ds, what: str, cache: str | Path | None = None, progress: bool = True, pool=None,
+                 workers: int = 1):
         from fape.metrics.identity import EMBED_FILE
         from fape.utils.io import sha256_bytes
 
-        self.ds, self.what, self.progress = ds, what, progress
+        self.ds, self.what, self.progress, self.pool, self.workers = ds, what, progress, pool, workers
         self.known: dict[int, np.ndarray] = {}
         self.used: set[int] = set()  # rows this run read
         self.new = 0
@@ -105,19 +107,37 @@ class RowEmbeddings:
         """``[len(rows), 128]`` float64, NaN rows where dlib finds no face; ``what`` labels the bar."""
         from tqdm import tqdm
 
-        from fape.metrics.identity import embed
-
         rows = np.asarray(rows, np.int64).reshape(-1)
         todo = np.array(sorted(set(np.unique(rows).tolist()) - self.known.keys()), np.int64)
         desc = f"dlib: {self.what}" + (f" {what}" if what else "")
+        size = CHUNK if self.pool is None else max(1, min(CHUNK, -(-len(todo) // (2 * self.workers))))
+        parts = list(_chunks(todo, size))
         with tqdm(total=len(todo), desc=desc, unit="face", disable=not self.progress or not len(todo), leave=False) as bar:
-            for part in _chunks(todo):
-                for r, e in zip(part, embed(_stack(self.ds, part))):  # [B, 128]
+            for part, emb in zip(parts, self._embedded(parts)):
+                for r, e in zip(part, emb):  # [B, 128]
                     self.known[int(r)] = e
                 bar.update(len(part))
         self.new += len(todo)
         self.used.update(rows.tolist())
         return np.array([self.known[int(r)] for r in rows]).reshape(len(rows), 128)
+
+    def _embedded(self, parts: list[np.ndarray]):
+        """``embed`` of each part's images, in order: here, or in the pool's worker processes with at
+        most two chunks per worker decoded ahead."""
+        from collections import deque
+
+        from fape.metrics.identity import embed
+
+        if self.pool is None:
+            yield from (embed(_stack(self.ds, p)) for p in parts)
+            return
+        ahead: deque = deque()
+        for p in parts:
+            ahead.append(self.pool.submit(embed, _stack(self.ds, p)))
+            if len(ahead) >= 2 * self.workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
     def save(self) -> None:
         """Write the cache file (when there is one and new rows were embedded)."""
@@ -293,20 +313,44 @@ def _predictions(clf, ds, rows: np.ndarray, what: str, progress: bool) -> np.nda
 
 def synth_metrics(synth: str | Path, data: str | Path, rows: np.ndarray | None = None, features: str | None = None,
                   reference_rows: np.ndarray | None = None, max_pairs: int = MAX_PAIRS, kid_n: int = KID_N,
-                  seed: int = 0, cache: str | Path | None = None, progress: bool = True) -> dict:
+                  seed: int = 0, cache: str | Path | None = None, progress: bool = True, workers: int = 1) -> dict:
     """The report's figures (module docstring). ``rows``: the real rows to compare with (default:
     every row of ``data``); ``reference_rows``: the classifier's held-out real rows (default ``rows``);
     ``max_pairs``: pairs per real reference band; ``kid_n``: real and generated faces per class for KID;
-    ``seed``: the draws; ``cache``: a folder for embeddings (:class:`RowEmbeddings`), or None."""
-    from fape.data.dataset import FaceDataset
-    from fape.data.format import read_index
+    ``seed``: the draws; ``cache``: a folder for embeddings (:class:`RowEmbeddings`), or None;
+    ``workers``: processes that run dlib (it holds the GIL; each takes about one core)."""
+    import contextlib
+
     from fape.errors import UserError
-    from fape.metrics.identity import preservation
 
     if max_pairs < 1:
         raise UserError(f"max_pairs (--max-pairs) must be >= 1, got {max_pairs}")
     if kid_n < 2:
         raise UserError(f"kid_n (--kid-n) must be >= 2 (KID needs two faces a side), got {kid_n}")
+    if workers < 1:
+        raise UserError(f"workers (--workers) must be >= 1, got {workers}")
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(_embed_pool(workers)) if workers > 1 else None
+        return _synth_metrics(synth, data, rows, features, reference_rows, max_pairs, kid_n, seed, cache, progress,
+                              pool, workers)
+
+
+def _embed_pool(workers: int):
+    """Spawned worker processes for dlib, ended with their parent."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fape.utils.procs import die_with_parent
+
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent)
+
+
+def _synth_metrics(synth, data, rows, features, reference_rows, max_pairs: int, kid_n: int, seed: int, cache,
+                   progress: bool, pool, workers: int) -> dict:
+    from fape.data.dataset import FaceDataset
+    from fape.data.format import read_index
+    from fape.metrics.identity import preservation
+
     syn_idx, real_idx = read_index(synth), read_index(data)
     if "source_row" not in syn_idx.manifest.columns:
         raise ValueError(f"{synth}: no source_row column: not a `fape gan synthesize` output")
@@ -321,8 +365,8 @@ def synth_metrics(synth: str | Path, data: str | Path, rows: np.ndarray | None =
     src_rows = sm["source_row"].to_numpy(np.int64)
     if len(src_rows) and (src_rows.min() < 0 or src_rows.max() >= len(rm)):
         raise ValueError(f"{synth}: source_row {int(src_rows.max())} is not a row of {data} ({len(rm)} rows)")
-    gen_e = RowEmbeddings(syn, "generated", cache, progress)
-    real_e = RowEmbeddings(real, "real", cache, progress)
+    gen_e = RowEmbeddings(syn, "generated", cache, progress, pool, workers)
+    real_e = RowEmbeddings(real, "real", cache, progress, pool, workers)
     emb_gen = gen_e(np.arange(len(sm)))  # [N, 128], NaN where no face
     emb_src = real_e(src_rows, "sources")  # [N, 128]: each distinct source row embedded once
     subjects = rm["subject"].to_numpy()[rows]
