@@ -154,10 +154,13 @@ def cli_synth(args, overrides) -> int:
         n = len(read_index(args.data).manifest)
         rows = read_rows(args.rows, n) if args.rows else None
         ref = read_rows(args.reference_rows, n, "--reference-rows") if args.reference_rows else None
-        m = synth_metrics(args.synth, args.data, rows, args.features, ref)
+        out = Path(args.out or Path(args.synth) / "metrics")
+        cache = None if args.no_cache else Path(args.cache) if args.cache else out / "cache"
+        m = synth_metrics(args.synth, args.data, rows, args.features, ref, max_pairs=args.max_pairs,
+                          kid_n=args.kid_n, seed=args.seed, cache=cache, workers=args.workers)
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         raise UserError(str(e)) from None
-    out = write_report(m, args.out or Path(args.synth) / "metrics")
+    out = write_report(m, out)
     print(report_md(m))
     print(f"written: {out / 'metrics.json'}, {out / 'metrics.md'}")
     return 0
@@ -219,5 +222,17 @@ def register(groups) -> None:
     q.add_argument("--reference-rows", default=None, metavar="ROWS",
                    help="real rows that classifier never trained on (its validation part): its accuracy there "
                         "is the reference; default --rows (then a training accuracy if it trained on them)")
+    q.add_argument("--max-pairs", type=int, default=2000, metavar="N",
+                   help="real pairs per identity reference band (same / different subject): every pair when there "
+                        "are at most N, else N drawn (default 2000)")
+    q.add_argument("--kid-n", type=int, default=1000, metavar="N",
+                   help="KID per class: at most N real rows and N generated faces of each class, drawn (default 1000)")
+    q.add_argument("--seed", type=int, default=0, help="seed of those draws")
+    q.add_argument("--cache", default=None, metavar="DIR",
+                   help="folder for the dlib embeddings of the rows embedded, keyed by each set's manifest hash and "
+                        "the embedding settings, reused by later runs (default OUT/cache/)")
+    q.add_argument("--no-cache", action="store_true", help="neither read nor write embedding caches")
+    q.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes that run dlib's face embedding (~1 core each; default 1)")
     q.add_argument("--out", default=None, help="output folder (default SYNTH/metrics/)")
     q.set_defaults(handler=cli_synth)

@@ -30,16 +30,19 @@ def face_recognizer():
     return dlib.face_recognition_model_v1(str(model_file(EMBED_FILE)))
 
 
-def embed(images, mode: str = "cropped", upsample: int = 2) -> np.ndarray:
-    """uint8 ``[B, H, W, C]`` (or ``[B, C, H, W]``) -> ``[B, 128]`` float64, NaN rows where no face."""
+def face_shapes(images, mode: str = "cropped", upsample: int = 2) -> list[tuple[int, np.ndarray, object]]:
+    """The dlib inputs of each face in uint8 ``[B, H, W, C]`` (or ``[B, C, H, W]``) images:
+    ``(i, rgb [s*H, s*W, 3] uint8, 68-point full_object_detection)`` for every image ``i`` where a
+    face box is found (``mode="cropped"``: the whole-image inset box, so only near-blank images
+    have none), upsampled by the integer ``s`` that makes the box >= ``MIN_SIDE`` px."""
     import cv2
     import dlib
 
     from fape.data import faces
     from fape.data.landmarks import as_hwc, face_box
 
-    rec, sp = face_recognizer(), faces.shape_predictor()
-    out = np.full((len(images), 128), np.nan)
+    sp = faces.shape_predictor()
+    out = []
     for i, im in enumerate(as_hwc(images)):
         rgb = faces.to_rgb(im)
         box, code = face_box(faces.to_gray(rgb), mode == "cropped", upsample)
@@ -50,8 +53,25 @@ def embed(images, mode: str = "cropped", upsample: int = 2) -> np.ndarray:
             rgb = cv2.resize(rgb, (rgb.shape[1] * s, rgb.shape[0] * s), interpolation=cv2.INTER_CUBIC)
         b = (np.asarray(box, np.float64) + 0.5) * s - 0.5
         rect = dlib.rectangle(*(int(round(v)) for v in (b[0], b[1], b[2] - 1, b[3] - 1)))
-        shape = sp(np.ascontiguousarray(rgb), rect)
-        out[i] = np.asarray(rec.compute_face_descriptor(np.ascontiguousarray(rgb), shape))
+        rgb = np.ascontiguousarray(rgb)
+        out.append((i, rgb, sp(rgb, rect)))
+    return out
+
+
+def embed(images, mode: str = "cropped", upsample: int = 2) -> np.ndarray:
+    """uint8 ``[B, H, W, C]`` (or ``[B, C, H, W]``) -> ``[B, 128]`` float64, NaN rows where no face.
+
+    One call of dlib's batch form ``compute_face_descriptor([rgb], [[shape]])`` for the faces of
+    ``images``: it aligns the same 150x150 chip per face as the one-face form and gives the same
+    vectors (``tests/test_metrics_synth.py``); the ResNet then runs on the chips as one batch."""
+    import dlib
+
+    out = np.full((len(images), 128), np.nan)
+    found = face_shapes(images, mode, upsample)
+    if found:
+        vecs = face_recognizer().compute_face_descriptor([f[1] for f in found],
+                                                         [dlib.full_object_detections([f[2]]) for f in found])
+        out[[f[0] for f in found]] = np.array([np.asarray(v[0]) for v in vecs])  # [F, 128]
     return out
 
 
@@ -95,4 +115,4 @@ def preservation(source_emb: np.ndarray, generated_emb: np.ndarray) -> dict:
     return {"similarity": distribution(sim), "failure_rate": float(np.mean(~np.isfinite(sim))) if len(sim) else 0.0}
 
 
-__all__ = ["cosine", "distribution", "embed", "preservation", "reference_similarities"]
+__all__ = ["cosine", "distribution", "embed", "face_shapes", "preservation", "reference_similarities"]
