@@ -51,11 +51,12 @@ first; :func:`train_cells`). ``fape quickstart`` is this loop on a packaged expe
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 
@@ -359,35 +360,20 @@ def cell_run(out: Path, task: str, setting: str, seed: int, fold: int | None) ->
     return run if fold is None else run / f"fold{fold}"
 
 
-def train_judges(exp: ExperimentConfig, out: Path, seed: int, split_files: dict[str, str], init: dict[str, str],
-                 workers: int = 1) -> dict[str, dict[str, str]]:
-    """``gate: expression:@NAME``: train (or reuse) setting NAME's cells of seed ``seed`` for every
-    unit before synthesis; ``{unit key: {NAME: run}}``. They are the very cells of the table (same
-    config and folder), so the table's loop later finds them finished and reuses them."""
+def judge_runs(exp: ExperimentConfig, out: Path, seed: int, split_files: dict[str, str]) -> dict[str, dict[str, str]]:
+    """``gate: expression:@NAME``: ``{unit key: {NAME: run}}``, setting NAME's cells of seed ``seed``.
+    They are the very cells of the table (same config and folder): :func:`seed_cells` has them
+    trained before synthesis, and the table reuses them."""
     from fape.gan.gates import judge_settings
 
     names = judge_settings(exp.gate)
-    if not names:
-        return {}
-    settings = {s.name: s for s in exp.settings}
-    judges: dict[str, dict[str, str]] = {}
-    jobs = []
-    for key, (task, fold) in task_units(split_files).items():
-        for name in names:
-            run = cell_run(out, task, name, seed, fold)
-            judges.setdefault(key, {})[name] = str(run)
-            cfg = clf_config(exp, settings[name], task, split_files[task], "", seed, init.get(name, ""), fold)
-            jobs.append((f"  judge {name} for {key} seed {seed}", cfg, run))
-    for label, res in train_cells(jobs, workers, exp.part):
-        print(f"{label}: {exp.part} accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
-    return judges
+    return {key: {name: str(cell_run(out, task, name, seed, fold)) for name in names}
+            for key, (task, fold) in task_units(split_files).items()} if names else {}
 
 
-def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: dict[str, str] | None = None,
-                 workers: int = 1) -> tuple[dict, dict, dict]:
-    """The split files, oracle split files and synthesized sets that seed ``seed`` trains on
-    (``{task: path}`` each), made once and reused: ``OUT/seeds/sSEED`` (module docstring). With a
-    judge gate (``expression:@NAME``) the judge's cells are trained first (:func:`train_judges`)."""
+def _seed_splits(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tuple[dict, dict, Path]:
+    """The split files and oracle split files of seed ``seed`` (``{task: path}`` each), made once
+    and reused, and the seed's folder ``OUT/seeds/sSEED`` (module docstring)."""
     split_seed = exp.split_seed + (seed if exp.redraw == "all" else 0)
     base = out / "seeds" / (f"s{seed}" if exp.redraw == "all" else "shared")
     base.mkdir(parents=True, exist_ok=True)
@@ -398,37 +384,76 @@ def _seed_inputs(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: 
             if task in ORACLE_PROTOCOLS:
                 oracle_files[task] = make_splits(data, [task], split_seed, {**exp.split_options, "oracle": True})[task]
     atomic_write_json(base / "splits.json", {"split_seed": split_seed, "tasks": split_files, "oracle": oracle_files})
+    return split_files, oracle_files, base
+
+
+def _seed_synth(exp: ExperimentConfig, data: Path, out: Path, seed: int, split_files: dict[str, str], base: Path,
+                judge_cells: Callable[[], dict[str, dict[str, str]]]) -> dict[str, str]:
+    """The seed's GAN(s) and synthesized sets (``{unit key: folder or ""}``), made once and reused.
+    ``judge_cells()``: the finished judge cells of a judge gate (:func:`judge_runs`), asked for
+    after the GAN trains and only when there is something to synthesize."""
+    split_seed = exp.split_seed + (seed if exp.redraw == "all" else 0)
+    gan_run = _gans(exp, data, split_files, base, seed if exp.redraw == "all" else None)
+    synth_json = base / "synth" / "synth.json"
+    if synth_json.is_file():
+        return json.loads(synth_json.read_text())
+    return synthesize_tasks(gan_run, data, split_files, exp.plans, base / "synth", split_seed, exp.gate,
+                            judge_cells())
+
+
+def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: dict[str, str],
+               pool: "CellPool | None" = None) -> list[tuple]:
+    """The classifier cells of one seed in table order (tasks, then settings):
+    ``(task, setting, ClfConfig or None, run folder, reason it is skipped or "", fold or None)``.
+    Makes the seed's splits, GAN, judge cells and synthesized sets first. With a ``pool``, the cells
+    that need no synthesized image are handed to it before the GAN trains, so that they train
+    while it does (this process then keeps one thread); a judge gate's cells are waited for
+    before synthesis. Without one, judge cells are trained here, in turn."""
+    split_files, oracle_files, base = _seed_splits(exp, data, out, seed)
+    units = task_units(split_files)
+
+    def cells(synthetic: bool, synth: dict[str, str]) -> list[tuple]:
+        found = []
+        for task in exp.tasks:
+            for s in exp.settings:
+                if s.synthetic != synthetic:
+                    continue
+                for key, (t, fold) in units.items():
+                    if t != task:
+                        continue
+                    run = cell_run(out, task, s.name, seed, fold)
+                    # a fold whose plan needs no image trains on its real rows (the pooled result needs every fold)
+                    skip = ("no synthesized images" if s.synthetic and not synth.get(key) and fold is None else
+                            "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
+                    split = oracle_files.get(task, "") if s.oracle else split_files[task]
+                    cfg = None if skip else clf_config(exp, s, task, split, synth.get(key, ""), seed, init[s.name], fold)
+                    found.append((task, s, cfg, run, skip, fold))
+        return found
+
+    plain = cells(False, {})
     synth: dict[str, str] = {}
     if any(s.synthetic for s in exp.settings):
-        gan_run = _gans(exp, data, split_files, base, seed if exp.redraw == "all" else None)
-        synth_json = base / "synth" / "synth.json"
-        if synth_json.is_file():
-            synth = json.loads(synth_json.read_text())
-        else:
-            judges = train_judges(exp, out, seed, split_files, init or {}, workers)
-            synth = synthesize_tasks(gan_run, data, split_files, exp.plans, base / "synth", split_seed, exp.gate,
-                                     judges)
-    return split_files, oracle_files, synth
+        own = pool if pool is not None else CellPool(1, exp.part)  # in turn: judge cells only, here
+        if pool is not None:  # the plain cells train while the GAN does
+            pool.submit([(c[2], c[3]) for c in plain if c[2] is not None])
 
+        def judge_cells() -> dict[str, dict[str, str]]:
+            judges = judge_runs(exp, out, seed, split_files)
+            wanted = {r for per_unit in judges.values() for r in per_unit.values()}
+            for task, s, cfg, run, _, fold in plain:
+                if str(run) in wanted and cfg is not None:
+                    own.submit([(cfg, run)])
+                    res = own.result(run)
+                    print(f"  judge {s.name} for {task}" + (f" fold{fold}" if fold is not None else "")
+                          + f" seed {seed}: {exp.part} accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
+            return judges
 
-def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: dict[str, str], workers: int = 1):
-    """The classifier cells of one seed in table order (tasks, then settings):
-    ``(task, setting, ClfConfig or None, run folder, reason it is skipped or "", fold or None)``. Makes the
-    seed's splits, GAN, judge cells and synthesized sets first (:func:`_seed_inputs`)."""
-    split_files, oracle_files, synth = _seed_inputs(exp, data, out, seed, init, workers)
-    units = task_units(split_files)
-    for task in exp.tasks:
-        for s in exp.settings:
-            for key, (t, fold) in units.items():
-                if t != task:
-                    continue
-                run = cell_run(out, task, s.name, seed, fold)
-                # a fold whose plan needs no image trains on its real rows (the pooled result needs every fold)
-                skip = ("no synthesized images" if s.synthetic and not synth.get(key) and fold is None else
-                        "no oracle split (no rare cells)" if s.oracle and task not in oracle_files else "")
-                split = oracle_files.get(task, "") if s.oracle else split_files[task]
-                cfg = None if skip else clf_config(exp, s, task, split, synth.get(key, ""), seed, init[s.name], fold)
-                yield task, s, cfg, run, skip, fold
+        with own.sharing_cpu():
+            synth = _seed_synth(exp, data, out, seed, split_files, base, judge_cells)
+    order = {(t, s.name): (exp.tasks.index(t), [x.name for x in exp.settings].index(s.name)) for t in exp.tasks
+             for s in exp.settings}
+    every = plain + cells(True, synth)
+    return sorted(every, key=lambda c: (*order[(c[0], c[1].name)], -1 if c[5] is None else c[5]))
 
 
 def headroom_roles(exp: ExperimentConfig) -> tuple[str, str, str] | None:
@@ -480,21 +505,25 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     for seed in exp.seeds:  # seed-major: a stopped experiment has whole seeds done first
         jobs = []  # (label, config, run folder) of this seed's cells, in table order
         folds: dict[Path, list[Path]] = {}  # k-fold tasks: the seed's result folder -> its fold runs
-        for task, s, cfg, run, skip, fold in seed_cells(exp, data, out, seed, init, workers):
-            k += fold in (None, 0)  # a k-fold cell counts once
-            label = f"[{k}/{n_cells}] {task} {s.name} seed {seed}" + (f" fold{fold}" if fold is not None else "")
-            if skip:
-                print(f"{label}: {skip}, skipped", flush=True)
-                continue
-            jobs.append((label, cfg, run))
-            result = run if fold is None else run.parent
-            if fold is not None:
-                folds.setdefault(result, []).append(run)
-            runs = cells.setdefault(task, {}).setdefault(s.name, [])
-            if str(result) not in runs:
-                runs.append(str(result))
-        for label, res in train_cells(jobs, workers, exp.part):
-            print(f"{label}: {exp.part} accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
+        with CellPool(workers, exp.part) as pool:
+            for task, s, cfg, run, skip, fold in seed_cells(exp, data, out, seed, init,
+                                                            pool if pool.parallel else None):
+                k += fold in (None, 0)  # a k-fold cell counts once
+                label = f"[{k}/{n_cells}] {task} {s.name} seed {seed}" + (f" fold{fold}" if fold is not None else "")
+                if skip:
+                    print(f"{label}: {skip}, skipped", flush=True)
+                    continue
+                jobs.append((label, cfg, run))
+                result = run if fold is None else run.parent
+                if fold is not None:
+                    folds.setdefault(result, []).append(run)
+                runs = cells.setdefault(task, {}).setdefault(s.name, [])
+                if str(result) not in runs:
+                    runs.append(str(result))
+            pool.submit([(cfg, run) for _, cfg, run in jobs])
+            for label, _, run in jobs:  # in table order
+                res = pool.result(run)
+                print(f"{label}: {exp.part} accuracy {res['accuracy']:.4f} (n={res['n']})", flush=True)
         for result, fold_runs in folds.items():
             res = pool_folds(fold_runs, result)
             print(f"  {result.relative_to(out)}: pooled test accuracy {res['accuracy']:.4f} over "
@@ -651,30 +680,84 @@ def _train_images(cfg) -> int:
     return len(load_split(cfg.data.split, fold)["train"]) + count_images(cfg.data.synthetic)
 
 
+class CellPool:
+    """Classifier cells, ``workers`` at once in spawned processes with ``cpu_count // workers`` threads
+    each (or in turn in this process for ``workers`` <= 1). Cells can be added while others train
+    (:meth:`submit`, largest first within each call, so no worker is left with a long cell at the
+    end); :meth:`result` waits for one (in turn: trains it). A cell's result does not depend on the
+    order, only (through float summation order) slightly on its thread count. Finished cells are
+    reused (``train_and_eval``)."""
+
+    def __init__(self, workers: int, part: str = "test"):
+        self.workers, self.part = int(workers), part
+        self.parallel = self.workers > 1
+        self._cfg: dict[str, object] = {}  # run folder -> ClfConfig
+        self._done: dict[str, dict] = {}  # run folder -> result (in turn)
+        self._futures: dict = {}  # run folder -> Future (parallel)
+        self._pool = None
+
+    def __enter__(self) -> "CellPool":
+        if self.parallel:
+            import multiprocessing as mp
+            import os
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_worker_init, initargs=(self.threads,))
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=kind is not None)
+
+    def submit(self, jobs: list[tuple[object, Path]]) -> None:
+        """Add ``(ClfConfig, run folder)`` cells; a folder already added is not added again."""
+        from fape.classifiers.train_eval import train_and_eval
+
+        new = [(cfg, run) for cfg, run in jobs if str(run) not in self._cfg]
+        for cfg, run in new:
+            self._cfg[str(run)] = cfg
+        if self._pool is not None:
+            for cfg, run in sorted(new, key=lambda j: _train_images(j[0]), reverse=True):
+                self._futures[str(run)] = self._pool.submit(train_and_eval, cfg, run, False, self.part)
+
+    def result(self, run: str | Path) -> dict:
+        """The evaluation of cell ``run`` (added before), once it is trained."""
+        from fape.classifiers.train_eval import train_and_eval
+
+        key = str(run)
+        if self._pool is not None:
+            return self._futures[key].result()
+        if key not in self._done:
+            self._done[key] = train_and_eval(self._cfg[key], Path(key), split=self.part)
+        return self._done[key]
+
+    @contextlib.contextmanager
+    def sharing_cpu(self):
+        """This process's own work while the workers train (the GAN, synthesis): one torch thread,
+        since OpenMP threads that find every core busy spin and run several times slower (the
+        quick start's GAN: 22 s with 1 thread, 120 s with 2 beside two busy cores)."""
+        import torch
+
+        if self._pool is None:
+            yield
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+
 def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1, part: str = "test"):
     """Train ``(label, ClfConfig, run folder)`` cells and evaluate each on ``part``; yields ``(label, result)``
-    in table order. ``workers`` > 1 trains that many at once in spawned processes with
-    ``cpu_count // workers`` threads each, the largest cells first so no worker is left with a long
-    cell at the end. A cell's result does not depend on the order, only (through float summation
-    order) slightly on its thread count. Finished cells are reused (``train_and_eval``)."""
-    import os
-
-    from fape.classifiers.train_eval import train_and_eval
-
-    if workers <= 1 or len(jobs) <= 1:
-        for label, cfg, run in jobs:
-            yield label, train_and_eval(cfg, run, split=part)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    order = sorted(range(len(jobs)), key=lambda i: _train_images(jobs[i][1]), reverse=True)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(threads,)) as pool:
-        futures = {i: pool.submit(train_and_eval, jobs[i][1], jobs[i][2], False, part) for i in order}
-        for i, (label, _, _) in enumerate(jobs):
-            yield label, futures[i].result()
+    in table order (:class:`CellPool`)."""
+    with CellPool(workers if len(jobs) > 1 else 1, part) as pool:
+        pool.submit([(cfg, run) for _, cfg, run in jobs])
+        for label, _, run in jobs:
+            yield label, pool.result(run)
 
 
 def _per_class(runs: list[str], part: str = "test") -> dict[str, float]:

@@ -414,3 +414,44 @@ def test_seed_classifiers_experiment_names_registered_models_and_existing_files(
         weights[s.name] = (stage.center_loss.weight, cell.center_loss.weight)
     assert weights["MobileNetV1 + center loss"] == (0.001, 0.001)
     assert weights["MobileNetV1, no center loss"] == (0.0, 0.0)
+
+
+def test_plain_cells_are_handed_to_the_pool_before_the_gan_trains(tmp_path, monkeypatch):
+    """With a pool, the cells that need no synthesized image (without, oracle) are submitted before
+    the seed's GAN and synthesis run, and this process keeps one torch thread meanwhile; the cells
+    come back in table order."""
+    import torch
+
+    import fape.experiment as E
+
+    exp = load_config(ExperimentConfig, REPO / "configs/experiments/f2ed_table5.yaml", [
+        f"--data.root={tmp_path / 'data'}", f"--data.synth={tiny_experiment(tmp_path).data.synth}",
+        "--tasks=[er-ss, er-up]", "--seeds=[0]", f"--gan.overrides={TINY_GAN}", f"--classifier_overrides={TINY_CLF}"])
+    data = E._build_data(exp)
+    seen = {}
+
+    class Pool(E.CellPool):  # records what was submitted; trains nothing
+        def submit(self, jobs):
+            seen.setdefault("submitted", []).extend(str(run) for _, run in jobs)
+
+    real_synth = E._seed_synth
+
+    def synth_spy(*a, **k):
+        seen["before_gan"] = list(seen.get("submitted", []))
+        seen["threads"] = torch.get_num_threads()
+        return real_synth(*a, **k)
+
+    monkeypatch.setattr(E, "_seed_synth", synth_spy)
+    pool = Pool(2)
+    pool._pool = object()  # "parallel": sharing_cpu drops this process to one thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cells = E.seed_cells(exp, data, tmp_path / "out", 0, {s.name: "" for s in exp.settings}, pool)
+        assert torch.get_num_threads() == 2  # given back
+    finally:
+        torch.set_num_threads(threads)
+    plain = {str(c[3]) for c in cells if not c[1].synthetic and not c[4]}
+    assert plain and set(seen["before_gan"]) == plain and seen["threads"] == 1
+    order = [(c[0], c[1].name) for c in cells]
+    assert order == [(t, s.name) for t in exp.tasks for s in exp.settings]

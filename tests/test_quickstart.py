@@ -45,8 +45,8 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     assert 0 <= e["agreement_landmark_warp"] <= 1
     assert "accuracy on real targets" in report
     # the synthetic set's targets are redrawn under new lighting: the floor no generator can beat
-    fl, copy = m["paired"]["nuisance_floor"], m["paired"]["copy_source_baseline"]
-    assert 0 < fl["face_l1_bound"] <= fl["face_l1"] < copy["face_l1"] and fl["n"] == results["metrics"]["pairs"]
+    fl = m["paired"]["nuisance_floor"]
+    assert 0 < fl["face_l1_bound"] <= fl["face_l1"] < fl["copy_face_l1"] and fl["n"] == min(results["metrics"]["pairs"], 64)
     assert "nuisance floor" in report
     # pairs of ER-SS's validation part: neither G nor the classifier trained on them (issue 15)
     assert "validation part" in results["metrics"]["pairs_from"] and "validation part" in report
