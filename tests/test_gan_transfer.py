@@ -242,7 +242,11 @@ def test_cli_metrics_synth_reads_a_transfer_set_against_its_real_rows(real, trai
     m = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert m["n_generated"] == 4 and m["n_real_rows"] == len(train_rows)
     e = m["expression"]
-    assert e["n"] == 4 and e["n_reference"] == len(read_index(real).manifest) - len(train_rows)
+    # the reference is the held-out real faces of the drawn classes only (the classes the agreement is read on)
+    labels = read_index(real).manifest["label"].to_numpy()
+    held = np.setdiff1d(np.arange(len(labels)), train_rows)
+    drawn = np.unique(read_index(out).manifest["label"].to_numpy())
+    assert e["n"] == 4 and e["n_reference"] == int(np.isin(labels[held], drawn).sum()) < len(held)
     assert 0 <= e["agreement_target"] <= 1 and 0 <= e["still_source"] <= 1
     assert e["agreement_target"] + e["still_source"] <= 1  # a face is predicted as one class
     assert "generated faces are predicted as their drawn expression" in (tmp_path / "m" / "metrics.md").read_text()

@@ -396,12 +396,15 @@ def _synth_metrics(synth, data, rows, features, reference_rows, max_pairs: int, 
         lut = {n: i for i, n in enumerate(names)}
         to_data = label_lut(list(clf.label_names), names, str(features))  # classifier id -> data label id
         ref = rows if reference_rows is None else np.asarray(reference_rows, np.int64)
+        drawn = np.unique(sm["label"].to_numpy())  # the reference is real faces of the drawn classes only
+        ref = ref[np.isin(rm["label"].to_numpy()[ref], drawn)]
         src_lab = np.array([lut[e] for e in sm["source_expression"]], np.int64)
         pred = to_data[_predictions(clf, syn, np.arange(len(sm)), "generated", progress)]
         ref_pred = to_data[_predictions(clf, real, ref, "reference rows", progress)]
         out["expression"] = {**expression_figures(pred, sm["label"].to_numpy(), src_lab, ref_pred, rm["label"].to_numpy()[ref]),
                              "classifier": clf.extractor_name,
-                             "reference": "the given reference rows" if reference_rows is not None else "the real rows"}
+                             "reference": ("the given reference rows" if reference_rows is not None else "the real rows")
+                             + " of the drawn classes (" + ", ".join(names[i] for i in drawn) + ")"}
     return out
 
 
