@@ -216,3 +216,75 @@ def test_compare_per_class_reports_recall_and_macro_f1_differences(tmp_path, cap
     assert "| b | 0.0 | 100.0 | +100.0 [+100.0, +100.0] |" in out  # recall of b: 0 -> 100
     assert "| a | 100.0 | 100.0 | +0.0 [+0.0, +0.0] |" in out
     assert "| perfect - zeros | 33.3 | 100.0 | +66.7 [" in out
+
+
+def _count_reads(monkeypatch) -> dict:
+    """Count every open of a file for reading (pandas and pathlib both go through ``open``)."""
+    import builtins
+    import io
+    from collections import Counter
+    from pathlib import Path
+
+    seen, real = Counter(), io.open
+
+    def counting(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, bytes)) or hasattr(file, "__fspath__"):
+            if not any(c in mode for c in "wax+"):
+                seen[str(Path(file).resolve())] += 1
+        return real(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", counting)
+    monkeypatch.setattr(builtins, "open", counting)
+    return seen
+
+
+def _macro_f1(lab: np.ndarray, pred: np.ndarray, k: int) -> float:
+    f1 = []
+    for c in range(k):
+        tp, n_pred, n_true = ((lab == c) & (pred == c)).sum(), (pred == c).sum(), (lab == c).sum()
+        if n_true:
+            p, r = (tp / n_pred if n_pred else 0.0), tp / n_true
+            f1.append(2 * p * r / (p + r) if p + r else 0.0)
+    return float(np.mean(f1))
+
+
+def test_compare_per_class_reads_each_run_file_once(tmp_path, monkeypatch):
+    import json
+
+    from fape.classifiers.evaluate import classification_metrics
+
+    names = ["a", "b", "c"]
+    lab = np.repeat([0, 1, 2], 10)  # [30] per seed, every seed scores the same images
+    rng = np.random.default_rng(3)
+    preds = {(s, k): np.where(rng.random(30) < p, lab, rng.integers(0, 3, 30))
+             for s, p in (("x", 0.5), ("y", 0.9)) for k in range(2)}
+    runs = {}
+    for (s, k), pred in preds.items():
+        d = tmp_path / s / f"s{k}" / "eval" / "test"
+        d.mkdir(parents=True)
+        pd.DataFrame({"row": np.arange(30), "label": lab, "pred": pred}).to_csv(d / "predictions.csv", index=False)
+        (d / "results.json").write_text(json.dumps(classification_metrics(lab, pred, names)))
+        runs.setdefault(s, []).append(str(tmp_path / s / f"s{k}"))
+    seen = _count_reads(monkeypatch)
+    argv = ["clf", "compare", *(f"{s}={r}" for s in runs for r in runs[s]), "--per-class", "--n-boot", "50",
+            "--out", str(tmp_path / "cmp")]
+    assert fape_run(argv) == 0
+    files = [tmp_path / s / f"s{k}" / "eval" / "test" / f for s in runs for k in range(2)
+             for f in ("predictions.csv", "results.json")]
+    assert {str(f): seen[str(f.resolve())] for f in files} == {str(f): 1 for f in files}
+    monkeypatch.undo()
+    rep = json.loads((tmp_path / "cmp.json").read_text())
+    recall = {s: {n: np.mean([(preds[s, k][lab == c] == c).mean() for k in range(2)]) for c, n in enumerate(names)}
+              for s in runs}
+    assert rep["per_class"]["classes"] == names and list(rep["per_class"]["recall"]) == list(runs)
+    for s in runs:
+        assert rep["per_class"]["recall"][s] == pytest.approx(recall[s])
+    for s in runs:
+        assert rep["settings"][s]["accs"] == pytest.approx([(preds[s, k] == lab).mean() for k in range(2)])
+    diffs = rep["per_class"]["recall_differences"]["y - x"]
+    want = {n: recall["y"][n] - recall["x"][n] for n in names}
+    assert {n: d["diff"] for n, d in diffs.items()} == pytest.approx(want)
+    f1 = rep["per_class"]["macro_f1_differences"]["y - x"]
+    want = {s: np.mean([_macro_f1(lab, preds[s, k], 3) for k in range(2)]) for s in runs}
+    assert (f1["a"], f1["b"], f1["diff"]) == pytest.approx((want["y"], want["x"], want["y"] - want["x"]))
+    assert f1["ci_low"] <= f1["diff"] <= f1["ci_high"]

@@ -403,3 +403,38 @@ def test_cli(run_dir, data, rare_rows, tmp_path, capsys):
     assert main(["gan", "synthesize", "--run", str(run_dir), "--data", str(data), "--out", str(out2),
                  "--plan", "balance-pose", "--device", "cpu"]) == 0
     assert "nothing to synthesize" in capsys.readouterr().out and not out2.exists()
+
+
+def test_cli_reads_the_dataset_index_once(run_dir, data, manifest, rare_rows, tmp_path, monkeypatch, capsys):
+    """`fape gan synthesize --rows` checks the rows against the manifest and synthesizes from the
+    same index: each index file of --data is opened once, and the output is the plan's."""
+    import builtins
+    import io
+    from collections import Counter
+
+    seen, real = Counter(), io.open
+
+    def counting(file, mode="r", *args, **kwargs):
+        if (isinstance(file, str) or hasattr(file, "__fspath__")) and not any(c in mode for c in "wax+"):
+            seen[Path(file).resolve()] += 1
+        return real(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", counting)
+    monkeypatch.setattr(builtins, "open", counting)
+    out = tmp_path / "once"
+    assert main(["gan", "synthesize", "--run", str(run_dir), "--data", str(data), "--out", str(out), "--device", "cpu",
+                 "--plan", "balance-pose", "--rows", str(rare_rows[1]), "--seed", "3", "--batch-size", "8"]) == 0
+    monkeypatch.undo()
+    index_files = ("dataset.json", "manifest.csv", "landmarks.npy", "landmarks_ok.npy")
+    assert {f: seen[(data / f).resolve()] for f in index_files} == dict.fromkeys(index_files, 1)
+    # the plan's output: the 12 half_left faces the rows left out, back as 15 = 5 per expression
+    m = read_index(out).manifest
+    assert len(m) == 15 and (m["pose"] == "half_left").all()
+    assert m.groupby("expression").size().to_dict() == {"expr0": 5, "expr1": 5, "expr2": 5}
+    src = m["source_row"].to_numpy()
+    assert set(src) <= set(rare_rows[0].tolist())
+    assert (m["subject"].to_numpy() == manifest["subject"].to_numpy()[src]).all()
+    assert (m["expression"].to_numpy() == manifest["expression"].to_numpy()[src]).all()
+    origin = read_index(out).info.origin
+    assert origin["rows"] == str(rare_rows[1]) and origin["seed"] == 3
+    assert origin["source_manifest_sha256"] == hashlib.sha256((data / "manifest.csv").read_bytes()).hexdigest()

@@ -400,6 +400,20 @@ def _correct(run: Path, split: str) -> "pd.DataFrame":  # noqa: F821
     return df.assign(correct=(df["label"] == df["pred"]).astype(int)).set_index("row")
 
 
+def load_evals(groups: dict[str, list[str]], split: str) -> dict[str, list["pd.DataFrame"]]:  # noqa: F821
+    """Every run's ``RUN/eval/SPLIT/predictions.csv``, read once, indexed by manifest row with a
+    0/1 ``correct`` column: ``{setting: [frame per run]}`` in ``groups``' order. ``compare``,
+    ``per_class_differences`` and ``per_class_report`` take it, so one invocation reads each file once."""
+    return {name: [_correct(Path(r), split) for r in runs] for name, runs in groups.items()}
+
+
+def load_results(groups: dict[str, list[str]], split: str) -> dict[str, list[dict]]:
+    """Every run's ``RUN/eval/SPLIT/results.json`` (``evaluate_run``), read once:
+    ``{setting: [results per run]}`` in ``groups``' order."""
+    return {name: [json.loads((Path(r) / "eval" / split / "results.json").read_text()) for r in runs]
+            for name, runs in groups.items()}
+
+
 def _paired_seeds(frames: list[list["pd.DataFrame"]], names: list[str]) -> tuple[list, list]:  # noqa: F821
     """Per seed k, the ``[K, N_k]`` correctness of run k of every setting on the test images all
     of them scored (runs paired by position; a seed may have its own test set), and those
@@ -416,18 +430,19 @@ def _paired_seeds(frames: list[list["pd.DataFrame"]], names: list[str]) -> tuple
 
 
 def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 2000,
-            headroom: tuple[str, str, str] | None = None) -> dict:
+            headroom: tuple[str, str, str] | None = None,
+            frames: dict[str, list["pd.DataFrame"]] | None = None) -> dict:  # noqa: F821
     """Mean +- std of accuracy per setting over its runs (seeds), and for every pair of settings
     the interval of the accuracy difference from ``hierarchical_bootstrap``: run k of A is paired
     with run k of B (seed k) on the images both scored, and each replicate resamples the seeds,
-    then the images (an image, a manifest row, scored by several seeds is one unit). ``headroom``: names (with, without, oracle) for ``headroom_bootstrap``."""
-    stats, correct = {}, {}
+    then the images (an image, a manifest row, scored by several seeds is one unit). ``headroom``: names (with, without, oracle) for ``headroom_bootstrap``.
+    ``frames``: the runs' predictions already read (``load_evals(groups, split)``); None reads them."""
+    correct = load_evals(groups, split) if frames is None else frames
+    stats = {}
     for name, runs in groups.items():
-        frames = [_correct(Path(r), split) for r in runs]
-        accs = [f["correct"].mean() for f in frames]
+        accs = [f["correct"].mean() for f in correct[name]]
         stats[name] = {"runs": runs, "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                        "accs": [float(a) for a in accs]}
-        correct[name] = frames
     pairs = {}
     names = list(groups)
     for i, a in enumerate(names):
@@ -446,13 +461,17 @@ def compare(groups: dict[str, list[str]], split: str = "test", n_boot: int = 200
     return out
 
 
-def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int,
-                          part: str = "test") -> dict[str, dict[str, dict]]:
+def per_class_differences(groups: dict[str, list[str]], ref: str, n_boot: int, part: str = "test",
+                          frames: dict[str, list["pd.DataFrame"]] | None = None,  # noqa: F821
+                          classes: list[str] | None = None) -> dict[str, dict[str, dict]]:
     """Per class, the recall difference of every setting from ``ref`` with its interval
     (``hierarchical_bootstrap`` on the paired images of that class: seeds, then images):
-    ``{"B - REF": {class: result}}``. Classes a seed does not test are left out."""
-    names = list(json.loads((Path(groups[ref][0]) / "eval" / part / "results.json").read_text())["per_class"])
-    frames = {name: [_correct(Path(r), part) for r in runs] for name, runs in groups.items()}
+    ``{"B - REF": {class: result}}``. Classes a seed does not test are left out.
+    ``frames`` (``load_evals``) and ``classes`` (the class names, in label order, of ``ref``'s
+    first run's results.json): already read; None reads them."""
+    names = list(json.loads((Path(groups[ref][0]) / "eval" / part / "results.json").read_text())["per_class"]) \
+        if classes is None else classes
+    frames = load_evals(groups, part) if frames is None else frames
     out = {}
     for b in groups:
         if b == ref:
@@ -506,19 +525,24 @@ def macro_f1_bootstrap(frames_a: list, frames_b: list, k: int, n_boot: int = 200
             "n_seeds": len(seeds), "n_images_per_seed": [len(x[0]) for x in seeds]}
 
 
-def per_class_report(groups: dict[str, list[str]], split: str, n_boot: int) -> dict:
+def per_class_report(groups: dict[str, list[str]], split: str, n_boot: int,
+                     frames: dict[str, list["pd.DataFrame"]] | None = None,  # noqa: F821
+                     results: dict[str, list[dict]] | None = None) -> dict:
     """``fape clf compare --per-class``: per-class recall of every setting (mean over its runs),
     every setting's recall difference from the first with intervals (``per_class_differences``),
-    and macro-F1 with the interval of its difference (``macro_f1_bootstrap``)."""
+    and macro-F1 with the interval of its difference (``macro_f1_bootstrap``). ``frames``
+    (``load_evals``) and ``results`` (``load_results``): the runs' files already read; None reads
+    them, each file once."""
     names = list(groups)
     ref = names[0]
-    classes = list(json.loads((Path(groups[ref][0]) / "eval" / split / "results.json").read_text())["per_class"])
-    recall = {n: {c: float(np.mean([json.loads((Path(r) / "eval" / split / "results.json").read_text())
-                                    ["per_class"][c]["recall"] for r in runs])) for c in classes}
-              for n, runs in groups.items()}
-    frames = {n: [_correct(Path(r), split) for r in runs] for n, runs in groups.items()}
+    results = load_results(groups, split) if results is None else results
+    classes = list(results[ref][0]["per_class"])
+    recall = {n: {c: float(np.mean([res["per_class"][c]["recall"] for res in results[n]])) for c in classes}
+              for n in names}
+    frames = load_evals(groups, split) if frames is None else frames
     f1 = {f"{b} - {ref}": macro_f1_bootstrap(frames[b], frames[ref], len(classes), n_boot) for b in names[1:]}
-    return {"classes": classes, "recall": recall, "recall_differences": per_class_differences(groups, ref, n_boot, split),
+    return {"classes": classes, "recall": recall,
+            "recall_differences": per_class_differences(groups, ref, n_boot, split, frames, classes),
             "macro_f1_differences": f1}
 
 
@@ -583,9 +607,11 @@ def cli_compare(args, overrides) -> int:
             name = load_state(best_checkpoint(run))["config"]["name"]
         groups.setdefault(name, []).append(run)
     try:
-        res = compare(groups, args.split, args.n_boot, tuple(args.headroom) if args.headroom else None)
+        frames = load_evals(groups, args.split)  # each run's predictions.csv read once, shared below
+        res = compare(groups, args.split, args.n_boot, tuple(args.headroom) if args.headroom else None, frames)
         if args.per_class:
-            res["per_class"] = per_class_report(groups, args.split, args.n_boot)
+            res["per_class"] = per_class_report(groups, args.split, args.n_boot, frames,
+                                                load_results(groups, args.split))
     except ValueError as e:
         from fape.errors import UserError
 

@@ -124,8 +124,10 @@ def job_table(index: FaceIndex, jobs: list[Job], src_lm: np.ndarray, generator: 
 
 # ---------------------------------------------------------------- 1. check inputs
 def check_inputs(run: str | Path, data: str | Path, plan: str | Plan, out: Path, overwrite: bool, batch_size: int,
-                 use_ema: bool, device: str | None) -> tuple[FaceIndex, Plan, LoadedGenerator]:
-    """Everything a user can get wrong, before any work: ``(index, plan, loaded generator)``."""
+                 use_ema: bool, device: str | None,
+                 index: FaceIndex | None = None) -> tuple[FaceIndex, Plan, LoadedGenerator]:
+    """Everything a user can get wrong, before any work: ``(index, plan, loaded generator)``.
+    ``index``: the dataset at ``data`` already read (``read_index``); None reads it."""
     from fape.gan import io as gan_io
 
     if out.exists() and not overwrite:
@@ -133,7 +135,7 @@ def check_inputs(run: str | Path, data: str | Path, plan: str | Plan, out: Path,
     check_replaceable(out, DATASET_MARKERS)  # before any work: only a synthesized set is replaced
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-    index = read_index(data)
+    index = read_index(data) if index is None else index
     if not index.landmarks_ok.any():
         raise UserError(f"{data}: the dataset has no landmarks (landmarks_ok.npy is all False); "
                         f"run `fape data landmarks {data}` first")
@@ -324,13 +326,15 @@ def synthesize(run: str | Path, data: str | Path, plan: str | Plan, out: str | P
                rows_file: str | None = None, seed: int = 0, batch_size: int = 64, device: str | None = None,
                use_ema: bool = True, overwrite: bool = False, gate: Callable | None = None,
                progress: bool = True, _fail_after_batches: int | None = None, donor_rows: np.ndarray | None = None,
-               donor_rows_file: str | None = None) -> SynthesisResult | None:
+               donor_rows_file: str | None = None, index: FaceIndex | None = None) -> SynthesisResult | None:
     """Plan, then generate; see the module docstring. Returns None when the plan needs no images.
-    ``donor_rows``: rows that only give expression-transfer donor pairs (``fape.gan.plans``)."""
+    ``donor_rows``: rows that only give expression-transfer donor pairs (``fape.gan.plans``).
+    ``index``: the dataset at ``data`` already read (``read_index``), so a caller that read it to
+    check ``rows`` does not make it read twice; None reads it."""
     from fape.data.dataset import FaceDataset
 
     out = Path(out)
-    index, plan, loaded = check_inputs(run, data, plan, out, overwrite, batch_size, use_ema, device)
+    index, plan, loaded = check_inputs(run, data, plan, out, overwrite, batch_size, use_ema, device, index)
     resolved = resolve_plan(index, plan, rows, seed, donor_rows)
     if not resolved.jobs:
         return None
@@ -377,12 +381,14 @@ def cli_synthesize(args, overrides) -> int:
         gate = parse_gate(args.gate)
     except ValueError as e:
         raise UserError(f"--gate: {e}") from None
-    n = len(read_index(args.data).manifest)
+    index = read_index(args.data)  # read once: checks the row files here, then is passed on to synthesize
+    n = len(index.manifest)
     rows = read_rows(args.rows, n) if args.rows else None
     donor_rows = read_rows(args.donor_rows, n, "--donor-rows") if args.donor_rows else None
     res = synthesize(args.run, args.data, args.plan, args.out, rows=rows, rows_file=args.rows, seed=args.seed,
                      batch_size=args.batch_size, device=args.device, use_ema=not args.no_ema,
-                     overwrite=args.overwrite, gate=gate, donor_rows=donor_rows, donor_rows_file=args.donor_rows)
+                     overwrite=args.overwrite, gate=gate, donor_rows=donor_rows, donor_rows_file=args.donor_rows,
+                     index=index)
     if res is None:
         print(f"plan {args.plan}: every cell already has its target count; nothing to synthesize "
               f"(no dataset written)")
