@@ -489,7 +489,7 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
 def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int = 1) -> dict:
     """Every (seed, task, setting) cell, ``workers`` cells at once (:func:`train_cells`); the
     results and ``report.md`` / ``results.json`` in ``out`` (module docstring)."""
-    from fape.classifiers.evaluate import compare, per_class_differences
+    from fape.classifiers.evaluate import compare, load_evals, load_results, per_class_differences
     from fape.config import save_config
 
     t0 = time.perf_counter()
@@ -533,18 +533,21 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     ref = exp.settings[0].name
     roles = headroom_roles(exp)
     for task, groups in cells.items():
+        frames, results_ = load_evals(groups, exp.part), load_results(groups, exp.part)  # each file read once
         cmp = compare(groups, exp.part, exp.n_boot,
-                      headroom=roles if roles and all(r in groups for r in roles) else None)
+                      headroom=roles if roles and all(r in groups for r in roles) else None, frames=frames)
         cmp["differences"] = {}  # each setting against the first, "B - REF"
         for b in groups:
             if b != ref and ref in groups:
-                cmp["differences"].update(compare({b: groups[b], ref: groups[ref]}, exp.part, exp.n_boot)["differences"])
+                pair = {b: groups[b], ref: groups[ref]}
+                cmp["differences"].update(compare(pair, exp.part, exp.n_boot,
+                                                  frames={k: frames[k] for k in pair})["differences"])
         if exp.per_class:
-            cmp["per_class"] = {name: _per_class(runs, exp.part) for name, runs in groups.items()}
+            cmp["per_class"] = {name: _per_class(results_[name]) for name in groups}
             if ref in groups:
-                cmp["per_class_differences"] = per_class_differences(groups, ref, exp.n_boot, exp.part)
-        first = next(iter(groups.values()))[0]
-        cmp["chance"] = json.loads((Path(first) / "eval" / exp.part / "results.json").read_text())["chance"]
+                cmp["per_class_differences"] = per_class_differences(
+                    groups, ref, exp.n_boot, exp.part, frames=frames, classes=list(results_[ref][0]["per_class"]))
+        cmp["chance"] = next(iter(results_.values()))[0]["chance"]
         results["tasks"][task] = cmp
     if exp.split_options.get("leak_unit") == "sequence+pose":
         results["leaks"] = ("split_options.leak_unit=sequence+pose is the paper's image-level protocol: other views "
@@ -760,9 +763,9 @@ def train_cells(jobs: list[tuple[str, object, Path]], workers: int = 1, part: st
             yield label, pool.result(run)
 
 
-def _per_class(runs: list[str], part: str = "test") -> dict[str, float]:
-    """Per-class accuracy (recall) on ``part``, mean over seeds."""
-    recs = [json.loads((Path(r) / "eval" / part / "results.json").read_text())["per_class"] for r in runs]
+def _per_class(results: list[dict]) -> dict[str, float]:
+    """Per-class accuracy (recall), mean over a setting's runs (their ``results.json``, read once)."""
+    recs = [r["per_class"] for r in results]
     return {c: float(np.mean([r[c]["recall"] for r in recs])) for c in recs[0]}
 
 
