@@ -90,7 +90,7 @@ def test_bird_view_compresses_vertically(tiny):
 
 
 def test_deterministic_and_seeded(tiny, tmp_path):
-    again = synthesize(TINY, tmp_path / "again", progress=False, workers=1)  # the fixture: one per core
+    again = synthesize(TINY, tmp_path / "again", progress=False, workers=2)  # the fixture: in this process
     other = synthesize(dataclasses.replace(TINY, seed=1), tmp_path / "other", progress=False)
     a, b, c = read_index(tiny), read_index(again), read_index(other)
     assert (tiny / "manifest.csv").read_bytes() == (again / "manifest.csv").read_bytes()
@@ -144,7 +144,7 @@ def test_interrupted_synth_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(synth, "render_face", flaky)
     out = tmp_path / "broken"
     with pytest.raises(RuntimeError):
-        synthesize(TINY, out, progress=False, workers=1)  # in this process, where the patch is
+        synthesize(TINY, out, progress=False, workers=1)  # in this process, where the patch is (and the default here)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 

@@ -143,6 +143,9 @@ def render_redraws(cfg: SynthConfig, subject: str, expression: str, frame: int, 
     return np.stack([_render_view(cfg, ident, face, si, ex, frame, k, redraw=r)[0] for r in range(1, draws + 1)])
 
 
+PARALLEL_FROM = 1000  # images; about 2 s of rendering on one core at 64 px
+
+
 def _render_subject(cfg: SynthConfig, si: int, root: Path) -> tuple[list[dict], list[np.ndarray]]:
     """Render and save every image of subject ``si`` under ``root``: its manifest rows and
     landmarks ``[68, 2]`` pixels, in the set's order (expressions, frames, poses)."""
@@ -168,8 +171,8 @@ def synthesize(cfg: SynthConfig, out: str | Path | None = None, overwrite: bool 
                progress: bool = True, workers: int | None = None) -> Path:
     """Render the dataset described by ``cfg`` into ``out`` (default ``cfg.out``), atomically.
     ``workers``: subjects rendered at once in spawned processes (default: one per CPU core, at most
-    the number of subjects); every subject draws from its own seeded generators, so the bytes do
-    not depend on it."""
+    the number of subjects, for sets of at least ``PARALLEL_FROM`` images); every subject draws
+    from its own seeded generators, so the bytes do not depend on it."""
     import os
     from concurrent.futures import ProcessPoolExecutor
 
@@ -182,7 +185,9 @@ def synthesize(cfg: SynthConfig, out: str | Path | None = None, overwrite: bool 
     label_names = [x.name for x in exprs]
     per_subject = len(exprs) * cfg.frames * len(cfg.poses)
     total = cfg.identities * per_subject
-    workers = min(cfg.identities, os.cpu_count() or 1) if workers is None else max(1, min(workers, cfg.identities))
+    if workers is None:  # a spawned worker costs about a second to start: worth it from ~2 s of rendering
+        workers = min(cfg.identities, os.cpu_count() or 1) if total >= PARALLEL_FROM else 1
+    workers = max(1, min(workers, cfg.identities))
     rows, landmarks = [], []
     t0 = time.perf_counter()
     with atomic_dir(out, overwrite) as tmp, tqdm(total=total, desc="synth", unit="img",
