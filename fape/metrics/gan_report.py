@@ -218,6 +218,7 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
     FID on N pairs spread evenly over the held-out pairs (the dlib face embedding costs ~0.15 s per
     image on a CPU core, the bulk of this report's time); None = every pair. The held-out pairs
     come grouped by subject, so the first N could all be one face."""
+    from fape.gan.data import spread
     from fape.metrics import fid as F
     from fape.metrics.paired import face_region_metrics, nuisance_floor, paired_metrics, summarize
 
@@ -233,8 +234,6 @@ def gan_metrics(run, data=None, max_pairs=None, inception_weights=None, allow_ra
 
     M["paired"] = {"generated_vs_target": paired(fake), "copy_source_baseline": paired(src),
                    "landmark_warp_baseline": paired(g["warp"]), "extractor": "pixels ([0,1] units)"}
-    from fape.gan.data import spread
-
     fp = spread(len(real), min(len(real), FLOOR_PAIRS))  # [k] pair indices
     redraws = nuisance_redraws(g["faces"], g["tgt"][fp], progress=progress)
     if redraws is not None:  # what no generator can know of a target: its lighting, background, noise
@@ -337,7 +336,7 @@ def to_markdown(rep: dict) -> str:
             if k == "face_l1" and c.get(k):
                 note += f"; {p[k] / c[k]:.2f}x copy"
             fl = M["paired"].get("nuisance_floor")
-            if k == "face_l1" and fl:  # the best any generator can do on this synthetic set, on a subset of the pairs
+            if k == "face_l1" and fl and fl["copy_face_l1"] > 0:  # the best any generator can do on this synthetic set, on a subset of the pairs
                 cf = fl["copy_face_l1"]
                 note += (f"; nuisance floor {fl['face_l1'] / cf:.2f}x copy ({fl['n']} pairs x {fl['draws']} redraws; "
                          f"no generator below {fl['face_l1_bound'] / cf:.2f}x)")
