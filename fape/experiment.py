@@ -34,9 +34,10 @@ Layout of ``OUT`` (default ``runs/experiments/NAME``)::
 Judge gate: ``gate: "expression:@Fa-Net"`` (or ``"expression:@Fa-Net:0.5"``, ``"pose:0.3+expression:@Fa-Net"``)
 keeps a unit's synthesized faces only when the experiment's own cell of setting ``Fa-Net`` for that
 task, fold and seed (trained on the unit's real training rows only) reads them as their drawn
-expression (``fape.gan.gates.ExpressionGate``). A seed then runs: GAN(s), the judge setting's cells
-(:func:`train_judges`, ``--workers`` at once), synthesis through the gate, then every cell (the
-judge's are found finished and reused). Every step resumes: a finished synthesis (``synth.json``)
+expression (``fape.gan.gates.ExpressionGate``). A seed then runs (:func:`seed_cells`): the cells
+that need no synthesized image, judges included, start in the worker pool while the GAN(s) train;
+the judges are waited for; synthesis goes through the gate; then the synthetic cells (without a
+pool the judges are trained in turn after the GAN). Every step resumes: a finished synthesis (``synth.json``)
 is reused without its judges being asked again. With ``redraw: classifier`` the one synthesized
 set is judged by the cells of the first seed that makes it. A unit whose faces are all rejected
 trains on its real rows, as when its plan needs no image.
@@ -47,7 +48,7 @@ another dataset than ``data.root`` and ``task_overrides`` gives a task its own c
 (applied last). The report lists each row's parameters, training minutes and its stage's test accuracy.
 
 ``--workers N`` trains N classifier cells of a seed at once (spawned processes, the largest cells
-first; :func:`train_cells`). ``fape quickstart`` is this loop on a packaged experiment, one seed.
+first; :class:`CellPool`). ``fape quickstart`` is this loop on a packaged experiment, one seed.
 """
 from __future__ import annotations
 
@@ -487,7 +488,7 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
 
 
 def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int = 1) -> dict:
-    """Every (seed, task, setting) cell, ``workers`` cells at once (:func:`train_cells`); the
+    """Every (seed, task, setting) cell, ``workers`` cells at once (:class:`CellPool`); the
     results and ``report.md`` / ``results.json`` in ``out`` (module docstring)."""
     from fape.classifiers.evaluate import compare, load_evals, load_results, per_class_differences
     from fape.config import save_config

@@ -20,17 +20,15 @@ def judge_set(judge, synth: str) -> tuple[np.ndarray, np.ndarray, "object"]:
     """``([N] drawn hit, [N] source hit, manifest)`` of a synthesized set read by ``judge``."""
     from fape.data.dataset import FaceDataset
     from fape.data.format import read_index
-    from fape.metrics.gan_report import classifier_pass
-    from fape.metrics.synth_report import SIZE, label_lut
+    from fape.metrics.synth_report import SIZE, _predictions, label_lut
 
     idx = read_index(synth)
     m = idx.manifest
     if "source_expression" not in m.columns:
         raise SystemExit(f"{synth}: no source_expression column: not a `fape gan synthesize` output")
     ds = FaceDataset(idx, size=SIZE, cache=False)  # read as fape metrics synth reads them
-    imgs = np.stack([ds.load(i).transpose(2, 0, 1) for i in range(len(m))])  # [N, C, 64, 64] uint8
     names = list(idx.info.label_names)
-    pred = label_lut(list(judge.label_names), names, "judge")[classifier_pass(judge, imgs)[1]]  # [N] data ids
+    pred = label_lut(list(judge.label_names), names, "judge")[_predictions(judge, ds, np.arange(len(m)), synth, False)]
     src = np.array([names.index(e) for e in m["source_expression"]])
     return pred == m["label"].to_numpy(), pred == src, m
 
