@@ -254,6 +254,21 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def config_changes(stored: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The dotted keys whose values differ between two config dicts, as ``(key, stored, new)``.
+
+    A key that only one side has is not a change: a config saved before a field existed reads as
+    that field's default."""
+    changes = []
+    for key in stored.keys() & new.keys():
+        a, b = stored[key], new[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append((f"{prefix}{key}", a, b))
+    return sorted(changes, key=lambda c: c[0])
+
+
 def save_config(cfg, path: str | Path) -> None:
     from fape.utils.io import atomic_write_text
 

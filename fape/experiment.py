@@ -61,7 +61,7 @@ from typing import Callable, Literal, NamedTuple
 
 import numpy as np
 
-from fape.errors import ConfigError
+from fape.errors import ConfigError, OutputError
 from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir, exclusive_run
 
 PLANS = ("balance-pose", "balance-expression", "balance-identity")
@@ -497,6 +497,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     check_experiment(exp)
     out = Path(out or exp.out or f"runs/experiments/{exp.name}")
     claim_dir(out, ("config.yaml",))  # an experiment's folder, an empty one, or a new one: never a user's
+    check_same_experiment(exp, out)
     save_config(exp, out / "config.yaml")
     data = _build_data(exp)
     init = {s.name: _pretrain(exp, s, out) for s in exp.settings}
@@ -559,6 +560,31 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     atomic_write_text(out / "report.md", report_md(exp, results))
     print(f"fape experiment {exp.name}: {out / 'report.md'}")
     return results
+
+
+def check_same_experiment(exp: ExperimentConfig, out: Path) -> None:
+    """Resuming is running the same experiment into its folder again. A different one (other seeds,
+    settings, overrides...) would overwrite ``config.yaml``, ``results.json`` and ``report.md``,
+    and with them the record of what the finished cells were trained with: refuse, naming the keys.
+    ``out`` itself is not compared (it is where the folder is, not what ran in it)."""
+    import yaml
+
+    from fape.config import config_changes, to_dict
+
+    stored_file = out / "config.yaml"
+    if not stored_file.is_file():
+        return
+    try:
+        stored = yaml.safe_load(stored_file.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise OutputError(f"cannot read {stored_file}: {e}") from None
+    new = yaml.safe_load(yaml.safe_dump(to_dict(exp), sort_keys=False))  # the types a reload gives
+    changes = [c for c in config_changes(stored if isinstance(stored, dict) else {}, new) if c[0] != "out"]
+    if changes:
+        shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changes[:5])
+        more = f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
+        raise OutputError(f"{out} holds another experiment ({stored_file}): {shown}{more}. Running this one there "
+                          f"would overwrite its config and report; choose another --out")
 
 
 def check_experiment(exp: ExperimentConfig) -> None:

@@ -95,3 +95,12 @@ def test_auto_precision_is_bf16_only_where_native(monkeypatch):
         assert [str(w.message).startswith("mixed_precision=bf16 on a CPU") for w in caught] == ([] if native else [True])
     monkeypatch.undo()
     assert resolve_precision("auto", cpu=True) == ("bf16" if cpu_has_native_bf16() else "no")
+
+
+def test_config_changes_names_nested_keys_and_ignores_keys_one_side_lacks():
+    from fape.config import config_changes
+
+    stored = {"a": 1, "b": {"c": [1, 2], "d": "x"}, "old_only": 5}
+    new = {"a": 1, "b": {"c": [1, 3], "d": "y"}, "new_only": 6}
+    assert config_changes(stored, new) == [("b.c", [1, 2], [1, 3]), ("b.d", "x", "y")]
+    assert config_changes(new, new) == []

@@ -69,6 +69,16 @@ def test_tiny_experiment_runs_every_cell_then_reuses(tmp_path, capsys, monkeypat
     again = run_experiment(exp, out)
     assert again["tasks"]["er-ss"]["settings"] == res["tasks"]["er-ss"]["settings"]
 
+    # another experiment (here: another seed list) into the same folder would overwrite the record
+    # of what trained these cells: refused before any work, naming the key, with every file intact
+    from fape.config import override
+    from fape.errors import OutputError
+
+    kept = {f: (out / f).read_bytes() for f in ("config.yaml", "results.json", "report.md")}
+    with pytest.raises(OutputError, match=r"seeds: \[0, 1\] there, \[2\] now"):
+        run_experiment(override(exp, {"seeds": [2]}), out)
+    assert {f: (out / f).read_bytes() for f in kept} == kept and not (out / "seeds" / "s2").exists()
+
 
 def test_search_on_validation_never_reads_test(tmp_path):
     """``part: val``: every cell is evaluated on its validation part, the table is made of those
