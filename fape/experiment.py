@@ -48,7 +48,7 @@ another dataset than ``data.root`` and ``task_overrides`` gives a task its own c
 (applied last). The report lists each row's parameters, training minutes and its stage's test accuracy.
 
 ``--workers N`` trains N classifier cells of a seed at once (spawned processes, the largest cells
-first; :class:`CellPool`). ``fape quickstart`` is this loop on a packaged experiment, one seed.
+first; :class:`CellPool`), and N per-fold GANs at once (:func:`train_gans`). ``fape quickstart`` is this loop on a packaged experiment, one seed.
 """
 from __future__ import annotations
 
@@ -314,14 +314,46 @@ def _build_data(exp: ExperimentConfig) -> Path:
     return root
 
 
-def _gans(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed: int | None = None) -> Path | dict:
-    """The seed's GAN run, or ``{unit key: run}`` with ``gan.per_task`` (``OUT/gan/UNIT``)."""
+def _gans(exp: ExperimentConfig, data: Path, split_files: dict, out: Path, seed: int | None = None,
+          workers: int = 1) -> Path | dict:
+    """The seed's GAN run, or ``{unit key: run}`` with ``gan.per_task`` (``OUT/gan/UNIT``), the
+    units' GANs ``workers`` at a time (:func:`train_gans`)."""
     if exp.gan.run:
         return Path(exp.gan.run)
     if not exp.gan.per_task:
         return _gan(exp, data, shared_gan_rows(exp, data, split_files), out / "gan", seed)
     units = task_units(split_files)
-    return {k: _gan(exp, data, r, out / "gan" / units[k].dir, seed) for k, r in unit_gan_rows(split_files).items()}
+    jobs = {k: (r, out / "gan" / units[k].dir) for k, r in unit_gan_rows(split_files).items()}
+    return train_gans(exp, data, jobs, seed, workers)
+
+
+def train_gans(exp: ExperimentConfig, data: Path, jobs: dict[str, tuple[np.ndarray, Path]], seed: int | None,
+               workers: int = 1) -> dict[str, Path]:
+    """``{key: (manifest rows, run folder)}`` -> ``{key: run}``: each GAN trained (or resumed, or
+    reused) by :func:`_gan`. With ``workers`` > 1 and more than one to train, they train
+    ``workers`` at once in spawned processes of ``cpu_count // workers`` torch threads each: a
+    per-fold GAN's small steps do not keep every core busy, so two 1-thread GANs finish a
+    fold set sooner than one 2-thread GAN after another (``benchmarks/parallel_cells.py --kind gan``).
+    Each GAN depends only on its own rows and seed, not on which process trains it; a failed one
+    stops the rest, and every one resumes from its last snapshot on the next run."""
+    todo = {k: j for k, j in jobs.items() if not (j[1] / "done.json").is_file()}
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        n = min(workers, len(todo))
+        pool = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(max(1, (os.cpu_count() or 1) // n),))
+        try:
+            futures = [pool.submit(_gan, exp, data, rows, run, seed) for rows, run in todo.values()]
+            for f in futures:
+                f.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+    return {k: _gan(exp, data, rows, run, seed) for k, (rows, run) in jobs.items()}  # the rest in turn
 
 
 def _gan(exp: ExperimentConfig, data: Path, rows_: np.ndarray, run: Path, seed: int | None = None) -> Path:
@@ -389,12 +421,13 @@ def _seed_splits(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tup
 
 
 def _seed_synth(exp: ExperimentConfig, data: Path, out: Path, seed: int, split_files: dict[str, str], base: Path,
-                judge_cells: Callable[[], dict[str, dict[str, str]]]) -> dict[str, str]:
+                judge_cells: Callable[[], dict[str, dict[str, str]]], gan_workers: int = 1) -> dict[str, str]:
     """The seed's GAN(s) and synthesized sets (``{unit key: folder or ""}``), made once and reused.
     ``judge_cells()``: the finished judge cells of a judge gate (:func:`judge_runs`), asked for
-    after the GAN trains and only when there is something to synthesize."""
+    after the GAN trains and only when there is something to synthesize. Per-unit GANs train
+    ``gan_workers`` at a time."""
     split_seed = exp.split_seed + (seed if exp.redraw == "all" else 0)
-    gan_run = _gans(exp, data, split_files, base, seed if exp.redraw == "all" else None)
+    gan_run = _gans(exp, data, split_files, base, seed if exp.redraw == "all" else None, gan_workers)
     synth_json = base / "synth" / "synth.json"
     if synth_json.is_file():
         return json.loads(synth_json.read_text())
@@ -408,8 +441,8 @@ def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: di
     ``(task, setting, ClfConfig or None, run folder, reason it is skipped or "", fold or None)``.
     Makes the seed's splits, GAN, judge cells and synthesized sets first. With a ``pool``, the cells
     that need no synthesized image are handed to it before the GAN trains, so that they train
-    while it does (this process then keeps one thread); a judge gate's cells are waited for
-    before synthesis. Without one, judge cells are trained here, in turn."""
+    while it does (this process then keeps one thread), per-unit GANs train ``pool.workers`` at a
+    time, and a judge gate's cells are waited for before synthesis. Without one, judge cells are trained here, in turn."""
     split_files, oracle_files, base = _seed_splits(exp, data, out, seed)
     units = task_units(split_files)
 
@@ -450,7 +483,8 @@ def seed_cells(exp: ExperimentConfig, data: Path, out: Path, seed: int, init: di
             return judges
 
         with own.sharing_cpu():
-            synth = _seed_synth(exp, data, out, seed, split_files, base, judge_cells)
+            synth = _seed_synth(exp, data, out, seed, split_files, base, judge_cells,
+                                pool.workers if pool is not None else 1)
     order = {(t, s.name): (exp.tasks.index(t), [x.name for x in exp.settings].index(s.name)) for t in exp.tasks
              for s in exp.settings}
     every = plain + cells(True, synth)
@@ -888,5 +922,6 @@ def register(groups) -> None:
     p.add_argument("config", help="experiment YAML")
     p.add_argument("--out", default=None, help="output folder (default: the YAML's out, or runs/experiments/NAME)")
     p.add_argument("--workers", type=int, default=None,
-                   help="classifier cells trained at once (default: 2 on a CPU with 2+ cores, 1 on a GPU)")
+                   help="classifier cells, and per-fold GANs (gan.per_task), trained at once (default: 2 on a "
+                        "CPU with 2+ cores, 1 on a GPU)")
     p.set_defaults(handler=lambda args, overrides: cli_experiment(args, overrides), takes_overrides=True)

@@ -190,6 +190,43 @@ def test_per_task_gan_never_sees_a_folds_test_subject(tmp_path):
         shared_gan_rows(exp, data, files)
 
 
+def test_per_fold_gans_train_two_at_a_time_to_the_same_weights(tmp_path):
+    """``--workers 2`` trains per-fold GANs in two spawned 1-thread processes; each comes out as
+    the same GAN trained here in turn with 1 thread (its rows and seed decide it, not the process),
+    and a second call trains nothing."""
+    import torch
+
+    from fape.experiment import make_splits, train_gans, unit_gan_rows
+    from fape.utils import checkpoint as ck
+
+    def same_last_weights(a: Path, b: Path) -> bool:  # G, its EMA and D of the last snapshot
+        for name in ("G", "G_ema", "D"):
+            x, y = (ck.load_module_state(ck.latest_checkpoint(r), name) for r in (a, b))
+            if x.keys() != y.keys() or not all(torch.equal(x[k], y[k]) for k in x):
+                return False
+        return True
+
+    data = _real_style(tmp_path)
+    exp = load_config(ExperimentConfig, REPO / "configs/experiments/jaffe_expression_transfer.yaml", [
+        f"--data.root={data}", f"--gan.overrides={TINY_GAN + ['--data.channels=1', '--train.batch_size=4']}"])
+    units = dict(list(unit_gan_rows(make_splits(data, ["jaffe-loso"], 0)).items())[:2])
+    par = train_gans(exp, data, {k: (r, tmp_path / "par" / k) for k, r in units.items()}, seed=0, workers=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seq = train_gans(exp, data, {k: (r, tmp_path / "seq" / k) for k, r in units.items()}, seed=0, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert list(par) == list(seq) == list(units)
+    for k in units:
+        assert same_last_weights(par[k], seq[k]), k
+    stamps = {k: (par[k] / "done.json").stat().st_mtime_ns for k in units}
+    train_gans(exp, data, {k: (r, tmp_path / "par" / k) for k, r in units.items()}, seed=0, workers=2)
+    assert {k: (par[k] / "done.json").stat().st_mtime_ns for k in units} == stamps  # reused, not retrained
+    other = dict(list(units.items())[:1])
+    assert not same_last_weights(par[next(iter(other))], seq[list(units)[1]])  # the check can fail
+
+
 def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
     import pandas as pd
 
