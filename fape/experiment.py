@@ -597,10 +597,12 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
 
 
 def check_same_experiment(exp: ExperimentConfig, out: Path) -> None:
-    """Resuming is running the same experiment into its folder again. A different one (other seeds,
-    settings, overrides...) would overwrite ``config.yaml``, ``results.json`` and ``report.md``,
-    and with them the record of what the finished cells were trained with: refuse, naming the keys.
-    ``out`` itself is not compared (it is where the folder is, not what ran in it)."""
+    """Resuming is running the same experiment into its folder again, or growing it by seeds (a
+    seed list that keeps every seed there: the finished cells are still the report's). Anything
+    else (settings, overrides, fewer seeds...) would overwrite ``config.yaml``, ``results.json``
+    and ``report.md``, and with them the record of what the finished cells were trained with:
+    refuse, naming the keys. ``out`` itself is not compared (it is where the folder is, not what
+    ran in it)."""
     import yaml
 
     from fape.config import config_changes, to_dict
@@ -613,7 +615,8 @@ def check_same_experiment(exp: ExperimentConfig, out: Path) -> None:
     except (OSError, yaml.YAMLError) as e:
         raise OutputError(f"cannot read {stored_file}: {e}") from None
     new = yaml.safe_load(yaml.safe_dump(to_dict(exp), sort_keys=False))  # the types a reload gives
-    changes = [c for c in config_changes(stored if isinstance(stored, dict) else {}, new) if c[0] != "out"]
+    changes = [c for c in config_changes(stored if isinstance(stored, dict) else {}, new) if c[0] != "out"
+               and not (c[0] == "seeds" and isinstance(c[1], list) and set(c[1]) <= set(c[2]))]
     if changes:
         shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changes[:5])
         more = f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""

@@ -77,7 +77,12 @@ def test_tiny_experiment_runs_every_cell_then_reuses(tmp_path, capsys, monkeypat
     kept = {f: (out / f).read_bytes() for f in ("config.yaml", "results.json", "report.md")}
     with pytest.raises(OutputError, match=r"seeds: \[0, 1\] there, \[2\] now"):
         run_experiment(override(exp, {"seeds": [2]}), out)
+    with pytest.raises(OutputError, match=r"n_boot: 200 there, 300 now"):  # more seeds, yet another bootstrap
+        run_experiment(override(exp, {"seeds": [0, 1, 2], "n_boot": 300}), out)
     assert {f: (out / f).read_bytes() for f in kept} == kept and not (out / "seeds" / "s2").exists()
+    from fape.experiment import check_same_experiment
+
+    check_same_experiment(override(exp, {"seeds": [1, 0, 2]}), out)  # growing by a seed is resuming
 
 
 def test_search_on_validation_never_reads_test(tmp_path):
