@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -236,3 +237,34 @@ def test_feature_matching_term_reaches_the_total(data, tmp_path):
     assert r["g_total"] == pytest.approx(r["g_adv"] + 10 * r["g_l1"] + 2 * r["g_feature_matching"], rel=1e-4)
     assert not any("g_feature_matching" in r for r in read_jsonl(
         gan_train.train(cfg_for(data, "--train.max_steps=1"), tmp_path / "off", progress=False) / "metrics.jsonl"))
+
+
+def test_expression_term_reads_the_target_expression_of_an_expression_pair(tmp_path):
+    """In an expression pair (s, a) -> (s, b) G is asked to draw b: the pair carries both labels,
+    and the expression term is the frozen classifier's cross-entropy against b, not a."""
+    import torch.nn.functional as F
+
+    from _fixtures import tiny_clf_run
+    from fape.data.preprocess import to_model_input
+    from fape.gan.data import build_data, prepare_batch
+    from fape.gan.preserve import make_preservation
+    from fape.classifiers.io import load_run
+    from fape.utils.loop import collate
+
+    clf_run, data = tiny_clf_run(tmp_path, epochs=1)
+    cfg = load_config(GANConfig, REPO / "configs/gan/real_expression.yaml",
+                      [f"--data.root={data}", "--data.image_size=32", "--data.heldout_subjects=0",
+                       "--data.pairs={pose: 0.0, expression: 1.0, mirror: 0.0, identity: 0.0}"])
+    faces, pairs, _ = build_data(cfg)
+    idx = np.arange(min(8, len(pairs)))
+    batch = prepare_batch(cfg, collate(pairs, idx, "cpu"))
+    labels = torch.as_tensor(np.array(faces.labels))
+    assert torch.equal(batch["label"], labels[batch["src"]]) and torch.equal(batch["target_label"], labels[batch["tgt"]])
+    assert (batch["label"] != batch["target_label"]).all()  # expression pairs change the expression
+    terms = make_preservation(str(clf_run), faces.info.label_names, "cpu")
+    fake = batch["target_f"]
+    clf = load_run(clf_run)  # the classifier's labels are the dataset's, in the same order
+    logits = clf.model.eval()(to_model_input(fake, clf.cfg.data.image_size, clf.cfg.data.channels))
+    got = terms(batch, fake)["expression"]
+    assert got == pytest.approx(F.cross_entropy(logits, batch["target_label"]).item(), rel=1e-5)
+    assert got != pytest.approx(F.cross_entropy(logits, batch["label"]).item(), rel=1e-3)

@@ -231,7 +231,8 @@ class PairDataset(Dataset):
             "target": torch.from_numpy(np.ascontiguousarray(tgt_img.transpose(2, 0, 1))),
             "source_landmarks": torch.from_numpy(self.faces.landmarks[s]),
             "target_landmarks": torch.from_numpy(np.ascontiguousarray(tgt_lm)),
-            "label": int(self.faces.labels[s]),
+            "label": int(self.faces.labels[s]),  # the source's expression
+            "target_label": int(self.faces.labels[t]),  # the one G is asked to draw (expression pairs: another)
             "kind": int(self.pairs["kind"][k]),
             "src": s,
             "tgt": t,

@@ -47,7 +47,7 @@ class LossConfig:
     adversarial: Literal["nonsaturating", "lsgan", "hinge"] = "nonsaturating"  # paper: log loss, eq. 1-2
     l1_weight: float = bounded(10.0, ge=0.0)  # lambda of eq. 3
     identity_weight: float = bounded(0.0, ge=0.0)  # feature distance through a frozen classifier (needs classifier_run)
-    expression_weight: float = bounded(0.0, ge=0.0)  # cross-entropy of a frozen classifier on the source label
+    expression_weight: float = bounded(0.0, ge=0.0)  # cross-entropy of a frozen classifier on the target's label
     feature_matching_weight: float = bounded(0.0, ge=0.0)  # L1 between D's features of fake and real (pix2pixHD: 10)
     classifier_run: str | None = None
 

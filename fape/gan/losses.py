@@ -79,8 +79,8 @@ def feature_distance(f_a: torch.Tensor, f_b: torch.Tensor, eps: float = 1e-8) ->
 
 
 def expression_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``E[-log softmax(logits)[label]]``: a frozen expression classifier should still read the source's
-    expression label on the generated face. ``logits [B, K]``, ``labels [B]`` int64."""
+    """``E[-log softmax(logits)[label]]``: a frozen expression classifier should read the expression
+    G was asked to draw (the target's label) on the generated face. ``logits [B, K]``, ``labels [B]`` int64."""
     return F.cross_entropy(logits, labels)
 
 

@@ -2,7 +2,9 @@
 
 ``identity``: ``1 - cos`` between the classifier's penultimate features of the generated face
 and of its source; ``expression``: cross-entropy of the classifier on the generated face
-against the source's label. The classifier sees images the way it was trained (its size and
+against the target's label, the expression G is asked to draw. In a pose pair that is the
+source's own; in an expression pair (s, a) -> (s, b) it is b, so the term pulls G towards
+drawing b rather than keeping a. The classifier sees images the way it was trained (its size and
 channels); it is frozen and in eval mode, but gradients flow through it to G.
 """
 from __future__ import annotations
@@ -59,6 +61,6 @@ def make_preservation(run: str, dataset_label_names: list[str], device, index=No
         with torch.no_grad():
             f_src = model.forward_features(to_model_input(batch["source_f"], size, ch))
         return {"identity": losses.feature_distance(f_fake, f_src),
-                "expression": losses.expression_ce(model.forward_head(f_fake), label_map[batch["label"]])}
+                "expression": losses.expression_ce(model.forward_head(f_fake), label_map[batch["target_label"]])}
 
     return terms
