@@ -21,7 +21,9 @@ selection is on each split's validation part only.
 k-fold protocols (``ckplus-10fold``, ``jaffe-loso``) are tasks too: each fold is a unit with
 its own synthesized set and classifier cell (``clf/TASK/SETTING/sSEED/foldK``); every row is
 tested in some fold, so no row is untested by every unit and such a task needs
-``gan.per_task: true`` (each fold's GAN sees only that fold's training subjects). A seed's
+``gan.per_task: true`` (each fold's GAN sees only that fold's training subjects). With
+``gan.judge: true`` each GAN first gets its own frozen judge (:func:`gan_judge`, trained on the
+GAN's training rows only) for its expression and identity terms. A seed's
 result of a k-fold task pools the test predictions of its folds (each image tested once) into
 ``clf/TASK/SETTING/sSEED/eval/test``: accuracy and per-class recall are pooled, and the
 interval resamples seeds, then test images of every fold.
@@ -83,6 +85,10 @@ class ExpGAN:
     # one GAN per task (per fold of a k-fold task), trained on that unit's training rows only;
     # false: one GAN per seed on the rows every task trains on
     per_task: bool = False
+    # train each GAN's own judge first (the experiment's classifier, on the GAN's training rows
+    # only) and give it to the GAN as loss.classifier_run: the frozen classifier of its expression
+    # and identity terms, whose weights come from overrides (e.g. --loss.expression_weight=1)
+    judge: bool = False
 
 
 @dataclass
@@ -383,7 +389,33 @@ def _train_gan(exp: ExperimentConfig, data: Path, rows_: np.ndarray, run: Path, 
     cfg = override(load_config(GANConfig, exp.gan.config, exp.gan.overrides), {"data.root": str(data), "data.rows": str(rows)})
     if seed is not None:
         cfg = override(cfg, {"train.seed": seed, "data.split_seed": seed})
+    if exp.gan.judge:
+        judge = gan_judge(exp, data, cfg, run.parent / f"{run.name}_judge")
+        cfg = override(cfg, {"loss.classifier_run": str(judge)})
     train_gan(cfg, run)
+    return run
+
+
+def gan_judge(exp: ExperimentConfig, data: Path, gan_cfg, run: Path) -> Path:
+    """``gan.judge``: the frozen classifier of one GAN's expression and identity terms, trained (or
+    reused) into ``run`` on that GAN's own training rows only. Its split is the ``gan-rows``
+    protocol on the GAN's ``data.rows``, held-out fraction and seed: it trains and selects on the
+    rows the GAN trains on (10% of them select) and is tested on the subjects the GAN holds out, so
+    ``fape.gan.preserve`` accepts it and no unit's test or validation subject reaches G through it.
+    The model and recipe are the experiment's classifier and overrides, seeded like the GAN."""
+    from fape.classifiers.config import ClfConfig
+    from fape.classifiers.train_eval import train_and_eval
+    from fape.config import load_config, override
+
+    d = gan_cfg.data
+    split = make_splits(data, ["gan-rows"], gan_cfg.train.seed,
+                        {"rows": d.rows, "heldout_subjects": d.heldout_subjects, "holdout_seed": d.split_seed})
+    cfg = override(load_config(ClfConfig, exp.classifier or None, exp.classifier_overrides),
+                   {"name": f"{exp.name}-gan-judge", "data.root": str(data), "data.split": split["gan-rows"],
+                    "train.seed": gan_cfg.train.seed})
+    res = train_and_eval(cfg, run)
+    print(f"  GAN judge {run}: accuracy {res['accuracy']:.4f} on the GAN's held-out subjects (n={res['n']})",
+          flush=True)
     return run
 
 
@@ -521,9 +553,10 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
     return str(run)
 
 
-def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int = 1) -> dict:
+def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int = 1, supersede: bool = False) -> dict:
     """Every (seed, task, setting) cell, ``workers`` cells at once (:class:`CellPool`); the
-    results and ``report.md`` / ``results.json`` in ``out`` (module docstring)."""
+    results and ``report.md`` / ``results.json`` in ``out`` (module docstring). ``out`` may hold
+    this experiment's earlier run, or another one with ``supersede`` (:func:`check_same_experiment`)."""
     from fape.classifiers.evaluate import compare, load_evals, load_results, per_class_differences
     from fape.config import save_config
 
@@ -531,7 +564,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     check_experiment(exp)
     out = Path(out or exp.out or f"runs/experiments/{exp.name}")
     claim_dir(out, ("config.yaml",))  # an experiment's folder, an empty one, or a new one: never a user's
-    check_same_experiment(exp, out)
+    check_same_experiment(exp, out, supersede)
     save_config(exp, out / "config.yaml")
     data = _build_data(exp)
     init = {s.name: _pretrain(exp, s, out) for s in exp.settings}
@@ -596,13 +629,15 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     return results
 
 
-def check_same_experiment(exp: ExperimentConfig, out: Path) -> None:
+def check_same_experiment(exp: ExperimentConfig, out: Path, supersede: bool = False) -> None:
     """Resuming is running the same experiment into its folder again, or growing it by seeds (a
     seed list that keeps every seed there: the finished cells are still the report's). Anything
     else (settings, overrides, fewer seeds...) would overwrite ``config.yaml``, ``results.json``
     and ``report.md``, and with them the record of what the finished cells were trained with:
     refuse, naming the keys. ``out`` itself is not compared (it is where the folder is, not what
-    ran in it)."""
+    ran in it). With ``supersede`` (``--supersede``), a changed experiment may run there on
+    purpose, reusing the finished GANs, sets and cells whose folders it shares: the previous
+    config, results and report are moved to ``OUT/superseded/K/`` first, so none is lost."""
     import yaml
 
     from fape.config import config_changes, to_dict
@@ -617,11 +652,23 @@ def check_same_experiment(exp: ExperimentConfig, out: Path) -> None:
     new = yaml.safe_load(yaml.safe_dump(to_dict(exp), sort_keys=False))  # the types a reload gives
     changes = [c for c in config_changes(stored if isinstance(stored, dict) else {}, new) if c[0] != "out"
                and not (c[0] == "seeds" and isinstance(c[1], list) and set(c[1]) <= set(c[2]))]
+    if changes and supersede:
+        k = 0
+        while (out / "superseded" / str(k)).exists():
+            k += 1
+        keep = out / "superseded" / str(k)
+        keep.mkdir(parents=True)
+        for name in ("config.yaml", "results.json", "report.md"):
+            if (out / name).is_file():
+                (out / name).rename(keep / name)  # same file system: an atomic move
+        print(f"  {out}: the previous experiment's config, results and report moved to {keep}", flush=True)
+        return
     if changes:
         shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changes[:5])
         more = f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
         raise OutputError(f"{out} holds another experiment ({stored_file}): {shown}{more}. Running this one there "
-                          f"would overwrite its config and report; choose another --out")
+                          f"would overwrite its config and report; choose another --out, or pass --supersede to run it "
+                          f"there on purpose (the old config, results and report move to {out / 'superseded'})")
 
 
 def check_experiment(exp: ExperimentConfig) -> None:
@@ -654,6 +701,15 @@ def check_experiment(exp: ExperimentConfig) -> None:
         if by_name[name].synthetic or by_name[name].oracle:
             raise ConfigError(f"experiment {exp.name!r}: gate {exp.gate!r}: the judge setting {name!r} must train "
                               f"on the unit's real training rows only (not synthetic, not oracle)")
+    if exp.gan.judge:
+        from fape.config import load_config
+        from fape.gan.config import GANConfig
+
+        loss = load_config(GANConfig, exp.gan.config or None, exp.gan.overrides).loss if not exp.gan.run else None
+        if loss is None or not (loss.expression_weight or loss.identity_weight):
+            raise ConfigError(f"experiment {exp.name!r}: gan.judge trains a judge for a GAN's expression and identity "
+                              f"terms, but " + ("gan.run is a finished GAN" if loss is None else
+                                                "both weights are 0 (add --loss.expression_weight=W to gan.overrides)"))
     kfold = [t for t in exp.tasks if t in PROTOCOLS and PROTOCOLS[t].kfold]
     if exp.part != "test" and kfold:
         raise ConfigError(f"experiment {exp.name!r}: part: {exp.part} cannot pool the folds of the k-fold "
@@ -913,7 +969,7 @@ def cli_experiment(args, overrides) -> int:
 
     exp = load_config(ExperimentConfig, args.config, overrides)
     run_experiment(exp, Path(args.out) if args.out else None,
-                   default_workers() if args.workers is None else args.workers)
+                   default_workers() if args.workers is None else args.workers, supersede=args.supersede)
     return 0
 
 
@@ -927,4 +983,8 @@ def register(groups) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="classifier cells, and per-fold GANs (gan.per_task), trained at once (default: 2 on a "
                         "CPU with 2+ cores, 1 on a GPU)")
+    p.add_argument("--supersede", action="store_true",
+                   help="OUT holds another experiment (a changed config): run this one there anyway, reusing the "
+                        "finished GANs, sets and cells it shares; the old config.yaml, results.json and report.md "
+                        "move to OUT/superseded/K/")
     p.set_defaults(handler=lambda args, overrides: cli_experiment(args, overrides), takes_overrides=True)

@@ -29,6 +29,7 @@ import numpy as np
 from fape.utils.io import atomic_write_json, atomic_write_text, claim_dir
 
 STAGES_FILE = "stages.json"  # per-stage times; also marks a folder as a quick start's output
+RUN_FILE = "quickstart.json"  # the size and seed the folder's stages were made with
 ROLES = ("with", "without", "oracle")  # the report's rows, in experiment.headroom_roles order
 
 
@@ -193,6 +194,23 @@ def quickstart_experiment(size: str, seed: int, out: Path):
                           "out": str(out / "experiment"), "redraw": "all"})
 
 
+def check_same_run(out: Path, size: str, seed: int, fresh: bool) -> None:
+    """Finished stages are reused, so a folder made with another size or seed would hand its old
+    data, table and metrics to this run under the new seed's name: refuse it (``--fresh`` starts
+    over), then record this run's size and seed (``quickstart.json``)."""
+    from fape.errors import OutputError
+
+    want = {"size": size, "seed": int(seed)}
+    have = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).is_file() else None
+    if have is None and (out / STAGES_FILE).is_file() and json.loads((out / STAGES_FILE).read_text()) and not fresh:
+        raise OutputError(f"{out} holds a quick start whose size and seed were not recorded ({out / RUN_FILE} is "
+                          f"missing): pass --fresh to start over there, or choose another --out")
+    if have is not None and have != want and not fresh:
+        raise OutputError(f"{out} holds the quick start of size {have['size']}, seed {have['seed']} ({out / RUN_FILE}); "
+                          f"this is size {size}, seed {seed}: choose another --out, or pass --fresh to start over there")
+    atomic_write_json(out / RUN_FILE, want)
+
+
 def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, workers: int | None = None) -> Path:
     from fape.data.preview import contact_sheet, mask_previews
     from fape.data.synth import synthesize
@@ -209,6 +227,7 @@ def run(out: Path, size: str = "small", seed: int = 0, fresh: bool = False, work
 
         for d in ("experiment", "metrics"):
             shutil.rmtree(out / d, ignore_errors=True)
+    check_same_run(out, size, seed, fresh)
     stages = Stages(out, fresh, total=5)
     exp = quickstart_experiment(size, seed, out)
     data, exp_dir = Path(exp.data.root), Path(exp.out)

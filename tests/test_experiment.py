@@ -232,6 +232,45 @@ def test_per_fold_gans_train_two_at_a_time_to_the_same_weights(tmp_path):
     assert not same_last_weights(par[next(iter(other))], seq[list(units)[1]])  # the check can fail
 
 
+def test_gan_judge_trains_on_the_gans_own_rows_and_drives_its_expression_term(tmp_path):
+    """``gan.judge``: each GAN's frozen classifier trains and selects on that GAN's training rows
+    only (never the fold's test or validation subjects, nor the GAN's held-out ones), and the GAN
+    logs the expression term it gives."""
+    from fape.classifiers.io import load_run
+    from fape.data.splits import load_split
+    from fape.experiment import make_splits, train_gans, unit_gan_rows
+    from fape.gan.config import GANConfig
+    from fape.gan.data import gan_rows
+    from fape.data.format import read_index
+    from fape.utils.runs import read_jsonl
+
+    data = _real_style(tmp_path)
+    exp = load_config(ExperimentConfig, REPO / "configs/experiments/jaffe_expression_transfer.yaml", [
+        f"--data.root={data}", "--gan.judge=true",
+        f"--classifier_overrides={TINY_CLF + ['--data.channels=1', '--train.batch_size=4']}",
+        f"--gan.overrides={TINY_GAN + ['--data.channels=1', '--train.batch_size=4', '--loss.expression_weight=1']}"])
+    files = make_splits(data, ["jaffe-loso"], 0)
+    key, rows = next(iter(unit_gan_rows(files).items()))
+    run = train_gans(exp, data, {key: (rows, tmp_path / "gan" / "fold0")}, seed=0)[key]
+    cfg = load_config(GANConfig, run / "config.yaml")
+    assert cfg.loss.classifier_run == str(tmp_path / "gan" / "fold0_judge")
+    judge = load_run(cfg.loss.classifier_run)
+    parts = load_split(judge.cfg.data.split)
+    m = read_index(data).manifest
+    gan_train_rows, gan_held = gan_rows(cfg, m)
+    assert len(gan_held) and set(parts["train"]) | set(parts["val"]) <= set(gan_train_rows)
+    assert set(parts["test"]) == set(gan_held)
+    fold = load_split(files["jaffe-loso"], fold=0)
+    assert not set(m["subject"][np.r_[parts["train"], parts["val"]]]) & set(m["subject"][np.r_[fold["test"], fold["val"]]])
+    assert any(r.get("g_expression", 0) > 0 for r in read_jsonl(run / "metrics.jsonl"))
+    from fape.config import override
+    from fape.errors import ConfigError
+    from fape.experiment import check_experiment
+
+    with pytest.raises(ConfigError, match="both weights are 0"):
+        check_experiment(override(exp, {"gan.overrides": TINY_GAN}))
+
+
 def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
     import pandas as pd
 
@@ -350,7 +389,9 @@ def test_judge_gate_uses_each_folds_own_cell_trained_first(tmp_path, monkeypatch
 
     # 2. the same units without a gate: every planned face, and what its fold's judge makes of it
     shutil.rmtree(out / "seeds/s0/synth")
-    run_experiment(_judge_experiment(data, ""), out)
+    first_report = (out / "report.md").read_bytes()
+    run_experiment(_judge_experiment(data, ""), out, supersede=True)  # on purpose, reusing GANs and cells
+    assert (out / "superseded/0/report.md").read_bytes() == first_report  # the first run's record is kept
     ungated = {k: v for k, v in json.loads(synth_json.read_text()).items() if v}
     p = {k: _drawn_probability(cells[k], v) for k, v in ungated.items()}
     paths = {k: read_index(v).manifest["path"].to_numpy() for k, v in ungated.items()}  # one per planned face
@@ -365,7 +406,8 @@ def test_judge_gate_uses_each_folds_own_cell_trained_first(tmp_path, monkeypatch
     # 3. gated at t, the judges reused (an interrupted experiment whose synthesis is redone): a fold
     # keeps exactly the faces its own judge gives at least t of their drawn expression
     shutil.rmtree(out / "seeds/s0/synth")
-    run_experiment(_judge_experiment(data, f"expression:@Fa-Net:{t}"), out)
+    run_experiment(_judge_experiment(data, f"expression:@Fa-Net:{t}"), out, supersede=True)
+    assert (out / "superseded/1/config.yaml").is_file()
     gated = json.loads(synth_json.read_text())
     kept = rejected = 0
     for key in ungated:

@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from fape.cli import main
@@ -58,6 +59,14 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     assert main(["quickstart", "--size", "tiny", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "data: reused" in printed and "experiment: reused" in printed
+    # another seed in the same folder would be handed the finished stages of seed 0: refused, all kept
+    from fape.errors import OutputError
+    from fape.quickstart import run as quickstart_run
+
+    kept = (out / "report.md").read_bytes()
+    with pytest.raises(OutputError, match=r"size tiny, seed 0 .*this is size tiny, seed 1"):
+        quickstart_run(out, "tiny", seed=1)
+    assert (out / "report.md").read_bytes() == kept and json.loads((out / "quickstart.json").read_text())["seed"] == 0
 
     # the 2 cells-at-once run gave what one process training the cells in turn gives, with the
     # same threads per cell (the seed's splits, GAN and synthesized sets are the finished ones)
