@@ -45,21 +45,9 @@ def _gan_step(threads: int):
     return (lambda: step(raw)), cfg.train.batch_size
 
 
-def _throughput(threads: int, steps: int, start, out, kind: str = "clf") -> None:
-    """Train ``steps`` quick-start steps (or GAN steps) with ``threads`` threads; put images/s on ``out``."""
+def _clf_step(threads: int):
+    """One quick-start Fa-Net training step on a fixed batch, and its batch size."""
     import torch
-
-    if kind == "gan":
-        step, batch = _gan_step(threads)
-        for _ in range(3):
-            step()
-        if start is not None:
-            start.wait()
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        out.put(batch * steps / (time.perf_counter() - t))
-        return
     import torch.nn.functional as F
 
     from fape.classifiers import create_classifier
@@ -79,6 +67,12 @@ def _throughput(threads: int, steps: int, start, out, kind: str = "clf") -> None
         loss.backward()
         opt.step()
 
+    return step, 64
+
+
+def _throughput(threads: int, steps: int, start, out, kind: str = "clf") -> None:
+    """Train ``steps`` quick-start steps (or GAN steps) with ``threads`` threads; put images/s on ``out``."""
+    step, batch = (_gan_step if kind == "gan" else _clf_step)(threads)
     for _ in range(3):  # warm-up: allocator, oneDNN kernels
         step()
     if start is not None:
@@ -86,7 +80,7 @@ def _throughput(threads: int, steps: int, start, out, kind: str = "clf") -> None
     t = time.perf_counter()
     for _ in range(steps):
         step()
-    out.put(64 * steps / (time.perf_counter() - t))
+    out.put(batch * steps / (time.perf_counter() - t))
 
 
 def run(workers: int, threads: int, steps: int, kind: str = "clf") -> float:
