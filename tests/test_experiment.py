@@ -83,6 +83,12 @@ def test_tiny_experiment_runs_every_cell_then_reuses(tmp_path, capsys, monkeypat
     from fape.experiment import check_same_experiment
 
     check_same_experiment(override(exp, {"seeds": [1, 0, 2]}), out)  # growing by a seed is resuming
+    from fape.config import save_config
+
+    save_config(override(exp, {"seeds": [2]}), tmp_path / "other.yaml")  # the command line: one line, exit 2
+    capsys.readouterr()
+    assert main(["experiment", str(tmp_path / "other.yaml"), "--out", str(out)]) == 2
+    assert "--supersede" in capsys.readouterr().err and {f: (out / f).read_bytes() for f in kept} == kept
 
 
 def test_search_on_validation_never_reads_test(tmp_path):
