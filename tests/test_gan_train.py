@@ -207,6 +207,12 @@ def test_identity_and_expression_terms_through_a_frozen_classifier(data, tmp_pat
     r = rec[-1]
     assert r["g_total"] == pytest.approx(r["g_adv"] + 10 * r["g_l1"] + r["g_identity"] + 0.5 * r["g_expression"],
                                          rel=1e-4)
+    # with identity_weight 0 the identity term (a second classifier pass, on the source) is not computed
+    run = gan_train.train(cfg_for(data, *terms[:1], f"--loss.classifier_run={rows_run}", "--loss.identity_weight=0",
+                                  "--loss.expression_weight=0.5"), tmp_path / "gan_expr", progress=False)
+    r = [r for r in read_jsonl(run / "metrics.jsonl") if "g_expression" in r][-1]
+    assert "g_identity" not in r
+    assert r["g_total"] == pytest.approx(r["g_adv"] + 10 * r["g_l1"] + 0.5 * r["g_expression"], rel=1e-4)
 
 
 def test_warp_unet_trains_on_batches_that_carry_both_landmark_sets(data, tmp_path):

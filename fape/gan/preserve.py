@@ -31,9 +31,15 @@ def classifier_rows_outside(clf_cfg, index, allowed_rows: np.ndarray) -> np.ndar
     return np.setdiff1d(used, allowed_rows)
 
 
+TERMS = ("identity", "expression")
+
+
 def make_preservation(run: str, dataset_label_names: list[str], device, index=None,
-                      allowed_rows: np.ndarray | None = None):
-    """A function ``(batch, fake) -> {"identity": t, "expression": t}`` for ``generator_loss``.
+                      allowed_rows: np.ndarray | None = None, terms: tuple[str, ...] = TERMS):
+    """A function ``(batch, fake) -> {term: t for term in terms}`` for ``generator_loss``.
+
+    Only the terms asked for are computed: ``identity`` costs a second forward pass of the
+    classifier, on the source, every step, which is wasted when its weight is 0.
 
     With ``index`` and ``allowed_rows`` (the GAN's training rows), a classifier that trained or
     selected on any other row of the same dataset is refused: it would carry the held-out subjects'
@@ -47,6 +53,9 @@ def make_preservation(run: str, dataset_label_names: list[str], device, index=No
             raise ConfigError(f"loss.classifier_run {run} trained on {len(bad)} rows the GAN may not train on "
                               f"(e.g. rows {bad[:5].tolist()}: held-out subjects or rows outside data.rows); "
                               f"train the classifier on the GAN's training rows only")
+    unknown = sorted(set(terms) - set(TERMS))
+    if unknown or not terms:
+        raise ValueError(f"preservation terms must be a non-empty subset of {TERMS}, got {tuple(terms)}")
     model = clf.model.requires_grad_(False).eval()
     size, ch = clf.cfg.data.image_size, clf.cfg.data.channels
     lut = {n: i for i, n in enumerate(clf.label_names)}
@@ -56,11 +65,15 @@ def make_preservation(run: str, dataset_label_names: list[str], device, index=No
                          f"{'...' if len(missing) > 5 else ''}: it cannot judge expression preservation")
     label_map = torch.tensor([lut[n] for n in dataset_label_names], device=device)
 
-    def terms(batch: dict, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def compute(batch: dict, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         f_fake = model.forward_features(to_model_input(fake.float(), size, ch))
-        with torch.no_grad():
-            f_src = model.forward_features(to_model_input(batch["source_f"], size, ch))
-        return {"identity": losses.feature_distance(f_fake, f_src),
-                "expression": losses.expression_ce(model.forward_head(f_fake), label_map[batch["target_label"]])}
+        out = {}
+        if "identity" in terms:
+            with torch.no_grad():  # the source's features are the target
+                f_src = model.forward_features(to_model_input(batch["source_f"], size, ch))
+            out["identity"] = losses.feature_distance(f_fake, f_src)
+        if "expression" in terms:
+            out["expression"] = losses.expression_ce(model.forward_head(f_fake), label_map[batch["target_label"]])
+        return out
 
-    return terms
+    return compute

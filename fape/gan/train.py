@@ -211,8 +211,9 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     if cfg.loss.classifier_run and (cfg.loss.identity_weight or cfg.loss.expression_weight):
         from fape.gan.preserve import make_preservation
 
+        wanted = tuple(t for t in ("identity", "expression") if getattr(cfg.loss, f"{t}_weight"))
         preserve = make_preservation(cfg.loss.classifier_run, faces.info.label_names, device, faces.index,
-                                     gan_rows(cfg, faces.index.manifest)[0])
+                                     gan_rows(cfg, faces.index.manifest)[0], terms=wanted)
     mc = num_mask_channels(cfg.data)
     G = create_generator(cfg.generator, in_chans=cfg.data.channels, mask_chans=mc, image_size=cfg.data.image_size)
     D = create_discriminator(cfg.discriminator, image_size=cfg.data.image_size,
