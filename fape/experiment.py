@@ -344,21 +344,13 @@ def train_gans(exp: ExperimentConfig, data: Path, jobs: dict[str, tuple[np.ndarr
     stops the rest, and every one resumes from its last snapshot on the next run."""
     todo = {k: j for k, j in jobs.items() if not (j[1] / "done.json").is_file()}
     if workers > 1 and len(todo) > 1:
-        import multiprocessing as mp
-        import os
-        from concurrent.futures import ProcessPoolExecutor
+        from fape.utils.procs import threads_per_worker, worker_pool
 
         n = min(workers, len(todo))
-        pool = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                   initargs=(max(1, (os.cpu_count() or 1) // n),))
-        try:
+        with worker_pool(n, threads_per_worker(n)) as pool:
             futures = [pool.submit(_gan, exp, data, rows, run, seed) for rows, run in todo.values()]
             for f in futures:
                 f.result()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
     return {k: _gan(exp, data, rows, run, seed) for k, (rows, run) in jobs.items()}  # the rest in turn
 
 
@@ -779,17 +771,6 @@ def default_workers() -> int:
     return 1 if torch.cuda.is_available() else max(1, min(2, os.cpu_count() or 1))
 
 
-def _worker_init(threads: int) -> None:
-    """A cell worker: ``threads`` torch threads, and it ends with the experiment (a killed
-    ``fape experiment`` must not leave cells training under PID 1)."""
-    import torch
-
-    from fape.utils.procs import die_with_parent
-
-    die_with_parent()
-    torch.set_num_threads(threads)
-
-
 def count_images(dataset: str) -> int:
     """Images of a fape dataset folder (``dataset.json``); 0 for "" (no synthesized set)."""
     return int(json.loads((Path(dataset) / "dataset.json").read_text())["num_images"]) if dataset else 0
@@ -821,13 +802,10 @@ class CellPool:
 
     def __enter__(self) -> "CellPool":
         if self.parallel:
-            import multiprocessing as mp
-            import os
-            from concurrent.futures import ProcessPoolExecutor
+            from fape.utils.procs import spawn_pool, threads_per_worker
 
-            self.threads = max(1, (os.cpu_count() or 1) // self.workers)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(self.threads,))
+            self.threads = threads_per_worker(self.workers)
+            self._pool = spawn_pool(self.workers, self.threads)
         return self
 
     def __exit__(self, kind, *_) -> None:

@@ -14,10 +14,8 @@ import pytest
 from _fixtures import REPO
 
 PARENT = textwrap.dedent("""
-    import multiprocessing as mp, sys, time
-    from concurrent.futures import ProcessPoolExecutor
-    from fape.experiment import _worker_init
-    from fape.utils.procs import die_with_parent
+    import sys, time
+    from fape.utils.procs import spawn_pool
 
     def park(path):
         import os
@@ -25,8 +23,7 @@ PARENT = textwrap.dedent("""
         time.sleep(600)
 
     if __name__ == "__main__":
-        init, args = (_worker_init, (1,)) if sys.argv[2] == "cells" else (die_with_parent, ())
-        pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=init, initargs=args)
+        pool = spawn_pool(1, 1 if sys.argv[2] == "cells" else None)  # the cell pools set torch threads
         pool.submit(park, sys.argv[1])
         time.sleep(600)
 """)

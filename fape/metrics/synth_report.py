@@ -323,6 +323,7 @@ def synth_metrics(synth: str | Path, data: str | Path, rows: np.ndarray | None =
     import contextlib
 
     from fape.errors import UserError
+    from fape.utils.procs import worker_pool
 
     if max_pairs < 1:
         raise UserError(f"max_pairs (--max-pairs) must be >= 1, got {max_pairs}")
@@ -331,19 +332,9 @@ def synth_metrics(synth: str | Path, data: str | Path, rows: np.ndarray | None =
     if workers < 1:
         raise UserError(f"workers (--workers) must be >= 1, got {workers}")
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(_embed_pool(workers)) if workers > 1 else None
+        pool = stack.enter_context(worker_pool(workers)) if workers > 1 else None
         return _synth_metrics(synth, data, rows, features, reference_rows, max_pairs, kid_n, seed, cache, progress,
                               pool, workers)
-
-
-def _embed_pool(workers: int):
-    """Spawned worker processes for dlib, ended with their parent."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    from fape.utils.procs import die_with_parent
-
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent)
 
 
 def _synth_metrics(synth, data, rows, features, reference_rows, max_pairs: int, kid_n: int, seed: int, cache,

@@ -1,9 +1,48 @@
 """Worker processes that never outlive their parent (import pools and experiment cell pools)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
+
+
+def threads_per_worker(workers: int) -> int:
+    """The cores shared evenly among ``workers`` processes, at least 1: more torch threads than
+    cores spin in OpenMP and run several times slower."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def init_worker(threads: int | None = None) -> None:
+    """Pool initializer: :func:`die_with_parent`, then ``threads`` torch threads when given."""
+    die_with_parent()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def spawn_pool(workers: int, threads: int | None = None) -> ProcessPoolExecutor:
+    """``workers`` spawned processes (forking a process that holds torch's thread pools is unsafe)
+    that end with their parent, each with ``threads`` torch threads when given."""
+    import multiprocessing as mp
+
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=init_worker,
+                               initargs=(threads,))
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int, threads: int | None = None):
+    """:func:`spawn_pool` as a context: on an error, work not yet started is cancelled before it waits
+    for the running work (the executor's own ``with`` would run the whole queue first)."""
+    pool = spawn_pool(workers, threads)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def die_with_parent() -> None:

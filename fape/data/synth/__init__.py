@@ -174,7 +174,6 @@ def synthesize(cfg: SynthConfig, out: str | Path | None = None, overwrite: bool 
     the number of subjects, for sets of at least ``PARALLEL_FROM`` images); every subject draws
     from its own seeded generators, so the bytes do not depend on it."""
     import os
-    from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
@@ -193,11 +192,9 @@ def synthesize(cfg: SynthConfig, out: str | Path | None = None, overwrite: bool 
     with atomic_dir(out, overwrite) as tmp, tqdm(total=total, desc="synth", unit="img",
                                                  disable=not progress) as bar:
         if workers > 1:
-            import multiprocessing as mp
+            from fape.utils.procs import worker_pool
 
-            from fape.utils.procs import die_with_parent
-
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=die_with_parent) as pool:
+            with worker_pool(workers) as pool:
                 futures = [pool.submit(_render_subject, cfg, si, tmp) for si in range(cfg.identities)]
                 for f in futures:  # in subject order: the manifest's order does not depend on workers
                     r, lm = f.result()
