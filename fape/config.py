@@ -269,6 +269,34 @@ def config_changes(stored: dict, new: dict, prefix: str = "") -> list[tuple[str,
     return sorted(changes, key=lambda c: c[0])
 
 
+def stored_changes(path: str | Path, new: dict, ignore: tuple[str, ...] = (),
+                   may_grow: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]] | None:
+    """:func:`config_changes` from the config stored at ``path`` (YAML, or JSON, which YAML reads)
+    to ``new``; None when nothing is stored there. Keys in ``ignore`` do not count (where a folder
+    is, not what ran in it); a list key in ``may_grow`` whose new value keeps every stored item is
+    not a change (adding seeds to an experiment resumes it). An unreadable file is an
+    :class:`~fape.errors.OutputError` naming it: a folder guard must not pass on a file it cannot read."""
+    from fape.errors import OutputError
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        stored = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise OutputError(f"cannot read {path}: {e}") from None
+    new = yaml.safe_load(yaml.safe_dump(new, sort_keys=False))  # the types a reload gives (tuples -> lists)
+    return [(k, a, b) for k, a, b in config_changes(stored if isinstance(stored, dict) else {}, new)
+            if k not in ignore and not (k in may_grow and isinstance(a, list) and isinstance(b, list)
+                                        and set(a) <= set(b))]
+
+
+def describe_changes(changes: list[tuple[str, Any, Any]], shown: int = 5) -> str:
+    """``key: old there, new now; ...`` for an error message, the first ``shown`` of them."""
+    text = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changes[:shown])
+    return text + (f" (and {len(changes) - shown} more)" if len(changes) > shown else "")
+
+
 def save_config(cfg, path: str | Path) -> None:
     from fape.utils.io import atomic_write_text
 

@@ -621,6 +621,9 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     return results
 
 
+GROWABLE = ("seeds",)  # experiment keys that may grow in a resumed folder: the finished cells stay the report's
+
+
 def check_same_experiment(exp: ExperimentConfig, out: Path, supersede: bool = False) -> None:
     """Resuming is running the same experiment into its folder again, or growing it by seeds (a
     seed list that keeps every seed there: the finished cells are still the report's). Anything
@@ -630,20 +633,10 @@ def check_same_experiment(exp: ExperimentConfig, out: Path, supersede: bool = Fa
     ran in it). With ``supersede`` (``--supersede``), a changed experiment may run there on
     purpose, reusing the finished GANs, sets and cells whose folders it shares: the previous
     config, results and report are moved to ``OUT/superseded/K/`` first, so none is lost."""
-    import yaml
-
-    from fape.config import config_changes, to_dict
+    from fape.config import describe_changes, stored_changes, to_dict
 
     stored_file = out / "config.yaml"
-    if not stored_file.is_file():
-        return
-    try:
-        stored = yaml.safe_load(stored_file.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise OutputError(f"cannot read {stored_file}: {e}") from None
-    new = yaml.safe_load(yaml.safe_dump(to_dict(exp), sort_keys=False))  # the types a reload gives
-    changes = [c for c in config_changes(stored if isinstance(stored, dict) else {}, new) if c[0] != "out"
-               and not (c[0] == "seeds" and isinstance(c[1], list) and set(c[1]) <= set(c[2]))]
+    changes = stored_changes(stored_file, to_dict(exp), ignore=("out",), may_grow=GROWABLE)
     if changes and supersede:
         k = 0
         while (out / "superseded" / str(k)).exists():
@@ -656,11 +649,9 @@ def check_same_experiment(exp: ExperimentConfig, out: Path, supersede: bool = Fa
         print(f"  {out}: the previous experiment's config, results and report moved to {keep}", flush=True)
         return
     if changes:
-        shown = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changes[:5])
-        more = f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
-        raise OutputError(f"{out} holds another experiment ({stored_file}): {shown}{more}. Running this one there "
-                          f"would overwrite its config and report; choose another --out, or pass --supersede to run it "
-                          f"there on purpose (the old config, results and report move to {out / 'superseded'})")
+        raise OutputError(f"{out} holds another experiment ({stored_file}): {describe_changes(changes)}. Running this "
+                          f"one there would overwrite its config and report; choose another --out, or pass --supersede to "
+                          f"run it there on purpose (the old config, results and report move to {out / 'superseded'})")
 
 
 def check_experiment(exp: ExperimentConfig) -> None:

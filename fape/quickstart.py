@@ -198,16 +198,17 @@ def check_same_run(out: Path, size: str, seed: int, fresh: bool) -> None:
     """Finished stages are reused, so a folder made with another size or seed would hand its old
     data, table and metrics to this run under the new seed's name: refuse it (``--fresh`` starts
     over), then record this run's size and seed (``quickstart.json``)."""
+    from fape.config import describe_changes, stored_changes
     from fape.errors import OutputError
 
     want = {"size": size, "seed": int(seed)}
-    have = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).is_file() else None
-    if have is None and (out / STAGES_FILE).is_file() and json.loads((out / STAGES_FILE).read_text()) and not fresh:
+    changes = stored_changes(out / RUN_FILE, want)
+    if changes is None and (out / STAGES_FILE).is_file() and json.loads((out / STAGES_FILE).read_text()) and not fresh:
         raise OutputError(f"{out} holds a quick start whose size and seed were not recorded ({out / RUN_FILE} is "
                           f"missing): pass --fresh to start over there, or choose another --out")
-    if have is not None and have != want and not fresh:
-        raise OutputError(f"{out} holds the quick start of size {have['size']}, seed {have['seed']} ({out / RUN_FILE}); "
-                          f"this is size {size}, seed {seed}: choose another --out, or pass --fresh to start over there")
+    if changes and not fresh:
+        raise OutputError(f"{out} holds another quick start ({out / RUN_FILE}): {describe_changes(changes)}; "
+                          f"choose another --out, or pass --fresh to start over there")
     atomic_write_json(out / RUN_FILE, want)
 
 

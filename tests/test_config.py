@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
+import yaml
 
 from fape.config import ConfigError, load_config, parse_overrides, save_config
 
@@ -104,3 +105,22 @@ def test_config_changes_names_nested_keys_and_ignores_keys_one_side_lacks():
     new = {"a": 1, "b": {"c": [1, 3], "d": "y"}, "new_only": 6}
     assert config_changes(stored, new) == [("b.c", [1, 2], [1, 3]), ("b.d", "x", "y")]
     assert config_changes(new, new) == []
+
+
+def test_stored_changes_ignores_keys_lets_listed_keys_grow_and_names_an_unreadable_file(tmp_path):
+    from fape.config import describe_changes, stored_changes
+    from fape.errors import OutputError
+
+    f = tmp_path / "config.yaml"
+    assert stored_changes(f, {"a": 1}) is None  # nothing stored: nothing to guard
+    f.write_text(yaml.safe_dump({"out": "x", "seeds": [0, 1], "lr": 0.1, "tags": ("a",)}))
+    assert stored_changes(f, {"out": "y", "seeds": [0, 1, 2], "lr": 0.1}, ignore=("out",), may_grow=("seeds",)) == []
+    assert stored_changes(f, {"out": "x", "seeds": [1], "lr": 0.1}, may_grow=("seeds",)) == [("seeds", [0, 1], [1])]
+    assert stored_changes(f, {"seeds": [0, 1, 2]}) == [("seeds", [0, 1], [0, 1, 2])]  # grows only where allowed
+    assert stored_changes(f, {"tags": ("a",)}) == []  # a tuple reads back as the list YAML stores
+    got = stored_changes(f, {"out": "y", "lr": 0.2})
+    assert got == [("lr", 0.1, 0.2), ("out", "x", "y")]
+    assert describe_changes(got, shown=1) == "lr: 0.1 there, 0.2 now (and 1 more)"
+    f.write_text("a: [1,\n")
+    with pytest.raises(OutputError, match=str(f)):
+        stored_changes(f, {"a": 1})

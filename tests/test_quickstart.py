@@ -64,7 +64,7 @@ def test_quickstart_tiny_end_to_end_and_reuse(tmp_path, capsys):
     from fape.quickstart import run as quickstart_run
 
     kept = (out / "report.md").read_bytes()
-    with pytest.raises(OutputError, match=r"size tiny, seed 0 .*this is size tiny, seed 1"):
+    with pytest.raises(OutputError, match=r"another quick start .*seed: 0 there, 1 now"):
         quickstart_run(out, "tiny", seed=1)
     assert (out / "report.md").read_bytes() == kept and json.loads((out / "quickstart.json").read_text())["seed"] == 0
 
