@@ -26,10 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="GROUP")
     groups.required = True
 
-    from fape import experiment, quickstart
-    from fape.data import cli as data_cli
-
+    from fape import quickstart
     from fape.classifiers import cli as clf_cli
+    from fape.data import cli as data_cli
+    from fape.experiment import cli as experiment_cli
     from fape.gamo import cli as gamo_cli
     from fape.gan import cli as gan_cli
     from fape.metrics import cli as metrics_cli
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     clf_cli.register(groups)
     metrics_cli.register(groups)
     quickstart.register(groups)
-    experiment.register(groups)
+    experiment_cli.register(groups)
     predict_cli.register(groups)
     gamo_cli.register(groups)
     return parser

@@ -326,7 +326,7 @@ def test_kfold_experiment_with_a_gan_per_fold_runs_and_pools(tmp_path):
     assert made > 0
     # --workers > 1 starts the largest cells first: a fold cell's size is its own fold's training rows
     from fape.classifiers.config import ClfConfig
-    from fape.experiment import _train_images
+    from fape.experiment.cells import _train_images
 
     for k in (0, 3):
         for name in t["settings"]:
@@ -522,7 +522,7 @@ def test_plain_cells_are_handed_to_the_pool_before_the_gan_trains(tmp_path, monk
     come back in table order."""
     import torch
 
-    import fape.experiment as E
+    import fape.experiment.run as E
 
     exp = load_config(ExperimentConfig, REPO / "configs/experiments/f2ed_table5.yaml", [
         f"--data.root={tmp_path / 'data'}", f"--data.synth={tiny_experiment(tmp_path).data.synth}",
