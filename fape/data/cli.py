@@ -89,7 +89,7 @@ def register(groups) -> None:
                                    "er-up, er-zid, fer2013-official, jaffe-deep-emotion, jaffe-loso, ckplus-10fold, "
                                    "leave-one-dataset-out (of a `fape data merge`), random, subject, gan-rows (a GAN's "
                                    "training rows and held-out subjects) "
-                                   "(see fape/data/splits.py).")
+                                   "(see fape/data/splits/).")
     q.add_argument("dir", help="dataset folder")
     q.add_argument("--protocol", required=True, help="split protocol (e.g. er-ss, jaffe-deep-emotion)")
     q.add_argument("--seed", type=int, default=0)
@@ -97,7 +97,7 @@ def register(groups) -> None:
     q.add_argument("--option", action="extend", nargs="+", default=[], metavar="K=V",
                    help="protocol option, e.g. rare_fraction=0.2, rare_pose=HL, classes=6, fractions=0.8,0.1,0.1, "
                         "leak_unit=sequence (er-ss, er-ue: every view of a sequence on one side)")
-    q.set_defaults(handler=lazy("fape.data.splits", "cli_split"))
+    q.set_defaults(handler=lazy("fape.data.splits.cli", "cli_split"))
 
     # ---- cache / info / reindex
     q = sub.add_parser("cache", help="decode all images once into a memory-mapped array",
