@@ -43,7 +43,8 @@ import cv2
 import numpy as np
 import torch
 
-from fape.classifiers.evaluate import classification_metrics, paired_bootstrap
+from fape.classifiers.intervals import paired_bootstrap
+from fape.classifiers.metrics import classification_metrics
 from fape.data.dataset import to_float
 from fape.predict.backends import load_classifier
 from fape.predict.run import Predictor, default_model

@@ -139,7 +139,7 @@ def headroom_lines(tasks: list[str], experiment: dict) -> list[str]:
     """Headroom = oracle - without and the share of it that synthesis recovers, per task that has an
     oracle, from the experiment's results (intervals resample the test images; one seed here,
     ``fape experiment`` over seeds resamples seeds too)."""
-    from fape.classifiers.evaluate import headroom_text
+    from fape.classifiers.compare import headroom_text
 
     return [f"- {t.upper()}: " + headroom_text(experiment["tasks"][t]["headroom"])
             for t in tasks if experiment["tasks"].get(t, {}).get("headroom")]

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fape.classifiers.evaluate import compare, hierarchical_bootstrap, headroom_bootstrap, paired_bootstrap
+from fape.classifiers.compare import compare
+from fape.classifiers.intervals import headroom_bootstrap, hierarchical_bootstrap, paired_bootstrap
 from fape.cli import run as fape_run
 
 
@@ -176,7 +177,7 @@ def test_compare_pairs_seeds_on_their_own_test_sets(tmp_path, capsys):
 
 
 def test_weighted_macro_f1_known_cases():
-    from fape.classifiers.evaluate import weighted_macro_f1
+    from fape.classifiers.metrics import weighted_macro_f1
 
     lab, pred = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])
     # class 0: P 1, R 1/2, F1 2/3; class 1: P 2/3, R 1, F1 4/5
@@ -189,7 +190,7 @@ def test_weighted_macro_f1_known_cases():
 def _run_with_results(root, name, labels, preds):
     import json
 
-    from fape.classifiers.evaluate import classification_metrics
+    from fape.classifiers.metrics import classification_metrics
 
     d = root / name / "eval" / "test"
     d.mkdir(parents=True)
@@ -199,7 +200,8 @@ def _run_with_results(root, name, labels, preds):
 
 
 def test_compare_per_class_reports_recall_and_macro_f1_differences(tmp_path, capsys):
-    from fape.classifiers.evaluate import _correct, macro_f1_bootstrap
+    from fape.classifiers.compare import _correct
+    from fape.classifiers.intervals import macro_f1_bootstrap
 
     lab = np.repeat([0, 1], 300)
     perfect = _run_with_results(tmp_path, "perfect", lab, lab)
@@ -251,7 +253,7 @@ def _macro_f1(lab: np.ndarray, pred: np.ndarray, k: int) -> float:
 def test_compare_per_class_reads_each_run_file_once(tmp_path, monkeypatch):
     import json
 
-    from fape.classifiers.evaluate import classification_metrics
+    from fape.classifiers.metrics import classification_metrics
 
     names = ["a", "b", "c"]
     lab = np.repeat([0, 1, 2], 10)  # [30] per seed, every seed scores the same images

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from fape.classifiers.augment import augment
-from fape.classifiers.evaluate import classification_metrics, confusion, paired_bootstrap, per_class_prf
+from fape.classifiers.intervals import paired_bootstrap
 from fape.classifiers.losses import center_loss, center_update, class_weights
+from fape.classifiers.metrics import classification_metrics, confusion, per_class_prf
 
 
 def test_confusion_and_prf_analytic():

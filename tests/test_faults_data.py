@@ -284,7 +284,7 @@ def test_missing_column_of_an_import_csv_is_named(tmp_path, column):
 
 @pytest.mark.parametrize("column", ["row", "label", "pred"])
 def test_missing_column_of_predictions_csv_is_named(tmp_path, column):
-    from fape.classifiers.evaluate import compare
+    from fape.classifiers.compare import compare
     from fape.classifiers.kfold import summary
 
     for k, run in enumerate(("r1", "r2")):  # two folds: each tests its own rows

@@ -1,5 +1,9 @@
-"""``fape clf ...``: train, eval, compare, chain, kfold."""
+"""``fape clf ...``: train, eval, compare, chain, kfold; the eval and compare handlers (heavy imports inside
+the handlers, so ``fape --help`` stays instant)."""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from fape.utils.cli import add_config_arg, add_group, lazy
 
@@ -35,7 +39,7 @@ def register(groups) -> None:
                         "without one makes its recorded protocol's split in DATA/splits, as training does")
     q.add_argument("--out", default=None, help="default RUN/eval/SPLIT, or runs/eval/NAME/SPLIT for a checkpoint folder")
     q.add_argument("--device", default="cpu")
-    q.set_defaults(handler=lazy("fape.classifiers.evaluate", "cli_eval"))
+    q.set_defaults(handler=lazy("fape.classifiers.cli", "cli_eval"))
 
     q = sub.add_parser("compare", help="mean +- std over seeds, bootstrap CI of differences over seeds and images",
                        description="fape clf compare with=RUN1 with=RUN2 without=RUN3 without=RUN4: groups runs by "
@@ -52,7 +56,7 @@ def register(groups) -> None:
                    help="also per-class recall, each class's difference from the first setting, and macro-F1 "
                         "with the interval of its difference")
     q.add_argument("--out", default=None, help="write OUT.md and OUT.json")
-    q.set_defaults(handler=lazy("fape.classifiers.evaluate", "cli_compare"))
+    q.set_defaults(handler=lazy("fape.classifiers.cli", "cli_compare"))
 
     q = sub.add_parser("chain", help="run a transfer chain (stage N starts from stage N-1's best)",
                        description="fape clf chain configs/chains/fer2013_to_jaffe.yaml [--train.epochs=2 ...]: "
@@ -68,3 +72,49 @@ def register(groups) -> None:
     add_config_arg(q)
     q.add_argument("--out", default=None, help="folder of the fold runs (default: RUNS_DIR/NAME-kfold)")
     q.set_defaults(handler=lazy("fape.classifiers.kfold", "cli_kfold"))
+
+
+def cli_eval(args, overrides) -> int:
+    from fape.classifiers.evaluate import TEST_READS, evaluate_run, list_test_reads, test_reads_dir
+
+    res = evaluate_run(args.run, args.split, args.data, args.out, args.device, split_file=args.split_file)
+    print(f"{args.run} [{args.split}] accuracy {res['accuracy']:.4f}  macro-F1 {res['macro_f1']:.4f}  "
+          f"(n={res['n']}, chance {res['chance']:.3f}; split {res['split_file']}) -> {res['out']}")
+    where = test_reads_dir(Path(args.run))
+    reads = len(list_test_reads(where)) if args.split == "test" else 0
+    if reads >= 2:
+        print(f"fape: warning: test part of {args.run} read {reads} times; a number chosen after looking at test "
+              f"is spent (reads listed in {where / TEST_READS})", file=sys.stderr)
+    return 0
+
+
+def cli_compare(args, overrides) -> int:
+    from fape.classifiers.compare import (compare, compare_markdown, load_evals, load_results, per_class_markdown,
+                                          per_class_report)
+    from fape.utils.io import atomic_write_json, atomic_write_text
+
+    groups: dict[str, list[str]] = {}
+    for item in args.runs:  # NAME=RUN or RUN (grouped by the run's config name)
+        name, _, run = item.rpartition("=")
+        if not name:
+            from fape.classifiers.io import best_checkpoint
+            from fape.utils.checkpoint import load_state
+
+            name = load_state(best_checkpoint(run))["config"]["name"]
+        groups.setdefault(name, []).append(run)
+    try:
+        frames = load_evals(groups, args.split)  # each run's predictions.csv read once, shared below
+        res = compare(groups, args.split, args.n_boot, tuple(args.headroom) if args.headroom else None, frames)
+        if args.per_class:
+            res["per_class"] = per_class_report(groups, args.split, args.n_boot, frames,
+                                                load_results(groups, args.split))
+    except ValueError as e:
+        from fape.errors import UserError
+
+        raise UserError(str(e)) from None
+    md = compare_markdown(res) + ("\n" + per_class_markdown(res["per_class"]) if args.per_class else "")
+    print(md)
+    if args.out:
+        atomic_write_text(Path(args.out).with_suffix(".md"), md)
+        atomic_write_json(Path(args.out).with_suffix(".json"), res)
+    return 0

@@ -34,7 +34,8 @@ def pool_folds(fold_runs: list[Path], out: Path) -> dict:
     ``out/eval/test/{predictions.csv, results.json}``, read by :func:`compare` like a run's."""
     import pandas as pd
 
-    from fape.classifiers.evaluate import classification_metrics, read_predictions
+    from fape.classifiers.evaluate import read_predictions
+    from fape.classifiers.metrics import classification_metrics
 
     frames = [read_predictions(Path(r) / "eval" / "test" / "predictions.csv") for r in fold_runs]
     df = pd.concat(frames, ignore_index=True)

@@ -63,7 +63,7 @@ def report_md(exp: ExperimentConfig, res: dict) -> str:
                          f"| {d['n_seeds']} |")
     heads = [(t, res["tasks"][t]["headroom"]) for t in tasks if res["tasks"][t].get("headroom")]
     if heads:
-        from fape.classifiers.evaluate import headroom_text
+        from fape.classifiers.compare import headroom_text
 
         lines += ["", "Headroom and the share of it that synthesis recovers (settings with, without, oracle: "
                   f"{', '.join(heads[0][1]['settings'])}):", ""]

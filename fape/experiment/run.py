@@ -193,7 +193,7 @@ def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int 
     """Every (seed, task, setting) cell, ``workers`` cells at once (:class:`CellPool`); the
     results and ``report.md`` / ``results.json`` in ``out`` (module docstring). ``out`` may hold
     this experiment's earlier run, or another one with ``supersede`` (:func:`check_same_experiment`)."""
-    from fape.classifiers.evaluate import compare, load_evals, load_results, per_class_differences
+    from fape.classifiers.compare import compare, load_evals, load_results, per_class_differences
     from fape.config import save_config
 
     t0 = time.perf_counter()

@@ -91,7 +91,8 @@ def score(pred_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 def cross_evaluate(root: Path, base_data: Path, version: str | None = None, out: Path | None = None,
                    n_boot: int = 2000, seed: int = 0) -> dict:
     """The four cells and the paired differences; written to ``out`` as results.json and table.md."""
-    from fape.classifiers.evaluate import evaluate_run, hierarchical_bootstrap
+    from fape.classifiers.evaluate import evaluate_run
+    from fape.classifiers.intervals import hierarchical_bootstrap
     from fape.errors import UserError
     from fape.gamo.retrain import snapshot
 
