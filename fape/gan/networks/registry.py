@@ -19,22 +19,22 @@ GENERATORS: dict[str, Callable[..., nn.Module]] = {}
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_generator(name: str):
+def _register(table: dict, kind: str, name: str):
+    """A decorator that adds its builder to ``table`` under ``name``; a name is registered once."""
     def deco(fn):
-        if name in GENERATORS:
-            raise ValueError(f"generator {name!r} is already registered")
-        GENERATORS[name] = fn
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is already registered")
+        table[name] = fn
         return fn
     return deco
+
+
+def register_generator(name: str):
+    return _register(GENERATORS, "generator", name)
 
 
 def register_discriminator(name: str):
-    def deco(fn):
-        if name in DISCRIMINATORS:
-            raise ValueError(f"discriminator {name!r} is already registered")
-        DISCRIMINATORS[name] = fn
-        return fn
-    return deco
+    return _register(DISCRIMINATORS, "discriminator", name)
 
 
 def list_generators() -> list[str]:
