@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
+from fape.classifiers.io import load_run
 from fape.gan.preserve import make_preservation
 
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
 def step_ms(terms, batch: dict, fake: torch.Tensor, steps: int) -> float:
@@ -40,12 +40,13 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
+    labels = load_run(args.run, "cpu").label_names  # the judge's own expressions, in its order
     g = torch.Generator().manual_seed(0)
     fake = torch.rand(args.batch, 1, args.size, args.size, generator=g) * 2 - 1  # [N, 1, S, S] in [-1, 1]
     batch = {"source_f": torch.rand(args.batch, 1, args.size, args.size, generator=g) * 2 - 1,
-             "target_label": torch.randint(0, len(LABELS), (args.batch,), generator=g)}
-    variants = {"both terms (before)": make_preservation(args.run, LABELS, "cpu", terms=("identity", "expression")),
-                "expression only (now)": make_preservation(args.run, LABELS, "cpu", terms=("expression",))}
+             "target_label": torch.randint(0, len(labels), (args.batch,), generator=g)}
+    variants = {"both terms (before)": make_preservation(args.run, labels, "cpu", terms=("identity", "expression")),
+                "expression only (now)": make_preservation(args.run, labels, "cpu", terms=("expression",))}
     times = {k: [] for k in variants}
     for terms in variants.values():
         step_ms(terms, batch, fake, 2)  # warm-up

@@ -207,11 +207,11 @@ def train(cfg: GANConfig, run_dir: Path, resume: bool = False, progress: bool = 
     device, world, rank = accelerator.device, accelerator.num_processes, accelerator.process_index
     set_seed(tc.seed)  # identical initial weights on every rank
     faces, pairs, heldout = build_data(cfg)
-    preserve = None
-    if cfg.loss.classifier_run and (cfg.loss.identity_weight or cfg.loss.expression_weight):
-        from fape.gan.preserve import make_preservation
+    from fape.gan.preserve import TERMS, make_preservation
 
-        wanted = tuple(t for t in ("identity", "expression") if getattr(cfg.loss, f"{t}_weight"))
+    preserve = None
+    wanted = tuple(t for t in TERMS if getattr(cfg.loss, f"{t}_weight"))  # the terms with a nonzero weight
+    if cfg.loss.classifier_run and wanted:
         preserve = make_preservation(cfg.loss.classifier_run, faces.info.label_names, device, faces.index,
                                      gan_rows(cfg, faces.index.manifest)[0], terms=wanted)
     mc = num_mask_channels(cfg.data)
