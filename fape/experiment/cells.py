@@ -90,18 +90,19 @@ class CellPool:
         self._done: dict[str, dict] = {}  # run folder -> result (in turn)
         self._futures: dict = {}  # run folder -> Future (parallel)
         self._pool = None
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "CellPool":
         if self.parallel:
-            from fape.utils.procs import spawn_pool, threads_per_worker
+            from fape.utils.procs import threads_per_worker, worker_pool
 
             self.threads = threads_per_worker(self.workers)
-            self._pool = spawn_pool(self.workers, self.threads)
+            # on an error, queued cells are cancelled before the running ones are awaited
+            self._pool = self._stack.enter_context(worker_pool(self.workers, self.threads))
         return self
 
-    def __exit__(self, kind, *_) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=kind is not None)
+    def __exit__(self, *exc) -> None:
+        self._stack.__exit__(*exc)
 
     def submit(self, jobs: list[tuple[object, Path]]) -> None:
         """Add ``(ClfConfig, run folder)`` cells; a folder already added is not added again."""

@@ -68,14 +68,14 @@ class ExperimentConfig:
     # plan YAML); the key "default" covers the tasks not listed
     plans: dict = field(default_factory=lambda: {"default": "per-pose:1.5"})
     # synthesis quality gate (fape.gan.gates), e.g. "pose:0.15"; "" keeps every face; "expression:@NAME" judges
-    # each unit's faces with setting NAME's cell of that unit and seed (module docstring)
+    # each unit's faces with setting NAME's cell of that unit and seed (``fape.experiment`` docstring)
     gate: str = ""
     classifier: str = ""  # classifier config YAML ("" = the ClfConfig defaults)
     classifier_overrides: list[str] = field(default_factory=list)
     settings: list[ExpSetting] = field(default_factory=lambda: [ExpSetting("without"),
                                                                 ExpSetting("with", synthetic=True)])
     seeds: list[int] = field(default_factory=lambda: [0])
-    redraw: Literal["all", "classifier"] = "all"  # what a seed redraws (module docstring)
+    redraw: Literal["all", "classifier"] = "all"  # what a seed redraws (``fape.experiment`` docstring)
     per_class: bool = False
     # the part every cell is evaluated on: "test" for a final table, "val" for a search over plans,
     # mixes or recipes, which must never read test (the best checkpoint was chosen on val, so val

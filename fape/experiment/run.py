@@ -74,7 +74,7 @@ def judge_runs(exp: ExperimentConfig, out: Path, seed: int, split_files: dict[st
 
 def _seed_splits(exp: ExperimentConfig, data: Path, out: Path, seed: int) -> tuple[dict, dict, Path]:
     """The split files and oracle split files of seed ``seed`` (``{task: path}`` each), made once
-    and reused, and the seed's folder ``OUT/seeds/sSEED`` (module docstring)."""
+    and reused, and the seed's folder ``OUT/seeds/sSEED`` (``fape.experiment`` docstring)."""
     split_seed = exp.split_seed + (seed if exp.redraw == "all" else 0)
     base = out / "seeds" / (f"s{seed}" if exp.redraw == "all" else "shared")
     base.mkdir(parents=True, exist_ok=True)
@@ -191,7 +191,7 @@ def _pretrain(exp: ExperimentConfig, setting: ExpSetting, out: Path) -> str:
 
 def run_experiment(exp: ExperimentConfig, out: Path | None = None, workers: int = 1, supersede: bool = False) -> dict:
     """Every (seed, task, setting) cell, ``workers`` cells at once (:class:`CellPool`); the
-    results and ``report.md`` / ``results.json`` in ``out`` (module docstring). ``out`` may hold
+    results and ``report.md`` / ``results.json`` in ``out`` (``fape.experiment`` docstring). ``out`` may hold
     this experiment's earlier run, or another one with ``supersede`` (:func:`check_same_experiment`)."""
     from fape.classifiers.compare import compare, load_evals, load_results, per_class_differences
     from fape.config import save_config

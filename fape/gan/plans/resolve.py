@@ -183,7 +183,7 @@ def resolve_plan(index: FaceIndex, plan: Plan, rows: np.ndarray | None, seed: in
 
 
 def landmark_method(plan: Plan, src: pd.DataFrame, pool: TransferPool, root, donors_given: bool = False) -> str:
-    """ALIGN or RETARGET for ``plan.landmarks`` on the source rows (module docstring); donor rows
+    """ALIGN or RETARGET for ``plan.landmarks`` on the source rows (``fape.gan.plans`` docstring); donor rows
     given make ``auto`` retarget (they have no other use)."""
     if plan.landmarks == "align":
         return ALIGN

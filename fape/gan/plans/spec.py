@@ -34,7 +34,7 @@ class Plan:
     targets: list[Target] = field(default_factory=list)  # YAML plans (builtins are resolved on data)
     text_sha256: str = ""  # YAML file content hash (part of the resume fingerprint)
     classes: list[str] = field(default_factory=list)  # balance-expression:A,B: top up only these
-    landmarks: str = "auto"  # "auto" | "align" | "retarget" (module docstring)
+    landmarks: str = "auto"  # "auto" | "align" | "retarget" (``fape.gan.plans`` docstring)
     donors: int = DONORS  # donor pairs per expression-transfer job
 
 
@@ -97,7 +97,7 @@ def _load_plan(text: str, where: str) -> dict:
 
 
 def _transfer_keys(raw: dict, where: str) -> dict:
-    """A YAML plan's ``landmarks`` and ``donors`` (module docstring)."""
+    """A YAML plan's ``landmarks`` and ``donors`` (``fape.gan.plans`` docstring)."""
     mode, k = str(raw.get("landmarks", "auto")), raw.get("donors", DONORS)
     if mode not in LANDMARK_MODES:
         raise UserError(f"{where}: landmarks must be one of {', '.join(LANDMARK_MODES)}, got {mode!r}")
