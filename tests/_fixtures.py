@@ -101,9 +101,9 @@ def same_last_weights(run_a: Path, run_b: Path) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def tiny_generator_run(run: Path, size: int = 32) -> Path:
-    """A checkpoint of an untrained tiny generator (unet width 8, ``size`` px RGB), written like
-    training does: enough for ``fape gan synthesize`` to run."""
+def tiny_generator_run(run: Path, size: int = 32, channels: int = 3) -> Path:
+    """A checkpoint of an untrained tiny generator (unet width 8, ``size`` px, ``channels``), written
+    like training does: enough for ``fape gan synthesize`` to run."""
     import dataclasses
 
     import torch
@@ -115,10 +115,10 @@ def tiny_generator_run(run: Path, size: int = 32) -> Path:
 
     cfg = GANConfig()
     cfg.data.image_size = size
-    cfg.data.channels = 3
+    cfg.data.channels = channels
     cfg.generator.width = 8
     torch.manual_seed(0)
-    G = create_generator(cfg.generator, in_chans=3, mask_chans=num_mask_channels(cfg.data), image_size=size)
+    G = create_generator(cfg.generator, in_chans=channels, mask_chans=num_mask_channels(cfg.data), image_size=size)
     save_checkpoint(run, 1, {"G": G.state_dict()}, {}, {"config": dataclasses.asdict(cfg), "epoch": 0})
     return run
 
