@@ -1,4 +1,6 @@
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,6 +46,16 @@ def test_train_select_on_val_and_eval(data, tmp_path):
     loaded = load_run(run)
     assert loaded.label_names == ["expr0", "expr1", "expr2"]
     assert loaded.model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+    # the same run scored on another split goes beside its own result, never over it (experiments
+    # and compare read RUN/eval/test as the run's result)
+    from fape.data import splits
+
+    own = (run / "eval" / "test" / "predictions.csv").read_bytes()
+    other = splits.save_split(real, splits.make_split(real, "random", seed=7), out=tmp_path / "s7.csv")
+    res7 = evaluate_run(run, "test", split_file=other)
+    assert Path(res7["out"]) == run / "eval" / f"test@{Path(real).name}.s7"
+    assert (run / "eval" / "test" / "predictions.csv").read_bytes() == own
+    assert evaluate_run(run, "test", data=str(real))["out"] == str(run / "eval" / "test")  # its own data: its own folder
 
 
 def test_kill_and_resume_equals_uninterrupted(data, tmp_path, monkeypatch):

@@ -87,7 +87,9 @@ def test_shipped_model_evaluates_on_imported_fer2013_layout(tmp_path, monkeypatc
     assert main(["data", "import", "fer2013-folders", str(tmp_path / "src"), "--out", str(tmp_path / "fer")]) == 0
     monkeypatch.chdir(tmp_path)
     assert _eval_cli("--run", shipped_model(), "--split", "test", "--data", tmp_path / "fer") == 0
-    res = json.loads((tmp_path / "runs" / "eval" / "fanet_fer2013_48" / "test" / "results.json").read_text())
+    # tagged with the data and split it was scored on (another dataset than the checkpoint's own)
+    res = json.loads((tmp_path / "runs" / "eval" / "fanet_fer2013_48" / "test@fer.fer2013-official-seed0"
+                      / "results.json").read_text())
     assert res["n"] == 14 and list(res["per_class"]) == names
 
 

@@ -37,7 +37,8 @@ def register(groups) -> None:
     q.add_argument("--split-file", default=None,
                    help="a split csv of the data (fape data split) instead of the run's; a packaged checkpoint "
                         "without one makes its recorded protocol's split in DATA/splits, as training does")
-    q.add_argument("--out", default=None, help="default RUN/eval/SPLIT, or runs/eval/NAME/SPLIT for a checkpoint folder")
+    q.add_argument("--out", default=None, help="default RUN/eval/SPLIT, or runs/eval/NAME/SPLIT for a checkpoint folder; "
+                   "SPLIT@DATA.SPLITFILE with other --data or --split-file, so the run's own result is kept")
     q.add_argument("--device", default="cpu")
     q.set_defaults(handler=lazy("fape.classifiers.cli", "cli_eval"))
 

@@ -59,17 +59,34 @@ def test_reads_dir(run: Path) -> Path:
     return run if (run / "labels.json").is_file() else default_eval_dir(run, "test").parent
 
 
-def default_eval_dir(run: Path, split: str) -> Path:
+def default_eval_dir(run: Path, split: str, tag: str = "") -> Path:
     """RUN/eval/SPLIT for a training run; a packaged checkpoint (perhaps inside site-packages) is
-    never written into: runs/eval/NAME/SPLIT under the current folder."""
-    return run / "eval" / split if (run / "labels.json").is_file() else Path("runs") / "eval" / run.name / split
+    never written into: runs/eval/NAME/SPLIT under the current folder. ``tag`` (``eval_tag``) names
+    an evaluation on other data or another split: SPLIT@TAG."""
+    name = f"{split}@{tag}" if tag else split
+    return run / "eval" / name if (run / "labels.json").is_file() else Path("runs") / "eval" / run.name / name
+
+
+def eval_tag(run: Path, cfg, root: str | Path, split_file: Path, data_given: bool, split_given: bool) -> str:
+    """``""`` for an evaluation on the run's own data and split, else ``DATA.SPLIT`` (the folder
+    names). Why: RUN/eval/SPLIT is what experiments, ``fape clf compare`` and the k-fold pooling read
+    as the run's result (a finished cell is one whose eval/test exists), so an evaluation on another
+    dataset or split must never replace it."""
+    if not (data_given or split_given):
+        return ""
+    own_root = Path(root).resolve() == Path(cfg.data.root).resolve()
+    labels = run / "labels.json"
+    own_split = not split_given or (labels.is_file() and
+                                    Path(split_file).resolve() == Path(json.loads(labels.read_text())["split"]).resolve())
+    return "" if own_root and own_split else f"{Path(root).resolve().name}.{Path(split_file).stem}"
 
 
 def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, out: str | Path | None = None,
                  device: str = "cpu", checkpoint: str | Path | None = None,
                  split_file: str | Path | None = None) -> dict:
     """Evaluate a run's selected model on a part of its split; writes results.json,
-    predictions.csv, confusion.csv and confusion.png into ``out`` (default: ``default_eval_dir``).
+    predictions.csv, confusion.csv and confusion.png into ``out`` (default: ``default_eval_dir``;
+    RUN/eval/SPLIT@DATA.SPLIT on other data or another split, ``eval_tag``).
     ``run`` may be a training run or a packaged checkpoint folder (``state.json``, no run files).
     Each evaluation of the test part is appended to ``test_reads.jsonl`` beside the eval folder
     (``RUN/test_reads.jsonl`` for a training run; ``record_test_read``).
@@ -88,6 +105,7 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     cfg = loaded.cfg
     root = data or cfg.data.root
     index = read_index(root)
+    split_given = split_file is not None
     split_file = eval_split_file(run, cfg, index, split_file)
     parts = splits.load_split(split_file, fold=cfg.data.fold if cfg.data.fold >= 0 else None)
     if split not in parts:
@@ -107,7 +125,8 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     res = classification_metrics(labels, preds, loaded.label_names, groups)
     res.update(run=str(run), split=split, split_file=str(split_file), data=str(root),
                checkpoint=str(loaded.checkpoint))
-    out = Path(out) if out else default_eval_dir(run, split)
+    out = Path(out) if out else default_eval_dir(
+        run, split, eval_tag(run, cfg, root, split_file, data is not None, split_given))
     res["out"] = str(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", res)
