@@ -3,6 +3,9 @@
 Weights used here are written by the tests themselves (nothing is downloaded)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +175,21 @@ def test_mini_xception_follows_the_paper():
     k3 = [c for c in m.blocks.modules() if isinstance(c, nn.Conv2d) and c.kernel_size == (3, 3)]
     assert len(k3) == 8 and all(c.groups == c.in_channels == c.out_channels for c in k3)
     assert m.drop_rate == 0.0 and m.num_features == 128
+
+
+def test_mini_xception_trains_channels_last_at_64_px():
+    # the paper's 64 px in the presets' memory format: a strided 1x1 shortcut conv crashed the process
+    # (oneDNN backward, channels-last fp32, 8 input channels on a 60 px map), so in a child process
+    code = (
+        "import torch; torch.set_num_threads(1); from fape.classifiers import create_classifier; "
+        "m = create_classifier('mini_xception', 7, in_chans=1, image_size=64).to(memory_format=torch.channels_last); "
+        "x = torch.rand(4, 1, 64, 64).contiguous(memory_format=torch.channels_last); "
+        "m(x).logsumexp(1).mean().backward(); "
+        "assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters()); print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", (out.returncode, out.stderr[-2000:])
 
 
 def test_mini_xception_exports_to_onnx():
