@@ -175,6 +175,14 @@ def test_mini_xception_follows_the_paper():
     k3 = [c for c in m.blocks.modules() if isinstance(c, nn.Conv2d) and c.kernel_size == (3, 3)]
     assert len(k3) == 8 and all(c.groups == c.in_channels == c.out_channels for c in k3)
     assert m.drop_rate == 0.0 and m.num_features == 128
+    # training subsamples before the shortcut's 1x1 conv, inference strides it: the same function
+    x = torch.rand(2, 1, 48, 48) * 2 - 1
+    m.eval()
+    with torch.no_grad():
+        strided = m(x)
+        for blk in m.blocks:
+            blk.training = True  # this module's path only; its batch norms stay in eval mode
+        assert torch.allclose(m(x), strided, atol=1e-5)
 
 
 def test_mini_xception_trains_channels_last_at_64_px():
