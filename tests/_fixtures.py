@@ -123,16 +123,16 @@ def tiny_generator_run(run: Path, size: int = 32, channels: int = 3) -> Path:
     return run
 
 
-def tiny_clf_run(root: Path, epochs: int = 2) -> tuple[Path, Path]:
-    """A cnn3 classifier run (32 px gray, random split) on a 3-subject x 3-expression multipose
+def tiny_clf_run(root: Path, epochs: int = 2, model: str = "cnn3") -> tuple[Path, Path]:
+    """A ``model`` classifier run (32 px gray, random split) on a 3-subject x 3-expression multipose
     set: ``(run folder, dataset folder)``."""
     from fape.classifiers import train as clf_train
     from fape.classifiers.config import ClfConfig
     from fape.config import load_config
 
     data = make_multipose(root / "real", subjects=3, expressions=3, frames=2)
-    cfg = load_config(ClfConfig, None, [f"--data.root={data}", "--model.name=cnn3", "--data.split=random",
-                                        "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
+    cfg = load_config(ClfConfig, None, [f"--data.root={data}", f"--model.name={model}",
+                                        "--data.split=random", "--data.image_size=32", "--data.channels=1", "--train.batch_size=8",
                                         f"--train.epochs={epochs}", "--optim.name=adam", "--optim.lr=1e-3"])
     return clf_train.train(cfg, root / "run", progress=False), data
 

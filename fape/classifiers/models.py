@@ -11,7 +11,7 @@ Every registered classifier follows one contract (see :class:`ClassifierBase`):
 * ``freeze_stages(names)`` / ``stage_names()``: stages are named groups of parameter-name prefixes
   (e.g. AlexNet ``conv1``..``conv5``, ``fc6``, ``fc7``, ``head``).
 
-Architectures live in :mod:`.lightcnn`, :mod:`.mobilenet` and :mod:`.baselines`; they register
+Architectures live in :mod:`.lightcnn`, :mod:`.mobilenet`, :mod:`.xception` and :mod:`.baselines`; they register
 themselves with :func:`register_classifier` when :mod:`fape.classifiers` is imported.
 """
 
@@ -73,7 +73,7 @@ def register_classifier(
 
 def _load_architectures() -> None:
     """Import the modules whose decorators fill the registry (lazily: see the package docstring)."""
-    from fape.classifiers import baselines, lightcnn, mobilenet  # noqa: F401
+    from fape.classifiers import baselines, lightcnn, mobilenet, xception  # noqa: F401
 
 
 def list_classifiers(pattern: str | None = None) -> list[str]:
