@@ -42,6 +42,9 @@ def test_package_loads_and_reports_its_own_accuracy(run, tmp_path, dtype):
     card = (out / "README.md").read_text()
     assert f"{100 * state['test']['accuracy']:.2f}%" in card and "fape clf train -c X.yaml" in card
     assert "0 expr0, 1 expr1, 2 expr2" in card
+    assert "started from" not in card  # trained from scratch
+    cont = {**state, "config": {**state["config"], "model": {**state["config"]["model"], "init_from": "ck/prev_model"}}}
+    assert "| started from | the weights of `prev_model`" in _tool().model_card(out, cont, "")
 
 
 def _eval_cli(*args) -> int:

@@ -123,6 +123,9 @@ def model_card(folder: Path, s: dict, command: str, bench: dict | None = None) -
         f"| weights | `model.safetensors`, {s['weights_dtype']}, sha256 `{s['model_sha256'][:16]}...` |",
         f"| data | `{Path(d['root']).name}`, split `{t['split_file']}`{protocol}: {sizes} images |",
         f"| command | `{command or 'fape clf train -c configs/clf/' + cfg['name'] + '.yaml'}` |",
+        *([f"| started from | the weights of `{Path(cfg['model']['init_from']).name}` (its own card is in this "
+           "folder's git history); the epochs and wall time below are this run's only |"]
+          if cfg["model"].get("init_from") else []),
         f"| training | {s['trained_epochs']} epochs ({s['trained_steps']} steps of {tr['batch_size']}), "
         f"{o['name']} lr {o['lr']} ({o['schedule']}), weight decay {o['weight_decay']}, augment `{d['augment']}`, "
         f"mixed precision `{tr['mixed_precision']}`, seed {tr['seed']} |",
