@@ -129,7 +129,7 @@ def model_card(folder: Path, s: dict, command: str, bench: dict | None = None) -
         f"| training | {s['trained_epochs']} epochs ({s['trained_steps']} steps of {tr['batch_size']}), "
         f"{o['name']} lr {o['lr']} ({o['schedule']}), weight decay {o['weight_decay']}, augment `{d['augment']}`, "
         f"mixed precision `{tr['mixed_precision']}`, seed {tr['seed']} |",
-        f"| wall time | {minutes}, 2 CPU cores |",
+        f"| wall time | {minutes}, on the project's 2-core CPU machine (threads as the run set them) |",
         f"| selected | epoch {s['best']['epoch']} (step {s['best']['step']}) by validation accuracy "
         f"{100 * s['best']['val_acc']:.2f}% |",
         f"| **test accuracy** | **{100 * t['accuracy']:.2f}%** on the `{t['split']}` part ({t['n']:,} images), "
