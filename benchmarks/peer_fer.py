@@ -235,7 +235,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="our checkpoint (default: the shipped model)")
     ap.add_argument("--int8", default=None, help="int8 ONNX export of --model (fape export --format onnx-int8)")
-    ap.add_argument("--also", nargs="*", default=[], metavar="NAME=RUN", help="further models of ours (PyTorch)")
+    ap.add_argument("--also", nargs="*", default=[], metavar="NAME=RUN", help="further models of ours: a run or checkpoint folder (PyTorch), or an export "
+                    "(`fape export --format onnx`: ONNX Runtime, e.g. a small student)")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--threads", type=int, default=1, help="threads of every runtime (same for all tools)")
     ap.add_argument("--limit", type=int, default=0, help="images per set, evenly spaced (0 = all)")
@@ -250,9 +251,10 @@ def main() -> None:
             "fape onnx": load_classifier(model, "onnx", threads=args.threads)}
     if args.int8:
         clfs["fape onnx int8"] = load_classifier(args.int8, threads=args.threads)
-    for item in args.also:  # NAME=RUN: further models of ours, PyTorch backend
+    for item in args.also:  # NAME=RUN: further models of ours, PyTorch backend; NAME=FILE.onnx: ONNX Runtime
         name, _, path = item.rpartition("=")
-        clfs[name or Path(path).name] = load_classifier(path, "torch")
+        clfs[name or Path(path).name] = load_classifier(path, "auto" if Path(path).is_file() else "torch",
+                                                        threads=args.threads)
     peer = Peer(args.threads)
     data = Path(args.data)
     res = {"model": str(model), "int8": args.int8, "also": args.also, "threads": args.threads, "parts": {}}
