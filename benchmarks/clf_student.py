@@ -53,16 +53,17 @@ TEACHER = "checkpoints/fanet_fer2013_48"
 
 
 def fer2013_crops(root: Path, part: str, n: int, seed: int = 0) -> np.ndarray | None:
-    """uint8 ``[n, 48, 48]`` crops: PrivateTest (``part="test"``) or Training (``"train"``) of the
-    Kaggle folder layout, evenly spaced (test) or drawn with ``seed`` (train); None when absent."""
-    pattern = "*/PrivateTest_*" if part == "test" else "*/Training_*"
-    files = sorted((root / part).glob(pattern))
+    """uint8 ``[n, 48, 48]`` crops: PrivateTest (``part="test"``, evenly spaced, as
+    ``peer_fer.fer2013_private`` reads them) or Training (``"train"``, drawn with ``seed``) of the
+    Kaggle folder layout; None when absent."""
+    from peer_fer import fer2013_private
+
+    if part == "test":
+        return fer2013_private(root, n)[0] if any((root / "test").glob("*/PrivateTest_*")) else None
+    files = sorted((root / "train").glob("*/Training_*"))
     if not files:
         return None
-    if part == "test":
-        files = files[::max(1, len(files) // n)][:n]
-    else:
-        files = [files[i] for i in np.random.default_rng(seed).choice(len(files), min(n, len(files)), replace=False)]
+    files = [files[i] for i in np.random.default_rng(seed).choice(len(files), min(n, len(files)), replace=False)]
     return np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])
 
 
