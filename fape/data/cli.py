@@ -26,6 +26,9 @@ def register(groups) -> None:
                    help="detect the face and crop it (default: keep the image as is)")
     q.add_argument("--eye-crop", action="store_true",
                    help="crop by eye distance (0.62/0.9/1.35 x e2e, cascaded fine-tuning paper); needs dlib")
+    q.add_argument("--assume-cropped", action="store_true",
+                   help="with --eye-crop: the images are face crops already (FER2013, CK+48), so the landmarks "
+                        "are found in a fixed inset of each image instead of a detected box")
     q.add_argument("--ckplus-frames", choices=["last", "last3"], default="last3",
                    help="ckplus: which peak frames to keep per labelled sequence")
     q.add_argument("--skip-bad", action="store_true",

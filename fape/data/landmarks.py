@@ -18,6 +18,9 @@ import numpy as np
 
 from fape.errors import UserError
 from fape.data import faces
+# the face-box conventions (--assume-cropped inset, Haar -> HOG-like box, blank threshold) live beside
+# the crops that share them
+from fape.data.faces import BLANK_STD, CROPPED_INSET, HAAR_TO_HOG, haar_to_hog, inset_box  # noqa: F401
 from fape.data.format import NUM_LANDMARKS, load_image, read_index, update_landmarks
 from fape.utils.io import atomic_save_npy, atomic_write_json
 
@@ -26,18 +29,6 @@ PARTIAL_DIR = ".landmarks_partial"
 REPORT_FILE = "landmarks_report.json"
 # Which detector gave the face box, stored per image as int8 codes in the partial folder.
 DETECTORS = ("none", "hog", "haar", "whole-image")
-# --assume-cropped: the face box is the image inset by these fractions of its width/height
-# (left, top, right, bottom). Measured on FER2013 and CK+48 48x48 crops: where dlib HOG finds the face
-# (on 4x upsampled images) its box sits about this far inside the crop, and of the insets tried
-# (0, uniform 0.05/0.08/0.10, these) these give landmarks closest to the HOG-box landmarks.
-CROPPED_INSET = (0.08, 0.13, 0.10, 0.06)
-# Haar boxes are larger than HOG boxes (they include the forehead); this maps a Haar box to the
-# HOG-like box the shape predictor was trained on: (x, y offsets, scale) in units of the Haar side,
-# fitted on JAFFE images where both detectors fire.
-HAAR_TO_HOG = (0.07, 0.12, 0.87)
-# Gray-level standard deviation below which an image is blank and has no face: FER2013's 13 blank
-# images have 0-0.7, the next-flattest 4.1 and then >= 9 (all 35,887 checked).
-BLANK_STD = 2.0
 
 # FAN weights as face_alignment names them in the torch hub cache: the 1.4+/1.5 state dict, then
 # the TorchScript archives of face_alignment 1.2/1.3 (loaded with torch.jit.load).
@@ -92,9 +83,7 @@ def face_box(gray: np.ndarray, assume_cropped: bool, upsample: int) -> tuple[np.
     if gray.std() < BLANK_STD:  # --assume-cropped would otherwise "find" a face on a blank image
         return None, 0
     if assume_cropped:
-        left, top, right, bottom = CROPPED_INSET
-        box = np.array([left * w, top * h, (1 - right) * w, (1 - bottom) * h], np.float32)
-        return box, DETECTORS.index("whole-image")
+        return inset_box(h, w), DETECTORS.index("whole-image")
     boxes = faces.detect_faces(gray, "dlib", min_size=0, upsample=upsample)
     if len(boxes):
         return boxes[0], DETECTORS.index("hog")
@@ -102,14 +91,6 @@ def face_box(gray: np.ndarray, assume_cropped: bool, upsample: int) -> tuple[np.
     if len(boxes):
         return haar_to_hog(boxes[0]), DETECTORS.index("haar")
     return None, 0
-
-
-def haar_to_hog(box: np.ndarray) -> np.ndarray:
-    x0, y0, x1, _ = (float(v) for v in box)
-    side = x1 - x0  # Haar boxes are square
-    ox, oy, scale = HAAR_TO_HOG
-    nx, ny = x0 + ox * side, y0 + oy * side
-    return np.array([nx, ny, nx + scale * side, ny + scale * side], np.float32)
 
 
 # ---------------------------------------------------------------- face-alignment backend

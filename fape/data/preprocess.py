@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from fape.data.dataset import convert_channels, resize_image, to_float
-from fape.data.faces import CROP_ENLARGE, eye_crop_transform, landmarks_in_box, square_crop_transform, warp_crop
+from fape.data.faces import (CROP_ENLARGE, crop_face, eye_crop_transform, landmarks_in_box, predictor_box,
+                             square_crop_transform, warp_crop)
 
 CROPS = ("square", "eye")
 
@@ -62,20 +63,38 @@ def from_state(state: dict) -> Preprocess:
     return Preprocess(**spec)
 
 
-def crop_faces(frame: np.ndarray, boxes: np.ndarray, spec: Preprocess) -> np.ndarray:
-    """uint8 RGB frame ``[H, W, 3]`` and ``[K, 4]`` boxes (x0, y0, x1, y1 pixels) -> uint8
-    ``[K, S, S, C]`` model-ready crops: crop, resize (area when shrinking, bilinear when growing),
-    then channels, in the dataset cache's order (``fape.data.dataset.decode``)."""
+def crop_faces(frame: np.ndarray, boxes: np.ndarray, spec: Preprocess, detector: str = "haar") -> np.ndarray:
+    """uint8 RGB frame ``[H, W, 3]`` and ``[K, 4]`` boxes (x0, y0, x1, y1 pixels) found by
+    ``detector`` -> uint8 ``[K, S, S, C]`` model-ready crops: crop, resize (area when shrinking,
+    bilinear when growing), then channels, in the dataset cache's order (``fape.data.dataset.decode``)."""
     s = spec.image_size
     out = np.empty((len(boxes), s, s, spec.channels), np.uint8)
     for k, box in enumerate(boxes):
         if spec.crop == "eye":
-            matrix, size = eye_crop_transform(landmarks_in_box(frame, box))
+            matrix, size = eye_crop_transform(landmarks_in_box(frame, predictor_box(box, detector)))
         else:
             matrix, size = square_crop_transform(box, spec.enlarge)
         face = warp_crop(frame, matrix, size)  # [h, w, 3]
         out[k] = convert_channels(resize_image(face, (s, s)), spec.channels)
     return out
+
+
+def precropped_faces(faces: np.ndarray, spec: Preprocess) -> tuple[np.ndarray, np.ndarray]:
+    """Faces that are already crops (FER2013's 48x48), uint8 ``[N, H, W, C]`` -> model-ready uint8
+    ``[N, S, S, C]`` and a bool ``[N]`` of which ones got the model's crop. ``square``: resized as
+    they are (the square crop was calibrated to reproduce their framing). ``eye``: the eye-distance
+    crop from dlib landmarks in the fixed inset (``fape data import --eye-crop --assume-cropped``, the
+    way such a model's training images were made); a blank face keeps its whole-image resize."""
+    s = spec.image_size
+    out = np.empty((len(faces), s, s, spec.channels), np.uint8)
+    done = np.ones(len(faces), bool)
+    for k, face in enumerate(faces):
+        if spec.crop == "eye":
+            crop = crop_face(face, "dlib", eye_crop=True, assume_cropped=True)
+            done[k] = crop is not None
+            face = face if crop is None else crop
+        out[k] = convert_channels(resize_image(face, (s, s)), spec.channels)
+    return out, done
 
 
 def to_input(crops: np.ndarray, spec: Preprocess) -> torch.Tensor:

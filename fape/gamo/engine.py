@@ -45,7 +45,7 @@ class Engine:
         if len(boxes) == 0:
             return None
         box = boxes[0]
-        x = to_input(crop_faces(frame, box[None], self.spec), self.spec)  # [1, C, S, S]
+        x = to_input(crop_faces(frame, box[None], self.spec, self.detect_opts.method), self.spec)  # [1, C, S, S]
         with self._lock, torch.inference_mode():
             feats = self.model.forward_features(x)  # [1, D]
             probs = torch.softmax(self.model.forward_head(feats).float(), 1)[0].numpy()

@@ -74,7 +74,8 @@ class Predictor:
         self.frames_seen += 1
         boxes = np.array([t.box for t in tracks], np.float32).reshape(-1, 4)  # [K, 4] pixels
         t1 = time.perf_counter()
-        x = to_input(crop_faces(frame, boxes, self.clf.preprocess), self.clf.preprocess)  # [K, C, S, S]
+        crops = crop_faces(frame, boxes, self.clf.preprocess, self.opts.detect.method)  # [K, S, S, C] uint8
+        x = to_input(crops, self.clf.preprocess)  # [K, C, S, S]
         t2 = time.perf_counter()
         probs = self.clf.probs(x)  # [K, classes]
         t3 = time.perf_counter()

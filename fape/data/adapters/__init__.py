@@ -32,6 +32,7 @@ def cli_import(args, overrides) -> int:
     import json
 
     opts = ImportOptions(image_size=args.image_size, gray=args.gray, crop=args.crop, eye_crop=args.eye_crop,
+                         assume_cropped=args.assume_cropped,
                          ckplus_frames=args.ckplus_frames, skip_bad=args.skip_bad, max_pixels=args.max_pixels,
                          overwrite=args.overwrite, limit=args.limit)
     out = import_dataset(args.kind, args.src, args.out, opts)

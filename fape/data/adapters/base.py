@@ -36,6 +36,7 @@ class ImportOptions:
     gray: bool = False
     crop: str = "none"  # none | haar | dlib | mtcnn
     eye_crop: bool = False
+    assume_cropped: bool = False  # with eye_crop: the images are face crops, landmarks in a fixed inset
     ckplus_frames: str = "last3"  # last | last3
     ckplus_neutral: bool = True  # ckplus: add the first frame of each labelled sequence as neutral
     skip_bad: bool = False
@@ -110,6 +111,7 @@ class _Job:
     image_size: int | None  # pixels, None keeps the size
     crop: str | None  # detector name, or None for no crop
     max_pixels: int
+    assume_cropped: bool = False  # eye crop of a pre-cropped face: no detection
 
 
 @dataclass
@@ -134,7 +136,7 @@ def _convert(job: _Job, eye_crop: bool, rec: Record) -> _Done | str:
     if job.crop is not None:
         from fape.data.faces import crop_face
 
-        cropped = crop_face(img, job.crop, eye_crop)
+        cropped = crop_face(img, job.crop, eye_crop, job.assume_cropped)
         no_face = cropped is None
         if not no_face:
             img, landmarks = _hwc(cropped), None  # crop_face gives no box to carry landmarks over
@@ -184,6 +186,9 @@ def run_import(adapter: Adapter, src: Path, out: Path, opts: ImportOptions) -> P
         raise UserError(f"--image-size must be a positive number of pixels, got {opts.image_size}")
     if opts.max_pixels < 1:
         raise UserError(f"--max-pixels must be a positive number of pixels, got {opts.max_pixels}")
+    if opts.assume_cropped and (not opts.eye_crop or opts.crop != "none"):
+        raise UserError("--assume-cropped goes with --eye-crop and without --crop: it says the images are "
+                        f"face crops already (got --eye-crop {opts.eye_crop}, --crop {opts.crop})")
     t0 = time.perf_counter()
     scan = adapter.scan(src, opts)
     records = _limit(_dedupe_outputs(scan), opts.limit)
@@ -191,7 +196,8 @@ def run_import(adapter: Adapter, src: Path, out: Path, opts: ImportOptions) -> P
     if not records:
         raise DatasetError(f"{adapter.kind}: no images found in {src}")
     with atomic_dir(out, overwrite=opts.overwrite) as tmp:
-        job = _Job(tmp, 1 if opts.gray else scan.channels, opts.image_size, _crop_method(opts), opts.max_pixels)
+        job = _Job(tmp, 1 if opts.gray else scan.channels, opts.image_size, _crop_method(opts), opts.max_pixels,
+                   opts.assume_cropped)
         done = _convert_all(records, job, opts, scan.skipped)
         kept = [(r, d) for r, d in zip(records, done) if isinstance(d, _Done)]
         if not kept:
