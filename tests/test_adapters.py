@@ -317,19 +317,39 @@ def test_crop_no_face_and_limit(tmp_path, monkeypatch):
 
     seen = []
 
-    def fake_crop(image, method, eye_crop):
-        seen.append((method, eye_crop))
+    def fake_crop(image, method, eye_crop, assume_cropped=False):
+        seen.append((method, eye_crop, assume_cropped))
         return None if image[0, 0, 0] % 2 else image[2:-2, 2:-2]
 
     monkeypatch.setattr(faces, "crop_face", fake_crop)
     out = tmp_path / "out"
     idx = run("jaffe", make_jaffe(tmp_path / "src"), out, eye_crop=True, limit=7)
     assert len(idx.manifest) == 7 and len(set(idx.manifest["expression"])) == 7  # spread over the list
-    assert set(seen) == {("dlib", True)}
+    assert set(seen) == {("dlib", True, False)}
     no_face = report(out)["no_face"]
     shapes = {src: load_image(idx.image_path(i)).shape for i, src in enumerate(idx.manifest["source"])}
     assert all(shapes[s] == ((32, 32, 1) if s in no_face else (28, 28, 1)) for s in shapes)
     assert 0 < len(no_face) < 7 and idx.info.image_size is None
+
+
+def test_eye_crop_of_precropped_faces_detects_nothing(tmp_path, monkeypatch):
+    import fape.data.faces as faces
+
+    seen = []
+
+    def fake_crop(image, method, eye_crop, assume_cropped=False):
+        seen.append((eye_crop, assume_cropped))
+        return image[1:-1, 1:-1]
+
+    monkeypatch.setattr(faces, "crop_face", fake_crop)
+    out = tmp_path / "out"
+    idx = run("ckplus48", make_ckplus48(tmp_path / "src"), out, eye_crop=True, assume_cropped=True, image_size=24)
+    assert set(seen) == {(True, True)} and len(seen) == len(idx.manifest)
+    assert idx.info.origin["options"]["eye_crop"] and idx.info.origin["options"]["assume_cropped"]
+    for bad in ({"assume_cropped": True}, {"assume_cropped": True, "eye_crop": True, "crop": "haar"}):
+        with pytest.raises(UserError, match="--assume-cropped goes with --eye-crop"):
+            run("ckplus48", make_ckplus48(tmp_path / "src2"), tmp_path / "bad", **bad)
+        assert not (tmp_path / "bad").exists()
 
 
 # ---------------------------------------------------------------- CLI

@@ -102,3 +102,83 @@ def test_detect_faces_sorted_by_area():
     assert len(boxes) == 2
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     assert area[0] > area[1] and boxes[0, 0] >= 256  # the full-size face first
+
+
+# ---------------------------------------------------------------- eye crop of pre-cropped faces
+ASTRONAUT_HAAR = np.array([177, 66, 272, 161], np.float32)  # OpenCV Haar box of skimage's astronaut
+
+
+@pytest.fixture(scope="module")
+def astronaut_gray():
+    skdata = pytest.importorskip("skimage.data", reason="scikit-image (a face-alignment dependency) is absent")
+    return faces.to_gray(skdata.astronaut())  # [512, 512], one frontal face
+
+
+def fer_style(gray: np.ndarray, box: np.ndarray, side: int = 48) -> np.ndarray:
+    """A FER2013-like crop: the square 1.2 x the Haar box, resized to ``side`` (area)."""
+    import cv2
+
+    matrix, size = faces.square_crop_transform(box)
+    return cv2.resize(faces.warp_crop(gray, matrix, size), (side, side), interpolation=cv2.INTER_AREA)
+
+
+def test_eye_crop_of_a_precropped_face_matches_the_crop_made_from_the_full_image(astronaut_gray):
+    """Training crops (eye crop of a 48 px FER-style crop, landmarks in the fixed inset) and
+    ``fape predict``'s crops (eye crop from the full frame's Haar box) must frame a face alike."""
+    import cv2
+
+    small = fer_style(astronaut_gray, ASTRONAUT_HAAR)  # [48, 48]
+    train_crop = faces.crop_face(small, "dlib", eye_crop=True, assume_cropped=True)
+    full_crop = faces.crop_face(astronaut_gray, "haar", eye_crop=True)
+    assert train_crop is not None and full_crop is not None
+    a = cv2.resize(train_crop, (48, 48), interpolation=cv2.INTER_AREA).astype(np.float64)
+    b = cv2.resize(full_crop, (48, 48), interpolation=cv2.INTER_AREA).astype(np.float64)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+    # and the eye crop is not the plain crop: the framing changed (tighter, eyes placed by e2e)
+    assert np.corrcoef(a.ravel(), small.astype(np.float64).ravel())[0, 1] < 0.9
+
+
+def test_eye_crop_of_a_precropped_face_levels_a_tilted_face(astronaut_gray):
+    import cv2
+
+    h, w = astronaut_gray.shape
+    tilt = cv2.getRotationMatrix2D((224.5, 113.5), 12.0, 1.0)  # about the face centre, degrees
+    tilted = cv2.warpAffine(astronaut_gray, tilt, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    small = fer_style(tilted, ASTRONAUT_HAAR, side=96)
+    before = faces.landmarks_in_box(small, faces.inset_box(96, 96))
+    crop = faces.crop_face(small, "dlib", eye_crop=True, assume_cropped=True)
+    after = faces.landmarks_in_box(crop, faces.inset_box(*crop.shape))
+    tilt_of = lambda lm: np.degrees(np.arctan2(*(faces.eye_centres(lm)[1] - faces.eye_centres(lm)[0])[::-1]))
+    assert abs(tilt_of(before)) > 8  # the input is tilted ...
+    assert abs(tilt_of(after)) < 3  # ... and the crop is level
+
+
+def test_assume_cropped_needs_the_eye_crop_and_a_blank_image_has_no_face():
+    with pytest.raises(ValueError, match="eye_crop"):
+        faces.crop_face(np.zeros((48, 48), np.uint8), "dlib", assume_cropped=True)
+    assert faces.crop_face(np.full((48, 48), 90, np.uint8), "dlib", eye_crop=True, assume_cropped=True) is None
+
+
+def test_predictor_box_maps_haar_boxes_only():
+    box = np.array([100, 100, 200, 200], np.float32)
+    np.testing.assert_allclose(faces.predictor_box(box, "haar"), [107, 112, 194, 199])  # HAAR_TO_HOG
+    np.testing.assert_array_equal(faces.predictor_box(box, "dlib"), box)
+    np.testing.assert_array_equal(faces.predictor_box(box, "mtcnn"), box)
+    np.testing.assert_allclose(faces.inset_box(48, 100), [8, 6.24, 90, 45.12], rtol=1e-6)  # CROPPED_INSET
+
+
+def test_precropped_faces_follow_the_models_crop(astronaut_gray):
+    from fape.data.dataset import resize_image
+    from fape.data.preprocess import Preprocess, precropped_faces
+
+    small = fer_style(astronaut_gray, ASTRONAUT_HAAR)[:, :, None]  # [48, 48, 1]
+    blank = np.full((48, 48, 1), 7, np.uint8)
+    batch = np.stack([small, blank])
+    square, done = precropped_faces(batch, Preprocess(40, 1, "square"))
+    assert done.all()
+    np.testing.assert_array_equal(square[0], resize_image(small, (40, 40)))  # a plain resize
+    eye, done = precropped_faces(batch, Preprocess(40, 1, "eye"))
+    assert eye.shape == (2, 40, 40, 1) and done.tolist() == [True, False]
+    crop = faces.crop_face(small, "dlib", eye_crop=True, assume_cropped=True)
+    np.testing.assert_array_equal(eye[0], resize_image(crop, (40, 40)))
+    np.testing.assert_array_equal(eye[1], resize_image(blank, (40, 40)))  # no face: whole image

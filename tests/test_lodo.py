@@ -12,7 +12,7 @@ from fape.data.format import DatasetInfo, read_index, save_image, write_index
 from fape.data.merge import merge
 
 
-def _dataset(root, labels, subjects=3, frames=2, split=None, seed=0):
+def _dataset(root, labels, subjects=3, frames=2, split=None, seed=0, eye_crop=False):
     """subjects x labels x frames random 32x32 gray images; ``split``: a Training/PublicTest/
     PrivateTest column by subject (FER2013's kind of split)."""
     rng = np.random.default_rng(seed)
@@ -27,8 +27,9 @@ def _dataset(root, labels, subjects=3, frames=2, split=None, seed=0):
                 if split:
                     row["split"] = split[s % len(split)]
                 rows.append(row)
+    origin = {"kind": "test", "options": {"eye_crop": eye_crop}}
     write_index(root, pd.DataFrame(rows), DatasetInfo(name=root.name, label_names=labels, channels=1,
-                                                      image_size=[32, 32]))
+                                                      image_size=[32, 32], origin=origin))
     return root
 
 
@@ -51,6 +52,20 @@ def test_merge_unifies_names_and_keeps_sources_apart(merged):
     assert not set(m.loc[m["dataset"] == "jaffe", "subject"]) & set(m.loc[m["dataset"] == "ckplus48", "subject"])
     assert all((merged / p).is_file() for p in m["path"])
     np.testing.assert_array_equal(idx.info.label_names[0], "angry")
+
+
+def test_merge_keeps_the_sources_crop_and_refuses_a_mix(tmp_path):
+    from fape.data.format import DatasetError
+    from fape.data.preprocess import preprocess_spec
+
+    a = _dataset(tmp_path / "a", ["angry", "happy"], eye_crop=True)
+    b = _dataset(tmp_path / "b", ["angry", "happy"], eye_crop=True, seed=1)
+    square = _dataset(tmp_path / "sq", ["angry", "happy"], seed=2)
+    eye = read_index(merge([("a", a), ("b", b)], tmp_path / "eye")).info.origin
+    assert preprocess_spec(48, 1, eye)["crop"] == "eye"  # a model trained on the merge records the eye crop
+    with pytest.raises(DatasetError, match="cropped differently.*a: eye.*sq: square"):
+        merge([("a", a), ("sq", square)], tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists()
 
 
 @pytest.mark.parametrize("held", ["jaffe", "ckplus48"])

@@ -320,3 +320,10 @@ def labels_by_name(src_names, dst_names) -> np.ndarray:
     numbers of one set to another's, matched by expression name)."""
     pos = {n: i for i, n in enumerate(dst_names)}
     return np.array([pos.get(n, -1) for n in src_names], np.int64)
+
+
+def crop_of_origin(origin: dict | None) -> str:
+    """The crop (``"eye"`` or ``"square"``) a dataset's images were made with, from ``dataset.json``'s
+    ``origin``: an import's options, or the one crop a merge's sources share."""
+    options = (origin or {}).get("options", {}) or {}
+    return "eye" if options.get("eye_crop") else "square"

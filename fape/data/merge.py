@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fape.data.adapters.fer2013 import SYNONYMS
-from fape.data.format import DatasetError, DatasetInfo, read_index, write_index
+from fape.data.format import DatasetError, DatasetInfo, crop_of_origin, read_index, write_index
 from fape.utils.io import atomic_dir
 
 
@@ -43,6 +43,11 @@ def merge(sources: list[tuple[str, Path]], out: Path, overwrite: bool = False) -
     for _, idx in indexes:
         labels += [e for e in (SYNONYMS.get(x, x) for x in idx.info.label_names) if e not in labels]
     channels = max(idx.info.channels for _, idx in indexes)
+    crops = {n: crop_of_origin(idx.info.origin) for n, idx in indexes}
+    if len(set(crops.values())) > 1:  # a model trained on the mix would have no one crop to record
+        raise DatasetError("merge: the sources were cropped differently ("
+                           + ", ".join(f"{n}: {c}" for n, c in crops.items())
+                           + "); import them all with --eye-crop, or all without it")
     frames, lms, oks = [], [], []
     with atomic_dir(out, overwrite) as tmp:
         for name, idx in indexes:
@@ -65,6 +70,7 @@ def merge(sources: list[tuple[str, Path]], out: Path, overwrite: bool = False) -
                            image_size=list(sizes.pop()) if len(sizes) == 1 and () not in sizes else None,
                            channels=channels, landmarks_source=None,
                            origin={"kind": "merge", "sources": {n: str(p) for n, p in sources},
+                                   "options": {"eye_crop": crops[names[0]] == "eye"},
                                    "manifest_sha256": {n: idx.info.manifest_sha256 for n, idx in indexes}})
         manifest["pose"] = manifest["pose"].where(manifest["pose"] != "", "F")
         write_index(tmp, manifest, info, np.concatenate(lms), np.concatenate(oks))

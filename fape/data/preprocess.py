@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from fape.data.dataset import convert_channels, resize_image, to_float
+from fape.data.format import crop_of_origin
 from fape.data.faces import (CROP_ENLARGE, crop_face, eye_crop_transform, landmarks_in_box, predictor_box,
                              square_crop_transform, warp_crop)
 
@@ -44,9 +45,8 @@ def preprocess_spec(image_size: int, channels: int, origin: dict | None) -> dict
     """The recipe for a model trained at ``image_size``/``channels`` on a dataset imported with
     ``origin`` (``dataset.json``'s): the importer's crop when it cropped, else the square crop
     calibrated on pre-cropped FER2013 (the module docstring)."""
-    options = (origin or {}).get("options", {}) or {}
-    crop = "eye" if options.get("eye_crop") else "square"
-    return Preprocess(int(image_size), int(channels), crop, CROP_ENLARGE).to_dict()
+    return Preprocess(int(image_size), int(channels), crop_of_origin(origin), CROP_ENLARGE).to_dict()
+
 
 
 def from_state(state: dict) -> Preprocess:
