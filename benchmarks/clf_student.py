@@ -32,24 +32,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clf_step import ours_step  # noqa: E402  (benchmarks/clf_step.py's plain step)
 
 from fape.classifiers import create_classifier  # noqa: E402
-from fape.classifiers.augment import augment  # noqa: E402
-from fape.classifiers.distill import teacher_path  # noqa: E402
-from fape.classifiers.io import load_run  # noqa: E402
-from fape.classifiers.losses import distillation_loss  # noqa: E402
-from fape.classifiers.train import WithFeatures  # noqa: E402
+from fape.classifiers.config import ClfConfig  # noqa: E402
+from fape.classifiers.distill import load_teacher, teacher_path  # noqa: E402
+from fape.classifiers.train import WithFeatures, clf_step  # noqa: E402
+from fape.config import load_config  # noqa: E402
 from fape.data.dataset import to_float  # noqa: E402
-from fape.data.preprocess import Preprocess  # noqa: E402
+from fape.data.preprocess import Preprocess, preprocess_spec  # noqa: E402
 from fape.utils.loop import cpu_has_native_bf16  # noqa: E402
 
 REFERENCE = ("fa_net_lightcnn9", 48)  # the shipped model's architecture and input
 MODELS = [REFERENCE, ("cnn3", 48), ("mini_xception", 48), ("mini_xception", 64)]
 TEACHER = "checkpoints/fanet_fer2013_48"
+DISTILL_CONFIG = Path(__file__).resolve().parents[1] / "configs/clf/distill_mini_xception_fer2013.yaml"
+LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # the teacher's order
+NO_CENTERS = torch.zeros(0)  # the preset has no center loss
 
 
 def fer2013_crops(root: Path, part: str, n: int, seed: int = 0) -> np.ndarray | None:
@@ -123,22 +124,33 @@ def face_part(args, test: np.ndarray, calib: np.ndarray) -> None:
 
 
 # ------------------------------------------------------------------ part 2: training images/s
-def distill_step(net, opt, teacher, imgs_u8, labels, dtype=None):
-    """configs/clf/distill_*.yaml's step: mobilenet augmentation, channels-last, autocast, student
-    features + logits, teacher logits on the same batch at 48 px, 0.3 CE + 0.7 KD at T = 4."""
-    x = augment(to_float(imgs_u8), "mobilenet").contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-        logits, _ = net(x)
-        with torch.no_grad():
-            t = teacher(x if x.shape[-1] == 48 else F.interpolate(x, size=48, mode="bilinear", antialias=True))
-        loss = 0.3 * F.cross_entropy(logits.float(), labels) + 0.7 * distillation_loss(logits, t.float(), 4.0)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+class CpuAccelerator:
+    """What ``clf_step`` asks of an ``accelerate.Accelerator``, for one CPU process at ``dtype``
+    (None: fp32; ``torch.bfloat16``: autocast, what ``mixed_precision: auto`` picks on this CPU)."""
+
+    def __init__(self, dtype=None):
+        self.dtype = dtype
+
+    def autocast(self):
+        return torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype is not None)
+
+    def backward(self, loss):
+        loss.backward()
+
+    def gather(self, t):
+        return t
+
+
+def distill_step(cfg, net, opt, teacher, imgs_u8, labels, dtype=None):
+    """The distillation preset's step, run by the training loop's own ``clf_step`` (augmentation,
+    channels-last, student features + logits, the teacher's logits on the same batch at its 48 px,
+    ``(1 - a) CE + a KD``), so what is timed is what ``fape clf train`` runs."""
+    clf_step(cfg, net, opt, CpuAccelerator(dtype), {"image": imgs_u8, "label": labels}, NO_CENTERS, None, teacher)
 
 
 def train_part(args, imgs48: np.ndarray) -> None:
-    teacher = load_run(teacher_path(TEACHER)).model.eval().requires_grad_(False)
+    cfg = load_config(ClfConfig, DISTILL_CONFIG, [f"distill.teacher={teacher_path(TEACHER)}"])
+    teacher = load_teacher(cfg.distill, LABELS, Path("benchmarks/clf_student.py"), preprocess_spec(48, 1, None), "cpu")
     labels = torch.randint(0, 7, (args.batch,), generator=torch.Generator().manual_seed(0))
     fns = {}
     for name, size in MODELS:
@@ -156,7 +168,7 @@ def train_part(args, imgs48: np.ndarray) -> None:
             s = create_classifier(name, num_classes=7, in_chans=1, image_size=size).to(memory_format=torch.channels_last)
             adam = torch.optim.Adam(s.parameters(), lr=1e-3, weight_decay=1e-4)
             fns[(name, size, "distill", dtype)] = (lambda n=WithFeatures(s), o=adam, u=u8, d=dtype:
-                                                   distill_step(n, o, teacher, u, labels, d))
+                                                   distill_step(cfg, n, o, teacher, u, labels, d))
     rates: dict = {k: [] for k in fns}
     for fn in fns.values():
         fn()  # warm-up
