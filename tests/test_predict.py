@@ -96,7 +96,18 @@ def test_export_needs_its_sidecar(tiny_run, tmp_path):
 def test_onnx_backend_on_a_run(tiny_run):
     pytest.importorskip("onnxruntime")
     x = torch.rand(3, 1, 32, 32) * 2 - 1
-    assert np.abs(load_classifier(tiny_run, "onnx").probs(x) - load_classifier(tiny_run).probs(x)).max() < 1e-4
+    assert np.abs(load_classifier(tiny_run, "onnx").probs(x) - load_classifier(tiny_run, "torch").probs(x)).max() < 1e-4
+
+
+def test_auto_backend_is_onnx_runtime_when_installed(tiny_run, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import importlib.util
+
+    assert load_classifier(tiny_run).backend == "onnx"
+    assert load_classifier(tiny_run, device="meta").backend == "torch"  # ONNX Runtime here runs on the CPU only
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    assert load_classifier(tiny_run).backend == "torch"
 
 
 def test_predict_image(tiny_run, astronaut, tmp_path):

@@ -17,7 +17,8 @@ def register(groups) -> None:
                    help="run folder, checkpoint folder, .onnx or TorchScript .pt export (default: the shipped "
                         "fanet_fer2013_48, package data in fape/checkpoints/; or $FAPE_MODEL)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "torchscript"],
-                   help="auto: from the model file; onnx on a run exports it in memory and runs ONNX Runtime")
+                   help="auto: from the model file; on a run or checkpoint folder, ONNX Runtime (exported in memory) "
+                        "when onnxruntime is installed and --device is cpu, else PyTorch")
     p.add_argument("--detector", default="haar", choices=["haar", "dlib", "mtcnn"])
     p.add_argument("--detect-scale", type=float, default=1.0,
                    help="detect on the frame resized by this factor (e.g. 0.5); boxes are mapped back")
