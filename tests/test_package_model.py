@@ -70,6 +70,13 @@ def test_packaged_checkpoint_is_a_run_for_eval(run, tmp_path, capsys):
     res = json.loads((tmp_path / "e2" / "results.json").read_text())
     assert res["split_file"] == str(other) and res["n"] == len(splits.load_split(other)["val"])
     assert not (pkg / "eval").exists()  # a packaged folder is never written into
+    # a model of the eye recipe scored on square-cropped data: said, and recorded beside the number
+    state["preprocess"]["crop"] = "eye"
+    (pkg / "state.json").write_text(json.dumps(state))
+    with pytest.warns(UserWarning, match="trained on 'eye' crops.*has 'square' crops"):
+        assert _eval_cli("--run", pkg, "--split", "val", "--data", data, "--out", tmp_path / "e3") == 0
+    res = json.loads((tmp_path / "e3" / "results.json").read_text())
+    assert (res["model_crop"], res["data_crop"]) == ("eye", "square")
 
 
 def test_shipped_model_evaluates_on_imported_fer2013_layout(tmp_path, monkeypatch):

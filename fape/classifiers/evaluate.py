@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import warnings
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -98,7 +99,9 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     from fape.classifiers.io import load_run, predict
     from fape.data import splits
     from fape.data.dataset import FaceDataset
-    from fape.data.format import read_index
+    from fape.data.format import crop_of_origin, read_index
+    from fape.data.preprocess import from_state
+    from fape.utils import checkpoint as ck
 
     run = Path(run)
     loaded = load_run(checkpoint or run, device)
@@ -110,6 +113,11 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     parts = splits.load_split(split_file, fold=cfg.data.fold if cfg.data.fold >= 0 else None)
     if split not in parts:
         raise ValueError(f"split part {split!r} not in {split_file} (has {sorted(parts)})")
+    model_crop = from_state(ck.load_state(loaded.checkpoint)).crop
+    data_crop = crop_of_origin(index.info.origin)
+    if model_crop != data_crop:  # allowed (a robustness check), but the number is not the model's own
+        warnings.warn(f"{loaded.checkpoint} was trained on {model_crop!r} crops and {root} has {data_crop!r} crops: "
+                      f"the faces are framed differently from its training images", stacklevel=2)
     lut = {n: i for i, n in enumerate(loaded.label_names)}
     label_map = np.array([lut.get(n, -1) for n in index.info.label_names], np.int64)
     faces = FaceDataset(index, size=cfg.data.image_size, channels=cfg.data.channels, progress=False)
@@ -124,7 +132,7 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     groups = {"pose": m["pose"].to_numpy()} if (m["pose"] != "").any() else {}
     res = classification_metrics(labels, preds, loaded.label_names, groups)
     res.update(run=str(run), split=split, split_file=str(split_file), data=str(root),
-               checkpoint=str(loaded.checkpoint))
+               checkpoint=str(loaded.checkpoint), model_crop=model_crop, data_crop=data_crop)
     out = Path(out) if out else default_eval_dir(
         run, split, eval_tag(run, cfg, root, split_file, data is not None, split_given))
     res["out"] = str(out)
