@@ -57,6 +57,21 @@ def test_crop_is_the_dataset_decode():
     np.testing.assert_array_equal(wide[0], frame[20:60, 20:60])
 
 
+def test_eye_recipe_crops_as_the_importer_does(astronaut):
+    """An eye-recipe model's crop at predict time (Haar box -> landmarks -> eye crop) is the crop
+    `fape data import --crop haar --eye-crop --gray --image-size 48` makes of the same image."""
+    from fape.data import faces
+
+    _, img = astronaut
+    box = faces.detect_faces(img, "haar")[0]
+    ours = crop_faces(img, box[None], Preprocess(48, 1, "eye"), "haar")[0]  # [48, 48, 1]
+    gray = convert_channels(img, 1)  # the importer converts first, then crops
+    imported = cv2.resize(faces.crop_face(gray, "haar", eye_crop=True), (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.abs(ours[:, :, 0].astype(int) - imported.astype(int)).mean() < 1.5  # rounding of two orders
+    square = crop_faces(img, box[None], Preprocess(48, 1, "square"), "haar")[0]
+    assert np.abs(square[:, :, 0].astype(int) - imported.astype(int)).mean() > 10  # another framing
+
+
 def test_checkpoint_carries_the_recipe(tiny_run):
     state = ck.load_state(ck.latest_checkpoint(tiny_run / "best"))
     spec = from_state(state)
