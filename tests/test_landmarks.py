@@ -12,6 +12,7 @@ import torch
 
 from _fixtures import SHARED_DATA
 from fape.cli import UserError, main
+from fape.data import faces
 from fape.data import landmarks as lmk
 from fape.data.format import DatasetInfo, read_index, save_image, write_index
 
@@ -85,7 +86,7 @@ def test_no_detector_finds_a_face_in_a_blank_image():
 
 
 def test_haar_box_maps_inside():
-    box = lmk.haar_to_hog(np.array([100, 100, 200, 200], np.float32))
+    box = faces.haar_to_hog(np.array([100, 100, 200, 200], np.float32))
     assert 100 < box[0] < box[2] < 200 and 100 < box[1] < box[3] < 200
 
 

@@ -20,7 +20,7 @@ from fape.errors import UserError
 from fape.data import faces
 # the face-box conventions (--assume-cropped inset, Haar -> HOG-like box, blank threshold) live beside
 # the crops that share them
-from fape.data.faces import BLANK_STD, CROPPED_INSET, HAAR_TO_HOG, haar_to_hog, inset_box  # noqa: F401
+from fape.data.faces import BLANK_STD, haar_to_hog, inset_box
 from fape.data.format import NUM_LANDMARKS, load_image, read_index, update_landmarks
 from fape.utils.io import atomic_save_npy, atomic_write_json
 
