@@ -45,6 +45,9 @@ def test_package_loads_and_reports_its_own_accuracy(run, tmp_path, dtype):
     assert "started from" not in card  # trained from scratch
     cont = {**state, "config": {**state["config"], "model": {**state["config"]["model"], "init_from": "ck/prev_model"}}}
     assert "| started from | the weights of `prev_model`" in _tool().model_card(out, cont, "")
+    assert "crop `square` at 1.2 x the detected face box" in card
+    eye = {**state, "preprocess": {**state["preprocess"], "crop": "eye"}}
+    assert "crop `eye`: dlib's 68 landmarks" in _tool().model_card(out, eye, "")
 
 
 def _eval_cli(*args) -> int:

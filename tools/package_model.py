@@ -103,6 +103,14 @@ def benchmark_section(bench: dict) -> list[str]:
     return out
 
 
+def crop_words(p: dict) -> str:
+    """The card's words for the recorded crop (``fape.data.preprocess.Preprocess``)."""
+    if p["crop"] == "eye":
+        return ("crop `eye`: dlib's 68 landmarks in the detected face box, the eyes levelled, then 0.62 x the "
+                "outer-eye-corner distance beside each eye, 0.9 x above and 1.35 x below the eye line")
+    return f"crop `{p['crop']}` at {p['enlarge']} x the detected face box"
+
+
 def model_card(folder: Path, s: dict, command: str, bench: dict | None = None) -> str:
     name = folder.name
     cfg, t, p = s["config"], s["test"], s["preprocess"]
@@ -119,7 +127,7 @@ def model_card(folder: Path, s: dict, command: str, bench: dict | None = None) -
         f"| model | `{cfg['model']['name']}`{' ' + str(cfg['model']['kwargs']) if cfg['model']['kwargs'] else ''}, "
         f"{s['num_params']:,} parameters |",
         f"| input | {p['image_size']}x{p['image_size']}, {p['channels']} channel(s), values in {p['value_range']}; "
-        f"crop `{p['crop']}` at {p['enlarge']} x the detected face box |",
+        f"{crop_words(p)} |",
         f"| weights | `model.safetensors`, {s['weights_dtype']}, sha256 `{s['model_sha256'][:16]}...` |",
         f"| data | `{Path(d['root']).name}`, split `{t['split_file']}`{protocol}: {sizes} images |",
         f"| command | `{command or 'fape clf train -c configs/clf/' + cfg['name'] + '.yaml'}` |",
