@@ -97,9 +97,16 @@ def test_shipped_model_evaluates_on_imported_fer2013_layout(tmp_path, monkeypatc
                 d = tmp_path / "src" / part / c
                 d.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(d / f"{prefix}_{c}{i}.jpg"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
-    assert main(["data", "import", "fer2013-folders", str(tmp_path / "src"), "--out", str(tmp_path / "fer")]) == 0
+    # imported as the card says the model's training images were: its recorded crop
+    crop = json.loads((shipped_model() / "state.json").read_text())["preprocess"]["crop"]
+    eye = ["--eye-crop", "--assume-cropped", "--image-size", "48"] if crop == "eye" else []
+    assert main(["data", "import", "fer2013-folders", str(tmp_path / "src"), "--out", str(tmp_path / "fer"), *eye]) == 0
     monkeypatch.chdir(tmp_path)
-    assert _eval_cli("--run", shipped_model(), "--split", "test", "--data", tmp_path / "fer") == 0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*framed differently")  # the crops match the model's
+        assert _eval_cli("--run", shipped_model(), "--split", "test", "--data", tmp_path / "fer") == 0
     # tagged with the data and split it was scored on (another dataset than the checkpoint's own)
     res = json.loads((tmp_path / "runs" / "eval" / "fanet_fer2013_48" / "test@fer.fer2013-official-seed0"
                       / "results.json").read_text())
