@@ -18,9 +18,8 @@ from torch import nn
 
 from fape.classifiers.config import DistillConfig
 from fape.classifiers.io import load_run
-from fape.data.preprocess import Preprocess, from_state, to_model_input
+from fape.data.preprocess import Preprocess, to_model_input
 from fape.errors import ConfigError
-from fape.utils import checkpoint as ck
 from fape.utils.io import sha256_file
 
 
@@ -77,7 +76,7 @@ def load_teacher(dc: DistillConfig, label_names: list[str], student_run: Path, s
     if loaded.label_names != list(label_names):
         raise ConfigError(f"distill.teacher {dc.teacher} predicts {loaded.label_names}, but the student run "
                           f"{student_run} has {list(label_names)}: the label names must be equal, in order")
-    prep = from_state(ck.load_state(loaded.checkpoint))
+    prep = loaded.preprocess
     if prep.crop != student_prep.get("crop"):
         warnings.warn(f"distill.teacher {dc.teacher} was trained on {prep.crop!r} crops, the student's data has "
                       f"{student_prep.get('crop')!r} crops: the teacher sees faces framed differently", stacklevel=2)

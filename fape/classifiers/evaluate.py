@@ -100,8 +100,6 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     from fape.data import splits
     from fape.data.dataset import FaceDataset
     from fape.data.format import crop_of_origin, read_index
-    from fape.data.preprocess import from_state
-    from fape.utils import checkpoint as ck
 
     run = Path(run)
     loaded = load_run(checkpoint or run, device)
@@ -113,7 +111,7 @@ def evaluate_run(run: str | Path, split: str = "test", data: str | None = None, 
     parts = splits.load_split(split_file, fold=cfg.data.fold if cfg.data.fold >= 0 else None)
     if split not in parts:
         raise ValueError(f"split part {split!r} not in {split_file} (has {sorted(parts)})")
-    model_crop = from_state(ck.load_state(loaded.checkpoint)).crop
+    model_crop = loaded.preprocess.crop
     data_crop = crop_of_origin(index.info.origin)
     if model_crop != data_crop:  # allowed (a robustness check), but the number is not the model's own
         warnings.warn(f"{loaded.checkpoint} was trained on {model_crop!r} crops and {root} has {data_crop!r} crops: "

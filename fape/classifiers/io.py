@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fape.config import from_dict
+from fape.data.preprocess import Preprocess, from_state
 from fape.utils import checkpoint as ck
 
 
@@ -50,6 +51,7 @@ class LoadedClassifier:
     cfg: object  # ClfConfig
     label_names: list[str]
     checkpoint: Path
+    preprocess: Preprocess  # the crop/size/range recipe its state.json records (fape.data.preprocess)
 
 
 def load_run(run_or_ckpt: str | Path, device: str | torch.device = "cpu") -> LoadedClassifier:
@@ -65,7 +67,8 @@ def load_run(run_or_ckpt: str | Path, device: str | torch.device = "cpu") -> Loa
     model = create_classifier(cfg.model.name, num_classes=len(names), in_chans=cfg.data.channels,
                               image_size=cfg.data.image_size, pretrained=False, **cfg.model.kwargs)
     model.load_state_dict(ck.load_module_state(ckpt, "model"))
-    return LoadedClassifier(model=model.to(device).eval(), cfg=cfg, label_names=names, checkpoint=ckpt)
+    return LoadedClassifier(model=model.to(device).eval(), cfg=cfg, label_names=names, checkpoint=ckpt,
+                            preprocess=from_state(state))
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ import torch
 
 from fape.data.faces import CROP_ENLARGE, landmarks_in_box, square_crop_transform, warp_crop
 from fape.predict.detect import DetectOptions, detect, gray_of
-from fape.data.preprocess import crop_faces, from_state, to_input
+from fape.data.preprocess import crop_faces, to_input
 
 
 @dataclass
@@ -31,11 +31,10 @@ class Face:
 class Engine:
     def __init__(self, model_path: str | Path, version: str, detect_opts: DetectOptions, crop_size: int = 96):
         from fape.classifiers.io import load_run
-        from fape.utils import checkpoint as ck
 
         loaded = load_run(model_path)
         self.model, self.label_names = loaded.model, loaded.label_names
-        self.spec = from_state(ck.load_state(loaded.checkpoint))
+        self.spec = loaded.preprocess
         self.version, self.path = version, Path(model_path)
         self.detect_opts, self.crop_size = detect_opts, crop_size
         self._lock = threading.Lock()  # one forward pass at a time: torch threads are shared anyway

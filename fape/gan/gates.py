@@ -88,8 +88,6 @@ class ExpressionGate:
 
     def __init__(self, run: str | Path, min_prob: float | None = None):
         from fape.classifiers.io import load_run
-        from fape.data.preprocess import from_state
-        from fape.utils import checkpoint as ck
         from fape.utils.io import sha256_file
 
         if min_prob is not None and not 0 < min_prob <= 1:
@@ -97,7 +95,7 @@ class ExpressionGate:
         loaded = load_run(run)  # FileNotFoundError naming the missing checkpoint
         self.run, self.checkpoint, self.min_prob = Path(run), loaded.checkpoint, min_prob
         self.model, self.label_names = loaded.model, list(loaded.label_names)
-        self.prep = from_state(ck.load_state(loaded.checkpoint))  # image_size, channels, value_range
+        self.prep = loaded.preprocess  # image_size, channels, value_range
         self.sha256 = sha256_file(loaded.checkpoint / "model.safetensors")
         self.seen: list[float] = []  # softmax probability of the drawn class, every face judged, for the report
 

@@ -88,9 +88,8 @@ def load_classifier(path: str | Path, backend: str = "auto", device: str = "cpu"
     if backend == "auto":
         backend = "onnx" if device == "cpu" and importlib.util.find_spec("onnxruntime") else "torch"
 
-    state = ck.load_state(loaded.checkpoint)
-    spec = from_state(state)
-    meta = {"label_names": loaded.label_names, "preprocess": spec.to_dict(), "config": state["config"],
+    spec = loaded.preprocess
+    meta = {"label_names": loaded.label_names, "preprocess": spec.to_dict(), "config": ck.load_state(loaded.checkpoint)["config"],
             "checkpoint": str(loaded.checkpoint)}
     if backend == "torch":
         return Classifier(loaded.label_names, spec, "torch", loaded.checkpoint, meta,
@@ -194,7 +193,7 @@ def export(run: str | Path, fmt: str, out: str | Path | None = None, calibration
         raise UserError("--format onnx-int8 needs --calibration DATA (a dataset folder with the model's training images)")
     loaded = load_run(run)
     state = ck.load_state(loaded.checkpoint)
-    spec = from_state(state)
+    spec = loaded.preprocess
     suffix = FORMATS[fmt]
     base = Path(run) / "export" if (Path(run) / "labels.json").is_file() else Path("runs") / "export" / Path(run).name
     dst = Path(out) if out else base / f"model{'.int8' if fmt == 'onnx-int8' else ''}{suffix}"
